@@ -1,0 +1,9 @@
+//! What every role (matcher gateway, matcher worker, signaller) does the same
+//! way at its edges. Each module is one concept.
+
+pub mod clock;
+pub mod health;
+pub mod logging;
+pub mod redis_conn;
+pub mod shutdown;
+pub mod ticket_secret;

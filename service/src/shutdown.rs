@@ -1,0 +1,64 @@
+//! Shutdown signalling shared by every task of a role.
+
+use tokio::sync::watch;
+
+/// A cloneable flag that tasks await to learn the process is stopping.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+/// The sending side: trigger once, every [`Shutdown`] wakes.
+pub struct ShutdownTrigger {
+    tx: watch::Sender<bool>,
+}
+
+/// A new trigger and its first listener.
+pub fn channel() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownTrigger { tx }, Shutdown { rx })
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    pub fn subscribe(&self) -> Shutdown {
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+impl Shutdown {
+    /// Whether shutdown has begun.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Resolves once shutdown begins (at once if it already has, or if the
+    /// trigger was dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,46 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! * [`RedisServer`]: a private `redis-server` on a free loopback port, killed
+//!   when dropped. Every Redis-touching test uses one; nothing assumes 6379.
+//! * [`WsClient`]: a real WebSocket client with bounded waits, so a missing
+//!   event fails the test quickly instead of hanging it.
+
+mod redis_server;
+mod ws_client;
+
+pub use redis_server::RedisServer;
+pub use ws_client::{Next, WsClient};
+
+use std::time::Duration;
+
+/// How long a test waits for anything that should happen "at once".
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Poll `check` every few milliseconds until it returns `Some`, or fail after
+/// `limit`. For conditions that have no event to await (a key expiring, a
+/// process exiting); the poll interval only bounds how late we notice.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,258 @@
+//! MessagePack messages that services exchange over Redis.
+//!
+//! Structs are encoded with field names (`rmp_serde::to_vec_named`), so the
+//! matcher's Lua scripts can build the same maps with `cmsgpack.pack` and a
+//! reader can skip fields it does not know (forward compatibility).
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Stream field holding a MessagePack [`RegisterRequest`].
+pub const REGISTER_FIELD: &str = "m";
+
+/// Why an internal message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable internal message: {0}")]
+pub struct InternalDecodeError(String);
+
+/// Encode any internal message as MessagePack with field names.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(msg).expect("internal messages always encode")
+}
+
+/// Decode an internal message.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InternalDecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| InternalDecodeError(e.to_string()))
+}
+
+/// A register request on the register stream: gateway → worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// Protocol version of the writer ([`crate::PROTOCOL_VERSION`]).
+    pub v: u32,
+    /// The user's key ([`crate::user::UserKey`] as a string).
+    pub user: String,
+    /// Id of this registration; must still be in the user's `waiting` key.
+    pub reg: String,
+}
+
+/// A message to one matcher gateway's inbox channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inbox {
+    /// A pair was made; the notice itself is taken from the user's notice key
+    /// (`GETDEL`), so that exactly one gateway delivers it.
+    Matched(MatchedNotice),
+    /// Legacy chat relayed to the user's current partner.
+    Chat(ChatNotice),
+    /// Another socket took over this user's name or session: close ours.
+    Evict { user: String, conn: String },
+}
+
+/// What the pairing script tells each of the two users. Written by
+/// `pair.lua` with `cmsgpack.pack`, so the field names here are the Lua
+/// table's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchedNotice {
+    /// The user this notice is for.
+    pub user: String,
+    /// Room code (a ULID).
+    pub room: String,
+    /// Whether this user makes the WebRTC offer.
+    pub initiator: bool,
+    /// The partner's user key.
+    pub peer: String,
+    /// The partner's display name.
+    pub peer_name: String,
+    /// This user's own display name, for the ticket.
+    pub name: String,
+}
+
+/// A legacy chat line on its way to the recipient's gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatNotice {
+    /// Recipient's user key.
+    pub to: String,
+    /// Sender's display name.
+    pub sender: String,
+    pub message: String,
+    /// Milliseconds since the Unix epoch, stamped by the sender's gateway.
+    pub sent_ms: u64,
+}
+
+/// Something one peer of a room said or did, as logged in the room's stream
+/// and published on its channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomEvent {
+    /// Sender's user key.
+    pub from: String,
+    /// Sender's display name.
+    pub from_name: String,
+    /// Milliseconds since the Unix epoch when the sending node published it;
+    /// the receiving node measures relay latency against it.
+    pub sent_ms: u64,
+    pub body: RoomBody,
+}
+
+/// The payload of a [`RoomEvent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoomBody {
+    /// A WebRTC signal; `data` and `type` are the client's JSON, kept verbatim.
+    Signal {
+        data_json: String,
+        type_json: Option<String>,
+    },
+    /// A chat line.
+    Chat { message: String },
+    /// The sender joined the room on signaller `node`.
+    Joined { node: String },
+    /// The sender left the room for good.
+    Left { reason: LeaveReason },
+}
+
+/// Why a peer left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Sent `leave` (native) or skipped.
+    Left,
+    /// Its socket closed.
+    Disconnected,
+    /// Its signaller node stopped answering.
+    NodeLost,
+    /// Its signaller node is shutting down.
+    Drained,
+}
+
+impl LeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Left => "left",
+            LeaveReason::Disconnected => "disconnected",
+            LeaveReason::NodeLost => "node_lost",
+            LeaveReason::Drained => "drained",
+        }
+    }
+}
+
+/// A Redis stream entry id (`<ms>-<seq>`), ordered as Redis orders them. The
+/// room log's ids are the sequence numbers that make delivery exactly-once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub fn parse(s: &str) -> Option<StreamId> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Split a room-channel publication, `<stream id> <MessagePack RoomEvent>`,
+/// as framed by the signaller's publish script.
+pub fn split_room_publication(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
+    let space = bytes.iter().position(|b| *b == b' ')?;
+    let id = std::str::from_utf8(&bytes[..space]).ok()?;
+    Some((StreamId::parse(id)?, &bytes[space + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_round_trip() {
+        let r = RegisterRequest {
+            v: 1,
+            user: "n:bob".into(),
+            reg: "01J".into(),
+        };
+        assert_eq!(decode::<RegisterRequest>(&encode(&r)).unwrap(), r);
+    }
+
+    #[test]
+    fn inbox_round_trip() {
+        for msg in [
+            Inbox::Matched(MatchedNotice {
+                user: "n:a".into(),
+                room: "R".into(),
+                initiator: true,
+                peer: "s:1".into(),
+                peer_name: "b".into(),
+                name: "a".into(),
+            }),
+            Inbox::Chat(ChatNotice {
+                to: "n:a".into(),
+                sender: "b".into(),
+                message: "hi".into(),
+                sent_ms: 5,
+            }),
+            Inbox::Evict {
+                user: "n:a".into(),
+                conn: "c".into(),
+            },
+        ] {
+            assert_eq!(decode::<Inbox>(&encode(&msg)).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn room_event_round_trip() {
+        for body in [
+            RoomBody::Signal {
+                data_json: r#"{"type":"offer","sdp":"v=0"}"#.into(),
+                type_json: Some("\"signal\"".into()),
+            },
+            RoomBody::Chat {
+                message: "héllo".into(),
+            },
+            RoomBody::Joined { node: "n1".into() },
+            RoomBody::Left {
+                reason: LeaveReason::NodeLost,
+            },
+        ] {
+            let ev = RoomEvent {
+                from: "n:a".into(),
+                from_name: "a".into(),
+                sent_ms: 7,
+                body,
+            };
+            assert_eq!(decode::<RoomEvent>(&encode(&ev)).unwrap(), ev);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode::<Inbox>(b"\xff\x00garbage").is_err());
+        assert!(decode::<RoomEvent>(&[]).is_err());
+    }
+
+    #[test]
+    fn stream_ids_order_numerically() {
+        let a = StreamId::parse("9-5").unwrap();
+        let b = StreamId::parse("10-0").unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "9-5");
+        assert_eq!(StreamId::parse("x-1"), None);
+        assert_eq!(StreamId::parse("12"), None);
+    }
+
+    #[test]
+    fn publication_framing() {
+        let (id, rest) = split_room_publication(b"12-3 \x81\xa1a\x01").unwrap();
+        assert_eq!(id, StreamId { ms: 12, seq: 3 });
+        assert_eq!(rest, b"\x81\xa1a\x01");
+        assert!(split_room_publication(b"nospace").is_none());
+    }
+}

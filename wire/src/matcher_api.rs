@@ -1,0 +1,245 @@
+//! JSON spoken between browsers and the matcher gateway.
+//!
+//! Legacy clients use `POST /registerForMatching` and `WS /ws/{name}`; native
+//! clients use `WS /ws` and register over the socket. Both receive the same
+//! server events; native-only fields are simply ignored by legacy clients.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{body, event_name, DecodeError};
+
+/// Body of the legacy `POST /registerForMatching`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBody {
+    pub name: String,
+}
+
+/// Reply to the legacy `POST /registerForMatching`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterReply {
+    pub status: RegisterStatus,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegisterStatus {
+    Queued,
+    Exists,
+    Error,
+}
+
+/// A frame a client sends on a matcher socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatcherClientMsg {
+    /// Native: join the waiting pool, optionally setting the display name.
+    Register { name: Option<String> },
+    /// Native: leave the waiting pool.
+    Cancel,
+    /// Text chat to the current partner. `peer` is what the legacy client
+    /// believes its partner is called; the server routes by pairing instead.
+    Chat {
+        peer: Option<String>,
+        message: String,
+    },
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+impl MatcherClientMsg {
+    /// Decode a text frame. Never panics; an error says why.
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        #[derive(Deserialize)]
+        struct Register {
+            name: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Chat {
+            peer: Option<String>,
+            message: String,
+        }
+        match event_name(text)?.as_str() {
+            "register" => Ok(MatcherClientMsg::Register {
+                name: body::<Register>(text)?.name,
+            }),
+            "cancel" => Ok(MatcherClientMsg::Cancel),
+            "chat" => {
+                let c: Chat = body(text)?;
+                Ok(MatcherClientMsg::Chat {
+                    peer: c.peer,
+                    message: c.message,
+                })
+            }
+            "ping" => Ok(MatcherClientMsg::Ping),
+            other => Err(DecodeError::UnknownEvent(other.to_string())),
+        }
+    }
+}
+
+/// A frame the matcher gateway sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum MatcherEvent {
+    /// Native: first frame on `/ws`, naming the session.
+    Hello { session: String, protocol: u32 },
+    /// The register was accepted; a `matched` will follow.
+    Queued {},
+    /// Native: `cancel` took the user out of the pool.
+    Cancelled {},
+    /// A partner was found. `room_code` and `initiator` are the legacy fields;
+    /// the rest are native extensions.
+    Matched {
+        room_code: String,
+        initiator: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_name: Option<String>,
+        /// Signed join ticket for the signaller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+        /// WebSocket URL of the signaller to join.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signaller_url: Option<String>,
+    },
+    /// Chat from the partner (legacy shape: `timestamp` in Unix seconds).
+    Chat {
+        sender: String,
+        message: String,
+        timestamp: f64,
+    },
+    /// Something went wrong; `message` is for people, `code` for programs.
+    Error { code: String, message: String },
+    /// The gateway is shutting down: reconnect (to another node) and register again.
+    Reconnect { reason: String },
+    Pong {},
+}
+
+impl MatcherEvent {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        MatcherEvent::Error {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server events always encode")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_every_client_event() {
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"register","name":"al"}"#),
+            Ok(MatcherClientMsg::Register {
+                name: Some("al".into())
+            })
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"register"}"#),
+            Ok(MatcherClientMsg::Register { name: None })
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"cancel"}"#),
+            Ok(MatcherClientMsg::Cancel)
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"chat","peer":"bob","message":"hi"}"#),
+            Ok(MatcherClientMsg::Chat {
+                peer: Some("bob".into()),
+                message: "hi".into()
+            })
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"ping"}"#),
+            Ok(MatcherClientMsg::Ping)
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_typed_errors() {
+        assert_eq!(MatcherClientMsg::decode("{oops").unwrap_err().code(), "bad_json");
+        assert_eq!(MatcherClientMsg::decode("[1,2]").unwrap_err().code(), "bad_json");
+        assert_eq!(MatcherClientMsg::decode("{}").unwrap_err().code(), "bad_message");
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"fly"}"#).unwrap_err(),
+            DecodeError::UnknownEvent("fly".into())
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"chat"}"#).unwrap_err().code(),
+            "bad_message"
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":7}"#).unwrap_err().code(),
+            "bad_message"
+        );
+    }
+
+    #[test]
+    fn legacy_matched_shape() {
+        let ev = MatcherEvent::Matched {
+            room_code: "R".into(),
+            initiator: true,
+            peer_name: None,
+            ticket: None,
+            signaller_url: None,
+        };
+        assert_eq!(
+            ev.to_json(),
+            r#"{"event":"matched","room_code":"R","initiator":true}"#
+        );
+        let back: MatcherEvent = serde_json::from_str(&ev.to_json()).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn server_events_round_trip() {
+        for ev in [
+            MatcherEvent::Hello {
+                session: "s".into(),
+                protocol: 1,
+            },
+            MatcherEvent::Queued {},
+            MatcherEvent::Cancelled {},
+            MatcherEvent::Matched {
+                room_code: "R".into(),
+                initiator: false,
+                peer_name: Some("b".into()),
+                ticket: Some("t".into()),
+                signaller_url: Some("ws://x/ws".into()),
+            },
+            MatcherEvent::Chat {
+                sender: "b".into(),
+                message: "m".into(),
+                timestamp: 1.5,
+            },
+            MatcherEvent::error("bad_json", "nope"),
+            MatcherEvent::Reconnect {
+                reason: "draining".into(),
+            },
+            MatcherEvent::Pong {},
+        ] {
+            let back: MatcherEvent = serde_json::from_str(&ev.to_json()).unwrap();
+            assert_eq!(back, ev);
+        }
+        assert_eq!(
+            MatcherEvent::Queued {}.to_json(),
+            r#"{"event":"queued"}"#
+        );
+    }
+
+    #[test]
+    fn register_reply_shape() {
+        let r = RegisterReply {
+            status: RegisterStatus::Exists,
+            message: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"status":"exists","message":"m"}"#
+        );
+    }
+}
