@@ -4,6 +4,8 @@
 pub mod clock;
 pub mod health;
 pub mod logging;
+pub mod origin;
+pub mod rate_limit;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod ticket_secret;

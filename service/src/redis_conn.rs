@@ -109,7 +109,8 @@ pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, BadRedisU
             reason: e.details().to_string(),
         })?;
     let client = start(client, Duration::from_secs(3)).await;
-    let _ = client.manage_subscriptions();
+    // Detached: re-subscribes after every reconnect for as long as the client lives.
+    drop(client.manage_subscriptions());
     Ok(client)
 }
 

@@ -16,7 +16,9 @@ use wire::ticket::MIN_SECRET_BYTES;
 /// Why no secret could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("--ticket-secret (RVC_TICKET_SECRET) must be at least {MIN_SECRET_BYTES} bytes, got {0}")]
+    #[error(
+        "--ticket-secret (RVC_TICKET_SECRET) must be at least {MIN_SECRET_BYTES} bytes, got {0}"
+    )]
     TooShort(usize),
     #[error("the shared ticket secret in Redis is corrupt")]
     Corrupt,
@@ -62,7 +64,8 @@ async fn share(redis: &Client, candidate: &str) -> Result<String, fred::error::E
         .set(&key, candidate, None, Some(SetOptions::NX), false)
         .await?;
     let shared: Option<String> = redis.get(&key).await?;
-    shared.ok_or_else(|| fred::error::Error::new(fred::error::ErrorKind::NotFound, "secret vanished"))
+    shared
+        .ok_or_else(|| fred::error::Error::new(fred::error::ErrorKind::NotFound, "secret vanished"))
 }
 
 /// After a Redis restart (an empty Redis), put the secret this process
@@ -70,6 +73,12 @@ async fn share(redis: &Client, candidate: &str) -> Result<String, fred::error::E
 pub async fn reassert(redis: &Client, secret: &[u8]) {
     let key = wire::keys::ticket_secret();
     let _: Result<Option<String>, _> = redis
-        .set(&key, STANDARD.encode(secret), None, Some(SetOptions::NX), false)
+        .set(
+            &key,
+            STANDARD.encode(secret),
+            None,
+            Some(SetOptions::NX),
+            false,
+        )
         .await;
 }

@@ -44,8 +44,6 @@ pub enum Inbox {
     Matched(MatchedNotice),
     /// Legacy chat relayed to the user's current partner.
     Chat(ChatNotice),
-    /// Another socket took over this user's name or session: close ours.
-    Evict { user: String, conn: String },
 }
 
 /// What the pairing script tells each of the two users. Written by
@@ -198,10 +196,6 @@ mod tests {
                 message: "hi".into(),
                 sent_ms: 5,
             }),
-            Inbox::Evict {
-                user: "n:a".into(),
-                conn: "c".into(),
-            },
         ] {
             assert_eq!(decode::<Inbox>(&encode(&msg)).unwrap(), msg);
         }

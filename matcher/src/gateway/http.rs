@@ -1,0 +1,171 @@
+//! The gateway's routes: the legacy register endpoint, both WebSocket
+//! endpoints, health, and the web page. CORS is a tower layer.
+
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use wire::limits::{valid_name, MAX_MESSAGE_BYTES};
+use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
+use wire::user::UserKey;
+
+use super::connection::{self, Identity};
+use super::{register, web, RegisterOutcome, SharedGateway};
+
+/// All routes of a gateway.
+pub fn router(gw: SharedGateway) -> Router {
+    let origins = &gw.settings.origins;
+    let allow_origin = if origins.allows_any() {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(origins.list().iter().filter_map(|o| o.parse().ok()))
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any);
+    Router::new()
+        .route("/registerForMatching", post(register_http))
+        .route("/ws", get(native_ws))
+        .route("/ws/{name}", get(legacy_ws))
+        .merge(service::health::routes(gw.health.clone()))
+        .fallback(web::serve)
+        .with_state(gw)
+        .layer(cors)
+}
+
+fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(RegisterReply {
+            status: s,
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// Legacy `POST /registerForMatching {"name": ..}`. The body is read as JSON
+/// whatever its content type, as the original server did.
+async fn register_http(State(gw): State<SharedGateway>, body: Bytes) -> Response {
+    let Ok(RegisterBody { name }) = serde_json::from_slice::<RegisterBody>(&body) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            RegisterStatus::Error,
+            "expected a JSON body {\"name\": \"...\"}",
+        );
+    };
+    if !valid_name(&name) {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            RegisterStatus::Error,
+            "names are 1 to 64 characters, no control characters",
+        );
+    }
+    if gw.health.is_draining() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RegisterStatus::Error,
+            "this server is shutting down; retry",
+        );
+    }
+    match register::register(&gw, &UserKey::legacy(&name), &name).await {
+        Ok(RegisterOutcome::Queued) => reply(
+            StatusCode::OK,
+            RegisterStatus::Queued,
+            format!("{name} added to the matching queue"),
+        ),
+        Ok(RegisterOutcome::AlreadyWaiting) => reply(
+            StatusCode::OK,
+            RegisterStatus::Exists,
+            format!("{name} is already waiting"),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "register failed");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RegisterStatus::Error,
+                "the matching service is temporarily unavailable; retry",
+            )
+        }
+    }
+}
+
+/// Why a handshake is refused: an origin not allowed, or a draining node.
+fn refusal(gw: &SharedGateway, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !gw.settings.origins.allows(origin) {
+        return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    }
+    if gw.health.is_draining() {
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "draining").into_response());
+    }
+    None
+}
+
+/// The signaller URL for a client: configured, or the host it reached us
+/// by, on the signaller's default port.
+fn signaller_url(gw: &SharedGateway, headers: &HeaderMap) -> String {
+    if let Some(url) = &gw.settings.signaller_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes() == b"https");
+    format!("{}://{host}:4000/ws", if secure { "wss" } else { "ws" })
+}
+
+fn limits(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+}
+
+async fn legacy_ws(
+    State(gw): State<SharedGateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(refused) = refusal(&gw, &headers) {
+        return refused;
+    }
+    if !valid_name(&name) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "names are 1 to 64 characters, no control characters",
+        )
+            .into_response();
+    }
+    let url = signaller_url(&gw, &headers);
+    limits(ws).on_upgrade(move |socket| connection::run(gw, socket, Identity::Legacy { name }, url))
+}
+
+async fn native_ws(
+    State(gw): State<SharedGateway>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(refused) = refusal(&gw, &headers) {
+        return refused;
+    }
+    let url = signaller_url(&gw, &headers);
+    let session = ulid::Ulid::new().to_string();
+    limits(ws)
+        .on_upgrade(move |socket| connection::run(gw, socket, Identity::Native { session }, url))
+}

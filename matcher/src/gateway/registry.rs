@@ -1,0 +1,190 @@
+//! The sockets this gateway holds, by user. The only state a gateway keeps,
+//! and all it needs to put its users back after Redis comes back empty.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use tokio::sync::mpsc;
+use wire::user::UserKey;
+
+/// Something to write to one socket.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(String),
+    /// A WebSocket ping (keep-alive).
+    Ping,
+    /// Close with this code and reason, then stop writing.
+    Close(u16, String),
+}
+
+/// How to reach one connected socket.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    /// Unique per socket; a later socket of the same user has another.
+    pub conn_id: String,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Signaller URL to hand this client in `matched`.
+    pub signaller_url: String,
+    /// Fired when the socket's queue overflows: the socket is closed.
+    pub overflow: Arc<Notify>,
+}
+
+impl ConnHandle {
+    /// Queue a frame without waiting. A socket whose queue is full is not
+    /// reading; it is closed rather than let the gateway's memory grow.
+    pub fn send(&self, text: String) -> bool {
+        match self.tx.try_send(Outbound::Text(text)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// A registration this gateway made for one of its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub reg: String,
+    pub name: String,
+}
+
+struct Entry {
+    conn: ConnHandle,
+    waiting: Option<Waiting>,
+}
+
+/// Connected users of this gateway.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<HashMap<UserKey, Entry>>,
+}
+
+impl Registry {
+    /// Add a socket; `false` if this user already has one here.
+    pub fn insert(&self, user: UserKey, conn: ConnHandle) -> bool {
+        let mut map = self.inner.lock().unwrap();
+        if map.contains_key(&user) {
+            return false;
+        }
+        map.insert(
+            user,
+            Entry {
+                conn,
+                waiting: None,
+            },
+        );
+        true
+    }
+
+    /// Remove a socket, only if it is still the one with `conn_id`.
+    pub fn remove(&self, user: &UserKey, conn_id: &str) -> bool {
+        let mut map = self.inner.lock().unwrap();
+        if map.get(user).is_some_and(|e| e.conn.conn_id == conn_id) {
+            map.remove(user);
+            return true;
+        }
+        false
+    }
+
+    pub fn get(&self, user: &UserKey) -> Option<ConnHandle> {
+        self.inner.lock().unwrap().get(user).map(|e| e.conn.clone())
+    }
+
+    /// Remember (or forget) that a local user waits in the pool.
+    pub fn set_waiting(&self, user: &UserKey, waiting: Option<Waiting>) {
+        if let Some(e) = self.inner.lock().unwrap().get_mut(user) {
+            e.waiting = waiting;
+        }
+    }
+
+    pub fn waiting(&self, user: &UserKey) -> Option<Waiting> {
+        self.inner
+            .lock()
+            .unwrap()
+            .get(user)
+            .and_then(|e| e.waiting.clone())
+    }
+
+    /// Every socket, with what it waits for.
+    pub fn snapshot(&self) -> Vec<(UserKey, ConnHandle, Option<Waiting>)> {
+        self.inner
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(u, e)| (u.clone(), e.conn.clone(), e.waiting.clone()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(id: &str) -> ConnHandle {
+        ConnHandle {
+            conn_id: id.into(),
+            tx: mpsc::channel(1).0,
+            signaller_url: String::new(),
+            overflow: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_later_socket_is_not_removed_by_the_earlier_ones_cleanup() {
+        let r = Registry::default();
+        let u = UserKey::legacy("ann");
+        assert!(r.insert(u.clone(), handle("c1")));
+        assert!(!r.insert(u.clone(), handle("c2")));
+        assert!(r.remove(&u, "c1"));
+        assert!(r.insert(u.clone(), handle("c2")));
+        assert!(!r.remove(&u, "c1"));
+        assert_eq!(r.get(&u).unwrap().conn_id, "c2");
+    }
+
+    #[test]
+    fn waiting_is_per_user() {
+        let r = Registry::default();
+        let u = UserKey::native("1");
+        r.insert(u.clone(), handle("c"));
+        let w = Waiting {
+            reg: "r".into(),
+            name: "n".into(),
+        };
+        r.set_waiting(&u, Some(w.clone()));
+        assert_eq!(r.waiting(&u), Some(w));
+        assert_eq!(r.snapshot().len(), 1);
+        r.set_waiting(&UserKey::native("2"), None);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_full_queue_closes_the_slow_socket() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let h = ConnHandle {
+            conn_id: "c".into(),
+            tx,
+            signaller_url: String::new(),
+            overflow: Arc::default(),
+        };
+        assert!(h.send("a".into()));
+        assert!(!h.send("b".into()));
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Text(t)) if t == "a"));
+        // The overflow was signalled: a waiter wakes at once.
+        let fired = h.overflow.notified();
+        tokio::pin!(fired);
+        assert!(futures_util::FutureExt::now_or_never(fired).is_some());
+    }
+}

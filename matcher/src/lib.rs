@@ -1,0 +1,186 @@
+//! The matcher: pairs strangers at random and tells each their room.
+//!
+//! One binary, roles chosen by flag: `gateway` (WebSocket + HTTP, holds
+//! sockets only), `worker` (pairs users), or `all`. Any number of each may
+//! run at once against one Redis. [`spawn`] starts the chosen roles in this
+//! process; the binary, tests and benchmarks all use it.
+
+pub mod config;
+pub mod gateway;
+pub mod scripts;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::*;
+use service::health::Health;
+use service::shutdown::{self, ShutdownTrigger};
+use tokio::task::JoinHandle;
+
+pub use config::{Config, Role};
+use gateway::{Gateway, GatewaySettings, Registry, SharedGateway};
+use worker::{Worker, WorkerSettings};
+
+/// Why the matcher could not start. Each says which setting is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--redis-url: {0}")]
+    RedisUrl(#[from] service::redis_conn::BadRedisUrl),
+    #[error("--ticket-secret: {0}")]
+    Secret(#[from] service::ticket_secret::SecretError),
+    #[error("--listen {addr}: cannot listen: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running matcher (some roles, in this process).
+pub struct Running {
+    gateway: Option<(SocketAddr, SharedGateway)>,
+    tasks: Vec<JoinHandle<()>>,
+    drain: ShutdownTrigger,
+    kill: ShutdownTrigger,
+}
+
+/// Start the roles `config` names. Returns once the gateway listens (its
+/// port may be 0 to pick a free one) and the worker runs.
+pub async fn spawn(config: Config) -> Result<Running, StartError> {
+    service::redis_conn::parse_url(&config.redis_url)?;
+    if let Some(secret) = &config.ticket_secret {
+        service::ticket_secret::check_configured(secret)?;
+    }
+    let (drain, drain_rx) = shutdown::channel();
+    let (kill, kill_rx) = shutdown::channel();
+    let redis = service::redis_conn::connect(&config.redis_url).await?;
+    let mut tasks = Vec::new();
+    let mut gateway = None;
+
+    if config.runs_gateway() {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let secret =
+            service::ticket_secret::resolve(config.ticket_secret.as_deref(), &redis).await?;
+        let gw = Arc::new(Gateway {
+            id: config
+                .gateway_id
+                .clone()
+                .unwrap_or_else(|| ulid::Ulid::new().to_string()),
+            redis: redis.clone(),
+            scripts: Default::default(),
+            secret,
+            settings: GatewaySettings::from(&config),
+            conns: Registry::default(),
+            health: Health::new(redis.clone()),
+            drain: drain_rx.clone(),
+            kill: kill_rx.clone(),
+        });
+        gateway::heartbeat::beat(&gw).await;
+        let subscriber = service::redis_conn::connect_subscriber(&config.redis_url).await?;
+        tasks.push(tokio::spawn(gateway::run_inbox(gw.clone(), subscriber)));
+        tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
+        tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
+        let app = gateway::router(gw.clone());
+        let mut stop_accepting = drain_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop_accepting.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "gateway server failed");
+            }
+        }));
+        tracing::info!(gateway = %gw.id, %addr, "gateway listening");
+        gateway = Some((addr, gw));
+    }
+
+    if config.runs_worker() {
+        let reader = service::redis_conn::connect_blocking(&config.redis_url).await?;
+        let worker = Worker::new(redis.clone(), reader, WorkerSettings::from(&config));
+        tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
+    }
+
+    Ok(Running {
+        gateway,
+        tasks,
+        drain,
+        kill,
+    })
+}
+
+/// Put the gateway's state back each time its Redis connection is re-made.
+async fn watch_reconnects(gw: SharedGateway) {
+    let mut reconnects = gw.redis.reconnect_rx();
+    let mut kill = gw.kill.clone();
+    loop {
+        tokio::select! {
+            r = reconnects.recv() => match r {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    gateway::restore_after_reconnect(&gw).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = kill.wait() => return,
+        }
+    }
+}
+
+impl Running {
+    /// Where the gateway listens, if this process runs one.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
+    /// This process's gateway id, if it runs a gateway.
+    pub fn gateway_id(&self) -> Option<String> {
+        self.gateway.as_ref().map(|(_, g)| g.id.clone())
+    }
+
+    /// Number of sockets the gateway holds.
+    pub fn sockets(&self) -> usize {
+        self.gateway.as_ref().map_or(0, |(_, g)| g.conns.len())
+    }
+
+    /// Stop at once without any clean-up, as a crash would: heartbeats stop,
+    /// nothing is withdrawn; sockets are dropped.
+    pub fn kill(self) {
+        self.kill.trigger();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Graceful drain: report not-ready, stop accepting, ask native clients
+    /// to move, give sockets the grace period, withdraw who is left, stop the
+    /// worker after its current batch, and leave.
+    pub async fn shutdown(self) {
+        if let Some((_, gw)) = &self.gateway {
+            gw.health.start_draining();
+            tracing::info!(sockets = gw.conns.len(), "draining");
+        }
+        self.drain.trigger();
+        if let Some((_, gw)) = &self.gateway {
+            let limit = gw.settings.drain_grace + Duration::from_secs(2);
+            let deadline = tokio::time::Instant::now() + limit;
+            while !gw.conns.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Leave no trace: workers need not wait for the TTL.
+            let _: Result<(), _> = gw.redis.del(wire::keys::gateway_alive(&gw.id)).await;
+        }
+        self.kill.trigger();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+        }
+    }
+}

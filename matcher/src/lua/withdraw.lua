@@ -1,0 +1,7 @@
+-- Take a waiting user out of the pool (native `cancel`).
+--
+-- KEYS[1] waiting key, KEYS[2] pool; ARGV[1] user key
+-- Returns 1 when the user was waiting.
+local was = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return was
