@@ -1,0 +1,223 @@
+// The signaller socket for one room (native protocol): join with the ticket
+// from `matched`, then relay WebRTC signals and chat with the one peer.
+//
+// Events (CustomEvent, payload in `detail`):
+//   joined       {room_code, role, peer_present, peer_name}  (again after a rejoin)
+//   peer-joined  {peer_name}
+//   signal       {from, data}
+//   chat         {sender, message, timestamp}
+//   peer-left    {peer_name, reason}
+//   error        {code, message}
+//   rejoining    {}        the node is draining; we are joining again elsewhere
+//   lost         {reason}  the room cannot be reached any more (socket gone, join refused)
+
+const PING_EVERY_MS = 20000;
+const JOIN_TIMEOUT_MS = 10000;
+const MAX_REJOINS = 5;
+
+/** Join refusals: the room is over for us. */
+const FATAL_JOIN_ERRORS = new Set([
+  'bad_ticket',
+  'forged_ticket',
+  'expired_ticket',
+  'no_room',
+  'not_member',
+]);
+
+export class RoomClient extends EventTarget {
+  /**
+   * @param {string} url     signaller_url from `matched`
+   * @param {string} ticket  ticket from `matched`
+   */
+  constructor(url, ticket) {
+    super();
+    this.url = url;
+    this.ticket = ticket;
+    this.ws = null;
+    this.joined = false;
+    this.over = false; // left, peer left, or lost: nothing more will happen
+    this.outbox = []; // frames waiting for the join
+    this.rejoins = 0;
+    this.pingTimer = null;
+    this.joinTimer = null;
+    // A rejoin may replay what we already had; these drop repeats.
+    this.seenChats = new Set();
+  }
+
+  open() {
+    this.#connect();
+  }
+
+  /** Relay an opaque WebRTC signal to the peer (queued until joined). */
+  signal(data) {
+    this.#sendOrQueue({ event: 'signal', data });
+  }
+
+  /** Send a chat line to the peer. Returns false when it cannot be sent now. */
+  chat(message) {
+    if (!this.joined || this.over) return false;
+    return this.#send({ event: 'chat', message });
+  }
+
+  /** Leave the room for good (the peer is told) and close the socket. */
+  leave() {
+    if (this.over) return;
+    this.over = true;
+    if (this.joined) this.#send({ event: 'leave' });
+    this.#drop(1000, 'leave');
+  }
+
+  /** Close without ceremony (the room is already over). */
+  close() {
+    this.over = true;
+    this.#drop(1000, 'done');
+  }
+
+  #emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #send(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  #sendOrQueue(frame) {
+    if (this.over) return;
+    if (this.joined && this.#send(frame)) return;
+    this.outbox.push(frame);
+  }
+
+  #connect() {
+    this.joined = false;
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this.#lose(`bad signaller address (${err.message})`);
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ event: 'join', ticket: this.ticket }));
+    };
+    ws.onmessage = (ev) => this.#onFrame(ws, ev.data);
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.joined = false;
+      clearInterval(this.pingTimer);
+      clearTimeout(this.joinTimer);
+      if (this.over) return;
+      if (ev.code === 1001 && this.rejoins < MAX_REJOINS) {
+        // Going away (draining) without a `reconnect` frame: join again.
+        this.#rejoin();
+      } else {
+        this.#lose('the connection to the signalling server closed');
+      }
+    };
+    ws.onerror = () => {};
+    clearTimeout(this.joinTimer);
+    this.joinTimer = setTimeout(() => {
+      if (this.ws === ws && !this.joined) {
+        this.#drop(1000, 'join timeout');
+        this.#lose('the signalling server did not answer');
+      }
+    }, JOIN_TIMEOUT_MS);
+  }
+
+  #onFrame(ws, data) {
+    if (this.ws !== ws) return;
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      console.warn('signaller: ignoring a frame that is not JSON');
+      return;
+    }
+    if (!msg || typeof msg.event !== 'string') return;
+    switch (msg.event) {
+      case 'joined': {
+        this.joined = true;
+        clearTimeout(this.joinTimer);
+        clearInterval(this.pingTimer);
+        this.pingTimer = setInterval(() => this.#send({ event: 'ping' }), PING_EVERY_MS);
+        this.#emit('joined', msg);
+        const queued = this.outbox;
+        this.outbox = [];
+        for (const frame of queued) this.#sendOrQueue(frame);
+        break;
+      }
+      case 'peer-joined':
+        this.#emit('peer-joined', msg);
+        break;
+      case 'signal':
+        if (msg.data && typeof msg.data === 'object') this.#emit('signal', msg);
+        break;
+      case 'chat': {
+        const key = `${msg.timestamp}\u0000${msg.sender}\u0000${msg.message}`;
+        if (this.seenChats.has(key)) break;
+        this.seenChats.add(key);
+        this.#emit('chat', msg);
+        break;
+      }
+      case 'peer-left':
+      case 'peer-disconnected':
+        this.over = true;
+        this.#emit('peer-left', { peer_name: msg.peer_name, reason: msg.reason || 'disconnected' });
+        this.#drop(1000, 'peer left');
+        break;
+      case 'reconnect':
+        if (this.rejoins < MAX_REJOINS) {
+          this.#drop(1000, 'reconnect');
+          this.#rejoin();
+        }
+        break;
+      case 'error':
+        if (!this.joined && FATAL_JOIN_ERRORS.has(msg.code)) {
+          this.#drop(1000, 'join refused');
+          this.#lose(msg.message || msg.code, msg.code);
+        } else {
+          this.#emit('error', msg);
+        }
+        break;
+      case 'pong':
+        break;
+      default:
+        break;
+    }
+  }
+
+  #rejoin() {
+    this.rejoins += 1;
+    this.#emit('rejoining');
+    // A short pause so a draining node's successor is up; bounded by MAX_REJOINS.
+    setTimeout(() => {
+      if (!this.over && !this.ws) this.#connect();
+    }, 200 * this.rejoins);
+  }
+
+  #lose(reason, code) {
+    if (this.over) return;
+    this.over = true;
+    this.#emit('lost', { reason, code });
+  }
+
+  #drop(code, reason) {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.joinTimer);
+    const ws = this.ws;
+    this.ws = null;
+    this.joined = false;
+    if (ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
