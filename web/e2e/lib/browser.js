@@ -1,0 +1,180 @@
+// Debian's Chromium driven by playwright-core: headless, fake camera and
+// microphone, a fresh context (profile) per page, every console error and
+// uncaught page error recorded so a test can insist there were none.
+
+import { chromium } from 'playwright-core';
+import { existsSync } from 'node:fs';
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const BASE_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Default bound for every wait on a page. */
+export const WAIT_MS = 20000;
+
+/**
+ * @param {object} [o]
+ * @param {boolean} [o.fakeUi=true]  auto-accept the camera prompt; without it the prompt is refused
+ * @param {boolean} [o.fakeDevice=true]  a fake camera and microphone; without it there are none
+ */
+export async function launchChromium({ fakeUi = true, fakeDevice = true } = {}) {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
+  let args = BASE_ARGS.slice();
+  if (!fakeDevice) args = args.filter((a) => a !== '--use-fake-device-for-media-stream');
+  if (fakeUi) args.push('--use-fake-ui-for-media-stream');
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 30000 });
+}
+
+/** One page in its own fresh browser context, with its errors recorded. */
+export class TestPage {
+  /**
+   * @param {import('playwright-core').Browser} browser
+   * @param {string} name  used in reports and screenshot file names
+   * @param {object} [contextOptions]  e.g. {viewport, permissions}
+   */
+  static async open(browser, name, contextOptions = {}) {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, ...contextOptions });
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    return new TestPage(name, context, page);
+  }
+
+  constructor(name, context, page) {
+    this.name = name;
+    this.context = context;
+    this.page = page;
+    /** Console errors and uncaught exceptions: each one fails the test. */
+    this.errors = [];
+    /** Everything the page logged, for failure reports. */
+    this.console = [];
+    /** URLs of every WebSocket the page opened. */
+    this.sockets = [];
+    page.on('console', (msg) => {
+      const line = `[${msg.type()}] ${msg.text()}`;
+      this.console.push(line);
+      if (msg.type() === 'error') this.errors.push(`console error: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => {
+      this.console.push(`[pageerror] ${err.stack || err.message}`);
+      this.errors.push(`uncaught: ${err.stack || err.message}`);
+    });
+    page.on('websocket', (ws) => this.sockets.push(ws.url()));
+  }
+
+  goto(url) {
+    return this.page.goto(url, { waitUntil: 'load', timeout: WAIT_MS });
+  }
+
+  /** The status line's machine-readable state. */
+  state() {
+    return this.page.getAttribute('#status', 'data-state');
+  }
+
+  statusText() {
+    return this.page.textContent('#status');
+  }
+
+  /** Wait until the status line is in one of `states`. */
+  async waitForState(states, timeout = WAIT_MS) {
+    const list = Array.isArray(states) ? states : [states];
+    try {
+      await this.page.waitForFunction(
+        (wanted) => wanted.includes(document.getElementById('status')?.dataset.state),
+        list,
+        { timeout, polling: 100 },
+      );
+    } catch (err) {
+      const now = await this.describe();
+      throw new Error(`${this.name}: status never became ${list.join('|')} within ${timeout} ms; it is ${now}`, { cause: err });
+    }
+  }
+
+  async describe() {
+    try {
+      return await this.page.evaluate(() => {
+        const s = document.getElementById('status');
+        return `${s.dataset.state} ("${s.textContent.trim()}")`;
+      });
+    } catch (err) {
+      return `unknown (${err.message})`;
+    }
+  }
+
+  async start(name) {
+    if (name) await this.page.fill('#name', name);
+    await this.page.click('#start');
+  }
+
+  /**
+   * The stranger's video is really playing: it has a picture (videoWidth > 0)
+   * and its clock moves on.
+   */
+  async expectRemoteVideoPlaying(timeout = WAIT_MS) {
+    const video = () => {
+      const v = document.getElementById('remote-video');
+      return { w: v.videoWidth, t: v.currentTime, paused: v.paused, ready: v.readyState };
+    };
+    try {
+      await this.page.waitForFunction(
+        () => {
+          const v = document.getElementById('remote-video');
+          return v.videoWidth > 0 && v.currentTime > 0 && !v.paused;
+        },
+        null,
+        { timeout, polling: 100 },
+      );
+      const t0 = (await this.page.evaluate(video)).t;
+      await this.page.waitForFunction(
+        (start) => document.getElementById('remote-video').currentTime > start + 0.5,
+        t0,
+        { timeout: 10000, polling: 100 },
+      );
+    } catch (err) {
+      const v = await this.page.evaluate(video).catch(() => null);
+      throw new Error(
+        `${this.name}: remote video not playing within bounds: ${JSON.stringify(v)}; status ${await this.describe()}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Type a chat line and send it with Enter (the keyboard path). */
+  async sendChat(text) {
+    await this.page.waitForFunction(() => !document.getElementById('chat-input').disabled, null, { timeout: WAIT_MS });
+    await this.page.fill('#chat-input', text);
+    await this.page.press('#chat-input', 'Enter');
+    await this.waitForChat('me', text);
+  }
+
+  /** Wait for a chat line from `from` ('me' | 'peer' | 'system') containing `text`. */
+  async waitForChat(from, text, timeout = WAIT_MS) {
+    try {
+      await this.page.waitForFunction(
+        ([f, t]) =>
+          [...document.querySelectorAll(`#chat-log li[data-from="${f}"]`)].some((li) => li.textContent.includes(t)),
+        [from, text],
+        { timeout, polling: 100 },
+      );
+    } catch (err) {
+      const log = await this.page.textContent('#chat-log').catch(() => '?');
+      throw new Error(`${this.name}: no chat line from ${from} with "${text}" within ${timeout} ms; log: ${log}`, { cause: err });
+    }
+  }
+
+  async screenshot(file) {
+    await this.page.screenshot({ path: file, fullPage: true, timeout: 10000 });
+  }
+
+  async close() {
+    await this.context.close().catch(() => {});
+  }
+}

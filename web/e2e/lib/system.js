@@ -1,0 +1,259 @@
+// Starts the real system for a test: its own redis-server on a free loopback
+// port, and the real `matcher` and `signaller` binaries from target/debug,
+// each on a free port, each waited for through /readyz. Everything started is
+// stopped by `stop()`, and also when the test process exits.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN_DIR = process.env.E2E_BIN_DIR || path.join(REPO, 'target', 'debug');
+/** Serve web/ from this folder instead of the copy embedded in the matcher. */
+const WEB_DIR = process.env.E2E_WEB_DIR || '';
+
+const READY_TIMEOUT_MS = 20000;
+const STOP_TIMEOUT_MS = 5000;
+const LOG_LIMIT = 200_000;
+
+const everyProcess = new Set();
+process.on('exit', () => {
+  for (const child of everyProcess) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** One child process with its output kept for the failure report. */
+class Proc {
+  constructor(name, cmd, args, env = {}) {
+    this.name = name;
+    this.cmd = cmd;
+    this.args = args;
+    this.log = '';
+    this.exited = null;
+    this.child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1', ...env },
+    });
+    everyProcess.add(this.child);
+    const keep = (chunk) => {
+      this.log += chunk.toString();
+      if (this.log.length > LOG_LIMIT) this.log = this.log.slice(-LOG_LIMIT);
+      if (process.env.E2E_VERBOSE) process.stderr.write(`[${this.name}] ${chunk}`);
+    };
+    this.child.stdout.on('data', keep);
+    this.child.stderr.on('data', keep);
+    this.exitPromise = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exited = { code, signal };
+        everyProcess.delete(this.child);
+        resolve(this.exited);
+      });
+      this.child.on('error', (err) => {
+        this.log += `\n[spawn error] ${err.message}\n`;
+        this.exited = { code: -1, signal: null, error: err };
+        everyProcess.delete(this.child);
+        resolve(this.exited);
+      });
+    });
+  }
+
+  describeExit() {
+    const e = this.exited;
+    return e ? `${this.name} exited (code ${e.code}, signal ${e.signal})` : `${this.name} is running`;
+  }
+
+  async stop() {
+    if (this.exited) return;
+    this.child.kill('SIGTERM');
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+    });
+    const first = await Promise.race([this.exitPromise, timeout]);
+    clearTimeout(timer);
+    if (first === 'timeout') {
+      this.log += `\n[e2e] no exit ${STOP_TIMEOUT_MS} ms after SIGTERM: killed\n`;
+      this.child.kill('SIGKILL');
+      await this.exitPromise;
+    }
+  }
+}
+
+/** Wait until `GET url` answers 200, or fail after READY_TIMEOUT_MS. */
+async function waitReady(proc, url) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (proc.exited) throw new Error(`${proc.describeExit()} before it was ready:\n${tail(proc.log)}`);
+    try {
+      const { status, body } = await httpGet(url, 1000);
+      if (status === 200) return;
+      last = `HTTP ${status} ${body}`;
+    } catch (err) {
+      last = err.code || err.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${proc.name} not ready at ${url} within ${READY_TIMEOUT_MS} ms (last: ${last}):\n${tail(proc.log)}`);
+}
+
+/** GET without keep-alive (an idle pooled socket would hold the test process open). */
+function httpGet(url, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body: body.trim() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** Wait until redis answers PING, or fail. */
+async function waitRedis(proc, port) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (proc.exited) throw new Error(`${proc.describeExit()} before it was ready:\n${tail(proc.log)}`);
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let got = '';
+      sock.setTimeout(1000, () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.on('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => {
+        got += d;
+        if (got.includes('\r\n')) {
+          sock.destroy();
+          resolve(got.startsWith('+PONG'));
+        }
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`redis-server not answering on port ${port} within ${READY_TIMEOUT_MS} ms:\n${tail(proc.log)}`);
+}
+
+function tail(text, n = 40) {
+  return text.split('\n').slice(-n).join('\n');
+}
+
+function binary(name) {
+  const bin = path.join(BIN_DIR, name);
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} is missing: build it first with \`cargo build --bins\` (scripts/e2e does)`);
+  }
+  return bin;
+}
+
+/**
+ * The processes of one test: a Redis, and any number of signallers and
+ * matchers pointed at it.
+ */
+export class System {
+  constructor() {
+    this.procs = [];
+    this.ticketSecret = randomBytes(32).toString('hex');
+    this.redisUrl = null;
+  }
+
+  async startRedis() {
+    const port = await freePort();
+    const proc = new Proc(`redis:${port}`, 'redis-server', [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+    ]);
+    this.procs.push(proc);
+    await waitRedis(proc, port);
+    this.redisUrl = `redis://127.0.0.1:${port}`;
+    return this.redisUrl;
+  }
+
+  /** A signaller node; returns {port, url (its ws URL), base (http)}. */
+  async startSignaller(name = 'signaller') {
+    const port = await freePort();
+    const proc = new Proc(`${name}:${port}`, binary('signaller'), [
+      '--listen', `127.0.0.1:${port}`,
+      '--redis-url', this.redisUrl,
+      '--ticket-secret', this.ticketSecret,
+    ]);
+    this.procs.push(proc);
+    const base = `http://127.0.0.1:${port}`;
+    await waitReady(proc, `${base}/readyz`);
+    return { port, base, url: `ws://127.0.0.1:${port}/ws`, proc };
+  }
+
+  /**
+   * A matcher process.
+   * @param {object} o
+   * @param {'all'|'gateway'|'worker'} o.role
+   * @param {string} [o.signallerUrl]  what `matched` tells clients
+   */
+  async startMatcher({ role = 'all', signallerUrl, name = 'matcher' } = {}) {
+    const port = await freePort();
+    const args = [
+      '--role', role,
+      '--listen', `127.0.0.1:${port}`,
+      '--redis-url', this.redisUrl,
+      '--ticket-secret', this.ticketSecret,
+    ];
+    if (signallerUrl) args.push('--signaller-url', signallerUrl);
+    if (WEB_DIR) args.push('--web-dir', path.resolve(WEB_DIR));
+    const proc = new Proc(`${name}(${role}):${port}`, binary('matcher'), args);
+    this.procs.push(proc);
+    const base = `http://127.0.0.1:${port}`;
+    await waitReady(proc, `${base}/readyz`);
+    return { port, base, url: `${base}/`, proc };
+  }
+
+  /** Everything that happened on the servers, for a failure report. */
+  logs() {
+    return this.procs
+      .map((p) => `===== ${p.name}: ${p.cmd} ${p.args.join(' ')}\n${p.exited ? p.describeExit() + '\n' : ''}${p.log}`)
+      .join('\n');
+  }
+
+  async saveLogs(file) {
+    await writeFile(file, this.logs());
+  }
+
+  /** Stop everything, newest first (services before their Redis). */
+  async stop() {
+    for (const p of this.procs.slice().reverse()) await p.stop();
+  }
+}
