@@ -96,8 +96,8 @@ class App {
         if (note) this.showNotice(note, 'info');
       } catch (err) {
         this.phase = 'media-error';
-        this.mediaError = err.message || String(err);
-        this.showNotice(this.mediaError, 'error');
+        this.mediaError = shortMediaProblem(err.code);
+        this.showNotice(err.message || String(err), 'error');
         this.render();
         return;
       }
@@ -304,9 +304,9 @@ class App {
     });
     room.addEventListener('peer-left', (ev) => {
       if (this.room !== room) return;
-      const reason = ev.detail.reason;
-      this.endRoom('peer-left', reason === 'left' ? 'left' : reason);
-      this.chat.system(`${this.peerName} left.`);
+      const reason = ev.detail.reason || 'left';
+      this.endRoom('peer-left', reason);
+      this.chat.system(peerLeftLine(this.peerName, reason));
     });
     room.addEventListener('lost', (ev) => {
       if (this.room !== room) return;
@@ -466,7 +466,7 @@ class App {
         return ['connecting', `Connecting to ${peer}…${slow}`];
       }
       case 'peer-left':
-        return ['peer-left', `${peer} left. Press Next to meet someone else.`];
+        return ['peer-left', `${peerLeftLine(peer, this.endReason)} Press Next to meet someone else.`];
       case 'lost':
         return ['lost', `Lost the connection to ${peer} (${this.endReason || 'network problem'}). Press Next to meet someone else.`];
       default:
@@ -518,6 +518,33 @@ class App {
       clearInterval(this.tickTimer);
       this.tickTimer = null;
     }
+  }
+}
+
+/** What to say when the stranger is gone, by the server's reason. */
+function peerLeftLine(peer, reason) {
+  switch (reason) {
+    case 'disconnected':
+      return `${peer} left (disconnected).`;
+    case 'node_lost':
+    case 'drained':
+      return `${peer} left: their connection to the server was lost.`;
+    default:
+      return `${peer} left.`;
+  }
+}
+
+/** The status line's short version of a MediaProblem (the notice has the details). */
+function shortMediaProblem(code) {
+  switch (code) {
+    case 'denied':
+      return 'Camera and microphone access was denied.';
+    case 'no-device':
+      return 'No camera or microphone found.';
+    case 'busy':
+      return 'Your camera or microphone is busy.';
+    default:
+      return 'Your camera could not be started.';
   }
 }
 

@@ -36,7 +36,7 @@ export class ChatPanel {
     const hadFocus = document.activeElement === this.input;
     this.input.disabled = !enabled;
     this.send.disabled = !enabled;
-    this.input.placeholder = enabled ? 'Type a message and press Enter' : 'Chat opens when you meet a stranger';
+    this.input.placeholder = enabled ? 'Type a message…' : 'Chat opens with a stranger';
     if (enabled && hadFocus) this.input.focus();
   }
 

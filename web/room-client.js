@@ -8,21 +8,15 @@
 //   chat         {sender, message, timestamp}
 //   peer-left    {peer_name, reason}
 //   error        {code, message}
-//   rejoining    {}        the node is draining; we are joining again elsewhere
+//   rejoining    {}        joining again (the server asked us to reconnect, or was busy)
 //   lost         {reason}  the room cannot be reached any more (socket gone, join refused)
 
 const PING_EVERY_MS = 20000;
 const JOIN_TIMEOUT_MS = 10000;
 const MAX_REJOINS = 5;
 
-/** Join refusals: the room is over for us. */
-const FATAL_JOIN_ERRORS = new Set([
-  'bad_ticket',
-  'forged_ticket',
-  'expired_ticket',
-  'no_room',
-  'not_member',
-]);
+/** Join refusals worth another try after a pause (anything else ends the room). */
+const RETRYABLE_JOIN_ERRORS = new Set(['unavailable', 'rate_limited']);
 
 export class RoomClient extends EventTarget {
   /**
@@ -110,12 +104,8 @@ export class RoomClient extends EventTarget {
       clearInterval(this.pingTimer);
       clearTimeout(this.joinTimer);
       if (this.over) return;
-      if (ev.code === 1001 && this.rejoins < MAX_REJOINS) {
-        // Going away (draining) without a `reconnect` frame: join again.
-        this.#rejoin();
-      } else {
-        this.#lose('the connection to the signalling server closed');
-      }
+      // 1001: the node is draining; it has already ended the room for both of us.
+      this.#lose(ev.code === 1001 ? 'the server restarted' : 'the connection to the server closed');
     };
     ws.onerror = () => {};
     clearTimeout(this.joinTimer);
@@ -175,11 +165,14 @@ export class RoomClient extends EventTarget {
         }
         break;
       case 'error':
-        if (!this.joined && FATAL_JOIN_ERRORS.has(msg.code)) {
+        if (this.joined) {
+          this.#emit('error', msg);
+        } else if (RETRYABLE_JOIN_ERRORS.has(msg.code) && this.rejoins < MAX_REJOINS) {
+          this.#drop(1000, 'join: retry');
+          this.#rejoin();
+        } else {
           this.#drop(1000, 'join refused');
           this.#lose(msg.message || msg.code, msg.code);
-        } else {
-          this.#emit('error', msg);
         }
         break;
       case 'pong':
@@ -192,10 +185,10 @@ export class RoomClient extends EventTarget {
   #rejoin() {
     this.rejoins += 1;
     this.#emit('rejoining');
-    // A short pause so a draining node's successor is up; bounded by MAX_REJOINS.
+    // A growing pause (bounded by MAX_REJOINS tries) so the server can recover.
     setTimeout(() => {
       if (!this.over && !this.ws) this.#connect();
-    }, 200 * this.rejoins);
+    }, 300 * 2 ** this.rejoins);
   }
 
   #lose(reason, code) {
