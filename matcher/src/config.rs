@@ -20,7 +20,7 @@ pub enum Role {
 
 /// Matcher: pairs strangers at random and tells them their room.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "matcher", version, about)]
+#[command(name = "matcher", version, about, args_override_self = true)]
 pub struct Config {
     /// Which role(s) to run.
     #[arg(long, env = "RVC_ROLE", value_enum, default_value = "all")]

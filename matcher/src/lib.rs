@@ -126,7 +126,7 @@ async fn watch_reconnects(gw: SharedGateway) {
         tokio::select! {
             r = reconnects.recv() => match r {
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    gateway::restore_after_reconnect(&gw).await;
+                    gateway::restore(&gw).await;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },

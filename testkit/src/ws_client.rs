@@ -7,7 +7,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-
 /// A WebSocket client speaking JSON text frames.
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -41,7 +40,10 @@ impl WsClient {
             .expect("send text frame");
     }
 
-    pub async fn send_raw(&mut self, msg: Message) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    pub async fn send_raw(
+        &mut self,
+        msg: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         self.ws.send(msg).await
     }
 
@@ -79,7 +81,12 @@ impl WsClient {
 
     /// Skip frames until one whose `event` is `event`; panics after [`crate::STEP`].
     pub async fn recv_event(&mut self, event: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + crate::STEP;
+        self.recv_event_within(event, crate::STEP).await
+    }
+
+    /// Skip frames until one whose `event` is `event`; panics after `limit`.
+    pub async fn recv_event_within(&mut self, event: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_within(left).await {

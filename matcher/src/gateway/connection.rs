@@ -83,8 +83,9 @@ pub async fn run(gw: SharedGateway, socket: WebSocket, ident: Identity, signalle
                 claimed
             }
             Err(e) => {
-                // Redis is down: keep the socket; its place is restored on reconnect.
+                // Redis is down or slow: keep the socket and keep trying.
                 tracing::warn!(%user, error = %e, "could not record the socket's location yet");
+                tokio::spawn(claim_later(gw.clone(), user.clone(), conn.clone()));
                 true
             }
         };
@@ -315,6 +316,31 @@ fn unavailable(e: fred::error::Error) -> MatcherEvent {
         "unavailable",
         "the service is temporarily unavailable; retry shortly",
     )
+}
+
+/// Retry recording the socket's location until it works or the socket is
+/// gone, then deliver any notice that was waiting for it.
+async fn claim_later(gw: SharedGateway, user: UserKey, conn: ConnHandle) {
+    let mut delay = Duration::from_millis(100);
+    let mut kill = gw.kill.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = kill.wait() => return,
+        }
+        let still_here = gw
+            .conns
+            .get(&user)
+            .is_some_and(|c| c.conn_id == conn.conn_id);
+        if !still_here {
+            return;
+        }
+        if claim(&gw, &user, &conn.conn_id, false).await.is_ok() {
+            delivery::deliver_pending(&gw, &user, &conn).await;
+            return;
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Record in Redis that `user`'s socket is here. With `exclusive` (legacy

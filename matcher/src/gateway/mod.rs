@@ -77,28 +77,32 @@ pub use http::router;
 pub use inbox::run as run_inbox;
 pub use register::{register, RegisterOutcome};
 
-/// After Redis came back (possibly empty), put this gateway's state back:
-/// its liveness, the shared secret, where its users are, and who waits.
-pub async fn restore_after_reconnect(gw: &Gateway) {
+/// After Redis came back (possibly empty), or after workers presumed this
+/// gateway dead and purged its users, put its state back: liveness, the
+/// shared secret, where its users are, notices that wait for them, and who
+/// waits in the pool.
+pub async fn restore(gw: &Gateway) {
     service::ticket_secret::reassert(&gw.redis, &gw.secret).await;
     heartbeat::beat(gw).await;
-    let mut restored = 0;
-    for (user, conn, waiting) in gw.conns.snapshot() {
+    let mut requeued = 0;
+    for (user, conn, _) in gw.conns.snapshot() {
         if connection::claim(gw, &user, &conn.conn_id, false)
             .await
             .is_err()
         {
             continue;
         }
-        if let Some(w) = waiting {
+        // A notice first: a user who was matched must not wait again.
+        delivery::deliver_pending(gw, &user, &conn).await;
+        if let Some(w) = gw.conns.waiting(&user) {
             if register::requeue(gw, &user, &w).await.is_ok() {
-                restored += 1;
+                requeued += 1;
             }
         }
     }
     tracing::info!(
         sockets = gw.conns.len(),
-        requeued = restored,
-        "state restored after Redis reconnect"
+        requeued,
+        "gateway state restored in Redis"
     );
 }

@@ -10,7 +10,7 @@
 -- ARGV[6] notice TTL, ms
 -- ARGV[7..] room codes to use, one per pair; at most that many pairs are made
 --
--- Returns the number of pairs made.
+-- Returns the pairs made, flat: { initiator1, responder1, initiator2, ... }.
 --
 -- Picks use ZRANDMEMBER with no count, which is uniform over the set, so
 -- every waiting user is equally likely to be chosen. A picked user who can
@@ -76,12 +76,10 @@ local function pick_partner(a)
     if b ~= a then
       local name = usable(b)
       if name then
-        local avoid = last_a == b
-        if not avoid and last_ttl > 0 then
-          avoid = redis.call('GET', prefix .. 'last:' .. b) == a
-        end
         -- The partner just left is acceptable only when nobody else waits.
-        if not avoid or redis.call('ZCARD', pool) <= 2 then
+        -- (Partners are remembered in both directions at once, so checking
+        -- a's memory is enough.)
+        if last_a ~= b or redis.call('ZCARD', pool) <= 2 then
           return b, name
         end
       end
@@ -102,12 +100,16 @@ local function notify(user, code, initiator, peer, peer_name, name)
   end
 end
 
-local made = 0
+local made = {}
 for i = 7, #ARGV do
-  local a, name_a = pick_first()
-  if not a then break end
-  local b, name_b = pick_partner(a)
-  if not b then break end
+  local a, name_a, b, name_b
+  for _ = 1, 8 do
+    a, name_a = pick_first()
+    if not a then break end
+    b, name_b = pick_partner(a)
+    if b then break end
+  end
+  if not (a and b) then break end
   local code = ARGV[i]
   redis.call('ZREM', pool, a, b)
   redis.call('DEL', prefix .. 'wait:' .. a, prefix .. 'wait:' .. b)
@@ -122,6 +124,7 @@ for i = 7, #ARGV do
   end
   notify(a, code, true, b, name_b, name_a)
   notify(b, code, false, a, name_a, name_b)
-  made = made + 1
+  made[#made + 1] = a
+  made[#made + 1] = b
 end
 return made

@@ -1,5 +1,7 @@
 -- Forget the users of gateways whose heartbeat has expired: they are out of
 -- the pool, their names free, within the heartbeat TTL plus one purge period.
+-- Notices are left to expire: a gateway that was only stalled comes back,
+-- restores its users and still delivers them.
 --
 -- KEYS[1] set of known gateways, KEYS[2] pool
 -- ARGV[1] key prefix (rvc:{m}:)
@@ -13,7 +15,7 @@ for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     for _, user in ipairs(redis.call('SMEMBERS', users_key)) do
       local loc = redis.call('GET', prefix .. 'loc:' .. user)
       if loc and string.sub(loc, 1, #gateway + 1) == gateway .. '/' then
-        redis.call('DEL', prefix .. 'loc:' .. user, prefix .. 'wait:' .. user, prefix .. 'notice:' .. user)
+        redis.call('DEL', prefix .. 'loc:' .. user, prefix .. 'wait:' .. user)
         redis.call('ZREM', KEYS[2], user)
         purged = purged + 1
       end

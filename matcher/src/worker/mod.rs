@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::*;
-use fred::types::streams::XReadResponse;
 use tokio::time::Instant;
 use wire::internal::{self, RegisterRequest, REGISTER_FIELD};
 use wire::keys;
@@ -64,6 +63,53 @@ pub struct Worker {
 
 /// A stream entry as read: id and fields.
 type RawEntry = (String, std::collections::HashMap<String, Bytes>);
+
+/// The entries of an `XREADGROUP` reply, whatever its shape: nil (nothing
+/// new), `[[stream, [[id, [field, value, ..]], ..]], ..]` (RESP2), or a map
+/// of stream to entries (RESP3).
+fn stream_entries(reply: Value) -> Vec<RawEntry> {
+    let streams: Vec<Value> = match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map.inner().into_values().collect(),
+        _ => Vec::new(),
+    };
+    streams
+        .into_iter()
+        .filter_map(|entries| match entries {
+            Value::Array(entries) => Some(entries),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(entry)
+        .collect()
+}
+
+/// One `[id, [field, value, ..]]` entry.
+fn entry(value: Value) -> Option<RawEntry> {
+    let Value::Array(mut parts) = value else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let fields = parts.pop()?;
+    let id = parts.pop()?.as_string()?;
+    let mut map = std::collections::HashMap::new();
+    if let Value::Array(flat) = fields {
+        for kv in flat.chunks_exact(2) {
+            if let (Some(k), Some(v)) = (kv[0].as_string(), kv[1].as_bytes()) {
+                map.insert(k, Bytes::copy_from_slice(v));
+            }
+        }
+    }
+    Some((id, map))
+}
 
 /// A register request read from the stream.
 struct Entry {
@@ -155,26 +201,24 @@ impl Worker {
 
     async fn read_new(&self, block: Duration) -> Result<Vec<Entry>, Error> {
         let block_ms = block.as_millis().max(1) as u64;
-        let read = self
-            .reader
-            .xreadgroup_map::<String, String, String, Bytes, _, _, _, _>(
-                keys::WORKER_GROUP,
-                self.consumer.as_str(),
-                Some(self.settings.read_batch),
-                Some(block_ms),
-                false,
-                keys::register_stream(),
-                ">",
-            );
+        // Read as a raw value and parse it here: fred's typed stream
+        // conversions reject some shapes of a valid reply.
+        let read = self.reader.xreadgroup::<Value, _, _, _, _>(
+            keys::WORKER_GROUP,
+            self.consumer.as_str(),
+            Some(self.settings.read_batch),
+            Some(block_ms),
+            false,
+            keys::register_stream(),
+            ">",
+        );
         // Bound the call: a read that outlives its BLOCK by seconds is stuck.
-        let response: XReadResponse<String, String, String, Bytes> =
-            match tokio::time::timeout(block + Duration::from_secs(5), read).await {
-                Ok(r) => r?,
-                Err(_) => return Err(Error::new(ErrorKind::Timeout, "stream read timed out")),
-            };
-        Ok(response
-            .into_values()
-            .flatten()
+        let reply = match tokio::time::timeout(block + Duration::from_secs(5), read).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::new(ErrorKind::Timeout, "stream read timed out")),
+        };
+        Ok(stream_entries(reply)
+            .into_iter()
             .map(|(id, fields)| Entry::new(id, fields))
             .collect())
     }
@@ -217,22 +261,13 @@ impl Worker {
 
     /// Make pairs until fewer than two usable users wait.
     pub async fn pair_all(&self) -> Result<usize, Error> {
-        let s = &self.settings;
         let mut total = 0;
         loop {
-            let mut args: Vec<String> = vec![
-                keys::matcher_prefix(),
-                format!("{}:inbox:", keys::PREFIX),
-                s.room_ttl.as_millis().to_string(),
-                s.last_partner.as_millis().to_string(),
-                s.socket_grace.as_millis().to_string(),
-                s.notice_ttl.as_millis().to_string(),
-            ];
-            args.extend((0..s.pairs_per_call).map(|_| ulid::Ulid::new().to_string()));
-            let made: i64 =
-                scripts::run(&self.scripts.pair, &self.redis, vec![keys::pool()], args).await?;
-            total += made.max(0) as usize;
-            if (made as usize) < s.pairs_per_call {
+            let made = pair_once(&self.scripts, &self.redis, &self.settings)
+                .await?
+                .len();
+            total += made;
+            if made < self.settings.pairs_per_call {
                 return Ok(total);
             }
         }
@@ -266,9 +301,9 @@ impl Worker {
         let mut cursor = "0-0".to_string();
         // Bounded: at most a few batches per upkeep round.
         for _ in 0..8 {
-            let (next, claimed): (String, Vec<RawEntry>) = self
+            let reply: Value = self
                 .redis
-                .xautoclaim_values(
+                .xautoclaim(
                     keys::register_stream(),
                     keys::WORKER_GROUP,
                     self.consumer.as_str(),
@@ -278,6 +313,16 @@ impl Worker {
                     false,
                 )
                 .await?;
+            // [next cursor, [entries], (Redis 7: [deleted ids])]
+            let Value::Array(mut parts) = reply else {
+                break;
+            };
+            parts.truncate(2);
+            let claimed: Vec<RawEntry> = match parts.pop() {
+                Some(Value::Array(entries)) => entries.into_iter().filter_map(entry).collect(),
+                _ => Vec::new(),
+            };
+            let next = parts.pop().and_then(|v| v.as_string()).unwrap_or_default();
             if !claimed.is_empty() {
                 tracing::info!(count = claimed.len(), "took over pending register entries");
                 self.process(
@@ -288,13 +333,36 @@ impl Worker {
                 )
                 .await;
             }
-            if next == "0-0" {
+            if next == "0-0" || next.is_empty() {
                 break;
             }
             cursor = next;
         }
         Ok(())
     }
+}
+
+/// One run of the pairing script: up to `pairs_per_call` pairs, returned as
+/// (initiator, responder) user keys.
+pub async fn pair_once(
+    scripts: &Scripts,
+    redis: &Client,
+    s: &WorkerSettings,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut args: Vec<String> = vec![
+        keys::matcher_prefix(),
+        format!("{}:inbox:", keys::PREFIX),
+        s.room_ttl.as_millis().to_string(),
+        s.last_partner.as_millis().to_string(),
+        s.socket_grace.as_millis().to_string(),
+        s.notice_ttl.as_millis().to_string(),
+    ];
+    args.extend((0..s.pairs_per_call).map(|_| ulid::Ulid::new().to_string()));
+    let flat: Vec<String> = scripts::run(&scripts.pair, redis, vec![keys::pool()], args).await?;
+    Ok(flat
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect())
 }
 
 impl Entry {

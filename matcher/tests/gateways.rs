@@ -1,0 +1,140 @@
+//! Users on different gateways; withdrawal on close; dead gateways purged
+//! (invariant 4: no ghosts).
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::RedisServer;
+use wire::keys;
+
+#[tokio::test]
+async fn users_on_different_gateways_are_matched_and_both_notified() {
+    let redis = RedisServer::start();
+    let one = common::start_all(&redis.url()).await;
+    let two = common::start(&redis.url(), "gateway", &[]).await;
+    let (mut ann, _) = common::native_waiting(one.gateway_addr().unwrap(), "ann").await;
+    let (mut bob, _) = common::native_waiting(two.gateway_addr().unwrap(), "bob").await;
+    let a = ann.recv_event("matched").await;
+    let b = bob.recv_event("matched").await;
+    assert_eq!(a["room_code"], b["room_code"]);
+    assert_eq!(a["peer_name"], "bob");
+    assert_eq!(b["peer_name"], "ann");
+    assert_ne!(a["initiator"], b["initiator"]);
+    // Native extensions: a ticket the signaller can verify, and its URL.
+    for (m, user) in [(&a, "ann"), (&b, "bob")] {
+        let t = wire::ticket::verify(
+            common::SECRET.as_bytes(),
+            m["ticket"].as_str().unwrap(),
+            service::clock::now_ms(),
+        )
+        .expect("valid ticket");
+        assert_eq!(t.room, m["room_code"].as_str().unwrap());
+        assert_eq!(t.name, user);
+        assert_eq!(m["signaller_url"], "ws://127.0.0.1:4000/ws");
+    }
+}
+
+#[tokio::test]
+async fn closing_the_socket_withdraws_a_waiting_user() {
+    let redis = RedisServer::start();
+    // Gateway only first: nobody can be paired while we set the scene.
+    let gw = common::start(&redis.url(), "gateway", &[]).await;
+    let addr = gw.gateway_addr().unwrap();
+    let (ghost, session) = common::native_waiting(addr, "ghost").await;
+    let waiting_key = keys::waiting(&wire::user::UserKey::native(&session));
+    assert_eq!(redis.command(&["EXISTS", &waiting_key]), "1");
+    ghost.close().await;
+    testkit::eventually(testkit::STEP, "ghost withdrawn", || async {
+        (redis.command(&["EXISTS", &waiting_key]) == "0" && gw.sockets() == 0).then_some(())
+    })
+    .await;
+    let (mut ann, _) = common::native_waiting(addr, "ann").await;
+    let (mut bob, _) = common::native_waiting(addr, "bob").await;
+    let _worker = common::start(&redis.url(), "worker", &[]).await;
+    let a = ann.recv_event("matched").await;
+    let b = bob.recv_event("matched").await;
+    assert_eq!(
+        a["room_code"], b["room_code"],
+        "paired with each other, not the ghost"
+    );
+    assert_eq!(redis.command(&["ZCARD", &keys::pool()]), "0");
+}
+
+#[tokio::test]
+async fn a_dead_gateways_users_are_purged_in_bounded_time() {
+    let redis = RedisServer::start();
+    let doomed = common::start(&redis.url(), "gateway", &["--gateway-ttl-ms", "1000"]).await;
+    let (_ghost_socket, _) = common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
+    let worker = common::start(&redis.url(), "worker", &[]).await;
+    testkit::eventually(testkit::STEP, "ghost enters the pool", || async {
+        (redis.command(&["ZCARD", &keys::pool()]) == "1").then_some(())
+    })
+    .await;
+
+    // The gateway dies without cleaning up. With a 1 s TTL and a 200 ms
+    // purge period, the ghost must be gone within about 1.2 s.
+    let died = std::time::Instant::now();
+    doomed.kill();
+    testkit::eventually(Duration::from_secs(5), "ghost purged", || async {
+        (redis.command(&["ZCARD", &keys::pool()]) == "0").then_some(())
+    })
+    .await;
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(3), "purged after {took:?}");
+
+    // And a newcomer is not handed the ghost.
+    let live = common::start(&redis.url(), "gateway", &[]).await;
+    let (mut ann, _) = common::native_waiting(live.gateway_addr().unwrap(), "ann").await;
+    ann.expect_silence(Duration::from_millis(300)).await;
+    let (mut bob, _) = common::native_waiting(live.gateway_addr().unwrap(), "bob").await;
+    assert_eq!(
+        ann.recv_event("matched").await["room_code"],
+        bob.recv_event("matched").await["room_code"]
+    );
+    drop(worker);
+}
+
+#[tokio::test]
+async fn native_cancel_and_bad_input() {
+    let redis = RedisServer::start();
+    let m = common::start(&redis.url(), "gateway", &[]).await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut ws, _) = common::native_waiting(addr, "ann").await;
+    ws.send_json(&json!({"event": "register"})).await;
+    assert_eq!(ws.recv_event("error").await["code"], "already_waiting");
+    ws.send_json(&json!({"event": "cancel"})).await;
+    ws.recv_event("cancelled").await;
+    ws.send_json(&json!({"event": "cancel"})).await;
+    assert_eq!(ws.recv_event("error").await["code"], "not_waiting");
+    ws.send_text("{oops").await;
+    assert_eq!(ws.recv_event("error").await["code"], "bad_json");
+    ws.send_json(&json!({"event": "teleport"})).await;
+    assert_eq!(ws.recv_event("error").await["code"], "unknown_event");
+    ws.send_json(&json!({"event": "register", "name": "x\u{7}y"}))
+        .await;
+    assert_eq!(ws.recv_event("error").await["code"], "bad_name");
+    ws.send_json(&json!({"event": "chat", "message": "anyone?"}))
+        .await;
+    assert_eq!(ws.recv_event("error").await["code"], "no_partner");
+    ws.send_json(&json!({"event": "ping"})).await;
+    ws.recv_event("pong").await;
+
+    // Oversized and binary frames close the socket with the right code;
+    // the gateway keeps serving others.
+    let (mut big, _) = common::native(addr).await;
+    big.send_text(&"x".repeat(wire::limits::MAX_MESSAGE_BYTES + 1))
+        .await;
+    assert_eq!(big.recv_close().await, Some(1009));
+    let (mut bin, _) = common::native(addr).await;
+    bin.send_raw(tokio_tungstenite::tungstenite::Message::binary(vec![
+        1, 2, 3,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(bin.recv_close().await, Some(1003));
+    ws.send_json(&json!({"event": "ping"})).await;
+    ws.recv_event("pong").await;
+    assert_eq!(common::get_status(addr, "/healthz").await, 200);
+}

@@ -1,0 +1,202 @@
+//! The legacy React client's protocol, step by step as
+//! `shared/LEGACY-PROTOCOL.md` describes it, against a real gateway.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::{Next, RedisServer, WsClient};
+
+/// How the React client derives its peer's name from the room code.
+fn peer_from_code(code: &str, me: &str) -> String {
+    if !code.contains('_') {
+        return code.to_string();
+    }
+    code.split('_')
+        .find(|p| *p != me)
+        .unwrap_or(code)
+        .to_string()
+}
+
+async fn legacy_socket(addr: std::net::SocketAddr, name: &str) -> WsClient {
+    WsClient::connect(&common::ws_url(
+        addr,
+        &format!("/ws/{}", common::encode(name)),
+    ))
+    .await
+    .expect("legacy socket")
+}
+
+#[tokio::test]
+async fn scripted_legacy_client_round() {
+    let redis = RedisServer::start();
+    let m = common::start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
+    let http = reqwest::Client::new();
+
+    // CORS preflight for the JSON POST, from the page's own origin.
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{addr}/registerForMatching"),
+        )
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert!(preflight
+        .headers()
+        .contains_key("access-control-allow-origin"));
+
+    // Each client opens its socket and POSTs right after, without waiting.
+    let names = ["Alice Smith", "bob"];
+    let (alice_ws, alice_post) = tokio::join!(
+        legacy_socket(addr, names[0]),
+        common::post_register(addr, names[0])
+    );
+    let (bob_ws, bob_post) = tokio::join!(
+        legacy_socket(addr, names[1]),
+        common::post_register(addr, names[1])
+    );
+    let (mut alice, mut bob) = (alice_ws, bob_ws);
+    for (status, body) in [alice_post, bob_post] {
+        assert_eq!(status, 200);
+        assert!(
+            body["status"] == "queued" || body["status"] == "exists",
+            "{body}"
+        );
+        assert!(body["message"].is_string());
+    }
+
+    let a = alice.recv_event("matched").await;
+    let b = bob.recv_event("matched").await;
+    for m in [&a, &b] {
+        assert!(m["room_code"].is_string());
+        assert!(m["initiator"].is_boolean());
+    }
+    assert_eq!(a["room_code"], b["room_code"]);
+    assert_ne!(a["initiator"], b["initiator"], "exactly one initiator");
+
+    // Chat, addressed the way the client does it (derived peer name).
+    let code = a["room_code"].as_str().unwrap();
+    alice
+        .send_json(
+            &json!({"event":"chat","peer": peer_from_code(code, names[0]),"message":"hi bob"}),
+        )
+        .await;
+    let chat = bob.recv_event("chat").await;
+    assert_eq!(chat["sender"], names[0]);
+    assert_eq!(chat["message"], "hi bob");
+    assert!(chat["timestamp"].is_f64(), "timestamp is a float: {chat}");
+
+    // Invalid JSON gets an error event (which the legacy client ignores);
+    // the socket stays open and keeps working.
+    bob.send_text("{not json").await;
+    assert_eq!(bob.recv_event("error").await["code"], "bad_json");
+    bob.send_json(&json!({"event":"chat","peer":"x","message":"still here"}))
+        .await;
+    let back = alice.recv_event("chat").await;
+    assert_eq!(back["message"], "still here");
+    assert_eq!(back["sender"], "bob");
+
+    // A second socket for a connected name is refused.
+    let mut dup = legacy_socket(addr, names[1]).await;
+    match dup.next_within(testkit::STEP).await {
+        Some(Next::Json(v)) => assert_eq!(v["code"], "name_taken"),
+        other => panic!("expected name_taken, got {other:?}"),
+    }
+    assert_eq!(dup.recv_close().await, Some(4409));
+
+    // "Next": both register again over the same sockets; a third user
+    // waits, so neither gets the partner they just left.
+    let mut carol = legacy_socket(addr, "carol").await;
+    assert_eq!(
+        common::post_register(addr, "carol").await.1["status"],
+        "queued"
+    );
+    // Registering again while waiting (alone) answers "exists".
+    assert_eq!(
+        common::post_register(addr, "carol").await.1["status"],
+        "exists"
+    );
+    assert_eq!(
+        common::post_register(addr, names[0]).await.1["status"],
+        "queued"
+    );
+    let a2 = alice.recv_event("matched").await;
+    let c2 = carol.recv_event("matched").await;
+    assert_eq!(a2["room_code"], c2["room_code"]);
+    assert_ne!(a2["room_code"], a["room_code"]);
+
+    // Bad names and bodies get a clear error status.
+    let bad: Value = http
+        .post(format!("http://{addr}/registerForMatching"))
+        .body("nonsense")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["status"], "error");
+    let (status, body) = common::post_register(addr, "").await;
+    assert_eq!((status, body["status"].as_str()), (400, Some("error")));
+    bob.expect_silence(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn register_before_the_socket_connects_still_delivers_matched() {
+    let redis = RedisServer::start();
+    let m = common::start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
+    // Both POST first; the pair is made before either socket exists.
+    assert_eq!(
+        common::post_register(addr, "early1").await.1["status"],
+        "queued"
+    );
+    assert_eq!(
+        common::post_register(addr, "early2").await.1["status"],
+        "queued"
+    );
+    testkit::eventually(testkit::STEP, "pair made", || async {
+        (redis.command(&[
+            "EXISTS",
+            &wire::keys::notice(&wire::user::UserKey::legacy("early2")),
+        ]) == "1")
+            .then_some(())
+    })
+    .await;
+    let mut one = legacy_socket(addr, "early1").await;
+    let mut two = legacy_socket(addr, "early2").await;
+    let a = one.recv_event("matched").await;
+    let b = two.recv_event("matched").await;
+    assert_eq!(a["room_code"], b["room_code"]);
+    // Exactly once: no second notice.
+    one.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn register_on_one_gateway_with_the_socket_on_another() {
+    let redis = RedisServer::start();
+    let a = common::start_all(&redis.url()).await;
+    let b = common::start(&redis.url(), "gateway", &[]).await;
+    let (addr_a, addr_b) = (a.gateway_addr().unwrap(), b.gateway_addr().unwrap());
+    let mut x = legacy_socket(addr_b, "xavier").await;
+    let mut y = legacy_socket(addr_a, "yolanda").await;
+    // Each registers through the *other* gateway than its socket's.
+    assert_eq!(
+        common::post_register(addr_a, "xavier").await.1["status"],
+        "queued"
+    );
+    assert_eq!(
+        common::post_register(addr_b, "yolanda").await.1["status"],
+        "queued"
+    );
+    let mx = x.recv_event("matched").await;
+    let my = y.recv_event("matched").await;
+    assert_eq!(mx["room_code"], my["room_code"]);
+}
