@@ -81,7 +81,10 @@ impl MatcherClientMsg {
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum MatcherEvent {
     /// Native: first frame on `/ws`, naming the session.
-    Hello { session: String, protocol: u32 },
+    Hello {
+        session: String,
+        protocol: u32,
+    },
     /// The register was accepted; a `matched` will follow.
     Queued {},
     /// Native: `cancel` took the user out of the pool.
@@ -107,9 +110,14 @@ pub enum MatcherEvent {
         timestamp: f64,
     },
     /// Something went wrong; `message` is for people, `code` for programs.
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
     /// The gateway is shutting down: reconnect (to another node) and register again.
-    Reconnect { reason: String },
+    Reconnect {
+        reason: String,
+    },
     Pong {},
 }
 
@@ -161,19 +169,32 @@ mod tests {
 
     #[test]
     fn bad_frames_are_typed_errors() {
-        assert_eq!(MatcherClientMsg::decode("{oops").unwrap_err().code(), "bad_json");
-        assert_eq!(MatcherClientMsg::decode("[1,2]").unwrap_err().code(), "bad_json");
-        assert_eq!(MatcherClientMsg::decode("{}").unwrap_err().code(), "bad_message");
+        assert_eq!(
+            MatcherClientMsg::decode("{oops").unwrap_err().code(),
+            "bad_json"
+        );
+        assert_eq!(
+            MatcherClientMsg::decode("[1,2]").unwrap_err().code(),
+            "bad_json"
+        );
+        assert_eq!(
+            MatcherClientMsg::decode("{}").unwrap_err().code(),
+            "bad_message"
+        );
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":"fly"}"#).unwrap_err(),
             DecodeError::UnknownEvent("fly".into())
         );
         assert_eq!(
-            MatcherClientMsg::decode(r#"{"event":"chat"}"#).unwrap_err().code(),
+            MatcherClientMsg::decode(r#"{"event":"chat"}"#)
+                .unwrap_err()
+                .code(),
             "bad_message"
         );
         assert_eq!(
-            MatcherClientMsg::decode(r#"{"event":7}"#).unwrap_err().code(),
+            MatcherClientMsg::decode(r#"{"event":7}"#)
+                .unwrap_err()
+                .code(),
             "bad_message"
         );
     }
@@ -225,10 +246,7 @@ mod tests {
             let back: MatcherEvent = serde_json::from_str(&ev.to_json()).unwrap();
             assert_eq!(back, ev);
         }
-        assert_eq!(
-            MatcherEvent::Queued {}.to_json(),
-            r#"{"event":"queued"}"#
-        );
+        assert_eq!(MatcherEvent::Queued {}.to_json(), r#"{"event":"queued"}"#);
     }
 
     #[test]

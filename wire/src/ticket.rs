@@ -70,7 +70,8 @@ pub fn verify(secret: &[u8], token: &str, now_ms: u64) -> Result<Ticket, TicketE
         .map_err(|_| TicketError::Malformed)?;
     let mut m = mac(secret);
     m.update(claims.as_bytes());
-    m.verify_slice(&sig).map_err(|_| TicketError::BadSignature)?;
+    m.verify_slice(&sig)
+        .map_err(|_| TicketError::BadSignature)?;
     let json = URL_SAFE_NO_PAD
         .decode(claims)
         .map_err(|_| TicketError::Malformed)?;
