@@ -52,19 +52,28 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     if let Some(secret) = &config.ticket_secret {
         service::ticket_secret::check_configured(secret)?;
     }
+    // Bind first: a port in use is a configuration error to report at once.
+    let listener = if config.runs_gateway() {
+        Some(
+            tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     let (drain, drain_rx) = shutdown::channel();
     let (kill, kill_rx) = shutdown::channel();
     let redis = service::redis_conn::connect(&config.redis_url).await?;
+    service::metrics::install();
+    service::metrics::count_reconnects(&redis);
     let mut tasks = Vec::new();
     let mut gateway = None;
 
-    if config.runs_gateway() {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+    if let Some(listener) = listener {
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: config.listen,
             source,
@@ -164,9 +173,25 @@ impl Running {
     /// to move, give sockets the grace period, withdraw who is left, stop the
     /// worker after its current batch, and leave.
     pub async fn shutdown(self) {
+        metrics::counter!(service::metrics::DRAINS).increment(1);
         if let Some((_, gw)) = &self.gateway {
             gw.health.start_draining();
             tracing::info!(sockets = gw.conns.len(), "draining");
+            let marked: Result<(), _> = gw
+                .redis
+                .set(
+                    wire::keys::gateway_draining(&gw.id),
+                    1,
+                    Some(fred::types::Expiration::PX(
+                        (gw.settings.drain_grace + Duration::from_secs(10)).as_millis() as i64,
+                    )),
+                    None,
+                    false,
+                )
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "could not mark the gateway draining in Redis");
+            }
         }
         self.drain.trigger();
         if let Some((_, gw)) = &self.gateway {

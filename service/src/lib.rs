@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod health;
 pub mod logging;
+pub mod metrics;
 pub mod origin;
 pub mod rate_limit;
 pub mod redis_conn;

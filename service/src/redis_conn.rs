@@ -24,6 +24,18 @@ pub struct BadRedisUrl {
 
 /// Check a Redis URL (`redis://`, `rediss://`, `redis-cluster://`) without connecting.
 pub fn parse_url(url: &str) -> Result<Config, BadRedisUrl> {
+    const SCHEMES: [&str; 4] = [
+        "redis://",
+        "rediss://",
+        "redis-cluster://",
+        "rediss-cluster://",
+    ];
+    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(BadRedisUrl {
+            url: url.to_string(),
+            reason: format!("the scheme must be one of {}", SCHEMES.join(", ")),
+        });
+    }
     Config::from_url(url).map_err(|e| BadRedisUrl {
         url: url.to_string(),
         reason: e.details().to_string(),

@@ -73,6 +73,11 @@ pub fn gateway_alive(gateway: &str) -> String {
     format!("{PREFIX}:{{m}}:gw:{gateway}")
 }
 
+/// Present while a matcher gateway drains: its users are no longer paired.
+pub fn gateway_draining(gateway: &str) -> String {
+    format!("{PREFIX}:{{m}}:draining:{gateway}")
+}
+
 /// Set of every matcher gateway that has announced itself.
 pub fn gateways() -> String {
     format!("{PREFIX}:{{m}}:gateways")
@@ -140,6 +145,7 @@ mod tests {
             last_partner(&user),
             room("01ABC"),
             gateway_alive("g1"),
+            gateway_draining("g1"),
             gateways(),
             gateway_users("g1"),
         ] {

@@ -101,6 +101,8 @@ pub async fn run(gw: SharedGateway, socket: WebSocket, ident: Identity, signalle
         return;
     }
     tracing::info!(%user, conn = %conn_id, "matching socket opened");
+    let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "matcher");
+    open.increment(1.0);
     delivery::deliver_pending(&gw, &user, &conn).await;
 
     let end = serve(&gw, &ident, &conn, &mut stream).await;
@@ -110,6 +112,7 @@ pub async fn run(gw: SharedGateway, socket: WebSocket, ident: Identity, signalle
             tracing::warn!(%user, error = %e, "release failed; the user's gateway purge will catch it");
         }
     }
+    open.decrement(1.0);
     tracing::info!(%user, conn = %conn_id, ?end, "matching socket closed");
     drop(conn);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
@@ -184,6 +187,7 @@ async fn serve(
                 match msg {
                     Message::Text(text) => {
                         if !bucket.allow(std::time::Instant::now()) {
+                            metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited").increment(1);
                             conn.send(MatcherEvent::error("rate_limited", "too many messages; slow down").to_json());
                             continue;
                         }
@@ -209,8 +213,12 @@ async fn serve(
                 return End::Closed;
             }
             _ = drain.wait(), if drain_deadline.is_none() => {
-                // Native clients move at once; legacy clients keep their
-                // socket (and may still be matched) until the grace ends.
+                // Waiting users leave the pool cleanly (never matched to a
+                // partner while they move). Native clients move at once;
+                // legacy clients keep their socket until the grace ends.
+                if gw.conns.waiting(&user).is_some() {
+                    let _ = register::withdraw(gw, &user).await;
+                }
                 if !ident.is_legacy() {
                     conn.send(MatcherEvent::Reconnect { reason: "draining".into() }.to_json());
                 }
@@ -242,8 +250,17 @@ async fn handle_text(
     text: &str,
 ) {
     let reply = match MatcherClientMsg::decode(text) {
-        Err(e) => Some(MatcherEvent::error(e.code(), e.to_string())),
+        Err(e) => {
+            metrics::counter!(service::metrics::ERRORS, "kind" => "bad_input").increment(1);
+            Some(MatcherEvent::error(e.code(), e.to_string()))
+        }
         Ok(MatcherClientMsg::Ping) => Some(MatcherEvent::Pong {}),
+        Ok(MatcherClientMsg::Register { .. }) if gw.health.is_draining() => {
+            Some(MatcherEvent::error(
+                "draining",
+                "this server is shutting down; reconnect and register again",
+            ))
+        }
         Ok(MatcherClientMsg::Register { name: wanted }) => {
             if let (Identity::Native { .. }, Some(wanted)) = (ident, wanted) {
                 if !wire::limits::valid_name(&wanted) {
@@ -311,6 +328,7 @@ async fn chat(gw: &Gateway, user: &UserKey, name: &str, message: String) -> Opti
 }
 
 fn unavailable(e: fred::error::Error) -> MatcherEvent {
+    metrics::counter!(service::metrics::ERRORS, "kind" => "redis").increment(1);
     tracing::warn!(error = %e, "Redis command failed");
     MatcherEvent::error(
         "unavailable",

@@ -51,6 +51,11 @@ pub fn matched_event(gw: &Gateway, conn: &ConnHandle, notice: &MatchedNotice) ->
 }
 
 fn send_matched(gw: &Gateway, user: &UserKey, conn: &ConnHandle, notice: &MatchedNotice) {
+    if let Some(w) = gw.conns.waiting(user) {
+        metrics::histogram!(service::metrics::TIME_TO_MATCH)
+            .record(w.since.elapsed().as_secs_f64());
+    }
+    metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
     gw.conns.set_waiting(user, None);
     let delivered = conn.send(matched_event(gw, conn, notice).to_json());
     tracing::info!(%user, room = %notice.room, delivered, "matched");

@@ -33,6 +33,7 @@ pub fn router(gw: SharedGateway) -> Router {
         .route("/ws", get(native_ws))
         .route("/ws/{name}", get(legacy_ws))
         .merge(service::health::routes(gw.health.clone()))
+        .merge(service::metrics::routes())
         .fallback(web::serve)
         .with_state(gw)
         .layer(cors)

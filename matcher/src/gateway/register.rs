@@ -28,9 +28,11 @@ pub async fn register(gw: &Gateway, user: &UserKey, name: &str) -> Result<Regist
     let waiting = Waiting {
         reg: ulid::Ulid::new().to_string(),
         name: name.to_string(),
+        since: std::time::Instant::now(),
     };
     let queued = requeue(gw, user, &waiting).await?;
     if queued {
+        metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
         gw.conns.set_waiting(user, Some(waiting));
         Ok(RegisterOutcome::Queued)
     } else {

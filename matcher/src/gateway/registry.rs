@@ -51,6 +51,8 @@ impl ConnHandle {
 pub struct Waiting {
     pub reg: String,
     pub name: String,
+    /// When the user registered, for the time-to-match metric.
+    pub since: std::time::Instant,
 }
 
 struct Entry {
@@ -162,6 +164,7 @@ mod tests {
         let w = Waiting {
             reg: "r".into(),
             name: "n".into(),
+            since: std::time::Instant::now(),
         };
         r.set_waiting(&u, Some(w.clone()));
         assert_eq!(r.waiting(&u), Some(w));

@@ -15,7 +15,8 @@
 -- Picks use ZRANDMEMBER with no count, which is uniform over the set, so
 -- every waiting user is equally likely to be chosen. A picked user who can
 -- no longer be matched (withdrawn, gateway dead, socket never came) is
--- removed on the spot: no ghost is ever handed out as a partner.
+-- removed on the spot: no ghost is ever handed out as a partner. Users of
+-- a draining gateway are withdrawn too: they are about to move.
 local pool = KEYS[1]
 local prefix, inbox = ARGV[1], ARGV[2]
 local room_ttl, last_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -42,7 +43,9 @@ local function usable(user)
   if name then
     local loc = redis.call('GET', prefix .. 'loc:' .. user)
     if loc then
-      if redis.call('EXISTS', prefix .. 'gw:' .. gateway_of(loc)) == 1 then
+      local gateway = gateway_of(loc)
+      if redis.call('EXISTS', prefix .. 'gw:' .. gateway) == 1
+          and redis.call('EXISTS', prefix .. 'draining:' .. gateway) == 0 then
         return name
       end
     else

@@ -172,7 +172,10 @@ impl Worker {
                 }
             }
             match self.pair_all().await {
-                Ok(made) if made > 0 => active = true,
+                Ok(made) if made > 0 => {
+                    metrics::counter!(service::metrics::MATCHES).increment(made as u64);
+                    active = true
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pairing failed; retrying"),
             }
@@ -294,6 +297,9 @@ impl Worker {
             Ok(n) if n > 0 => tracing::info!(purged = n, "purged users of dead gateways"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        if let Ok(size) = self.redis.zcard::<u64, _>(keys::pool()).await {
+            metrics::gauge!(service::metrics::POOL_SIZE).set(size as f64);
         }
     }
 

@@ -1,0 +1,89 @@
+//! Prometheus metrics: one process-wide recorder, rendered by each role's own
+//! router at `/metrics` (the exporter's own HTTP server is not used).
+//!
+//! Metric names are listed here, so every role reports under the same names.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::{routing::get, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Open WebSockets, labelled by `role` (matcher, signaller).
+pub const SOCKETS_OPEN: &str = "rvc_sockets_open";
+/// Registrations accepted into line for the pool.
+pub const REGISTRATIONS: &str = "rvc_registrations_total";
+/// Pairs made by workers.
+pub const MATCHES: &str = "rvc_matches_total";
+/// `matched` notices delivered to sockets.
+pub const MATCHED_DELIVERED: &str = "rvc_matched_delivered_total";
+/// Seconds from a register to its `matched` delivery, seen by the gateway.
+pub const TIME_TO_MATCH: &str = "rvc_time_to_match_seconds";
+/// Users waiting in the pool (sampled by workers).
+pub const POOL_SIZE: &str = "rvc_pool_size";
+/// Signals and chat lines relayed to a peer.
+pub const RELAYED: &str = "rvc_signals_relayed_total";
+/// Seconds from publish (stamped by the sender's node) to delivery.
+pub const RELAY_LATENCY: &str = "rvc_relay_latency_seconds";
+/// Errors by `kind`: bad_input, auth_refused, redis, rate_limited.
+pub const ERRORS: &str = "rvc_errors_total";
+/// Redis reconnections.
+pub const REDIS_RECONNECTS: &str = "rvc_redis_reconnects_total";
+/// Drains begun.
+pub const DRAINS: &str = "rvc_drains_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the recorder (once per process) and return its handle. Also
+/// starts the exporter's periodic upkeep, which bounds histogram memory.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0, 30.0, 60.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}
+
+/// The `/metrics` route.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let handle = install();
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    )
+}
+
+/// Count a Redis reconnection each time `client` reconnects, for as long as
+/// it lives.
+pub fn count_reconnects(client: &fred::prelude::Client) {
+    use fred::prelude::EventInterface;
+    let mut rx = client.reconnect_rx();
+    tokio::spawn(async move {
+        while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) = rx.recv().await
+        {
+            metrics::counter!(REDIS_RECONNECTS).increment(1);
+        }
+    });
+}
