@@ -1,0 +1,99 @@
+//! No container engine runs on these machines, so the deployment files are
+//! checked statically: `compose.yaml` parses, and every service command
+//! names real flags of our binaries (the same clap definitions the binaries
+//! parse), and every `RVC_` variable it sets is one they read.
+
+use std::collections::HashSet;
+
+use clap::CommandFactory;
+use serde_yaml::Value;
+
+fn flags_and_env(cmd: clap::Command) -> (HashSet<String>, HashSet<String>) {
+    let mut flags = HashSet::new();
+    let mut env = HashSet::new();
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            flags.insert(format!("--{long}"));
+        }
+        if let Some(var) = arg.get_env() {
+            env.insert(var.to_string_lossy().into_owned());
+        }
+    }
+    (flags, env)
+}
+
+#[test]
+fn compose_services_use_real_flags_and_settings() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compose.yaml"))
+        .expect("compose.yaml at the repository root");
+    let mut doc: Value = serde_yaml::from_str(&text).expect("compose.yaml is valid YAML");
+    doc.apply_merge().expect("merge keys resolve");
+    let (matcher_flags, matcher_env) = flags_and_env(matcher::Config::command());
+    let (signaller_flags, signaller_env) = flags_and_env(signaller::config::Config::command());
+
+    let services = doc["services"].as_mapping().expect("services");
+    let mut checked = 0;
+    let mut roles = HashSet::new();
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let Some(command) = service["command"].as_sequence() else {
+            continue;
+        };
+        let words: Vec<&str> = command.iter().map(|w| w.as_str().unwrap()).collect();
+        let (flags, env) = match words[0] {
+            "matcher" => (&matcher_flags, &matcher_env),
+            "signaller" => (&signaller_flags, &signaller_env),
+            _ => continue,
+        };
+        for word in &words[1..] {
+            if word.starts_with("--") {
+                assert!(
+                    flags.contains(*word),
+                    "{name}: {word} is not a flag of {}",
+                    words[0]
+                );
+            }
+        }
+        if let Some(i) = words.iter().position(|w| *w == "--role") {
+            roles.insert(words[i + 1].to_string());
+            assert!(
+                ["gateway", "worker", "all"].contains(&words[i + 1]),
+                "{name}: bad role"
+            );
+        }
+        if let Some(vars) = service["environment"].as_mapping() {
+            for (var, _) in vars {
+                let var = var.as_str().unwrap();
+                if var.starts_with("RVC_") {
+                    assert!(
+                        env.contains(var),
+                        "{name}: {var} is not read by {}",
+                        words[0]
+                    );
+                }
+            }
+        }
+        let health = &service["healthcheck"]["test"];
+        if words[0] == "signaller" || roles.contains("gateway") && words.contains(&"gateway") {
+            let test: Vec<&str> = health
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name}: a health check"))
+                .iter()
+                .map(|w| w.as_str().unwrap())
+                .collect();
+            assert!(
+                test.iter().any(|w| w.ends_with("/readyz")),
+                "{name}: health check on /readyz"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "gateways, worker and signallers are defined");
+    assert!(roles.contains("gateway") && roles.contains("worker"));
+    assert!(services.contains_key("redis") && services.contains_key("loadbalancer"));
+
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Dockerfile"))
+        .expect("Dockerfile");
+    assert!(dockerfile.contains("USER rvc"), "runs as a non-root user");
+    assert!(dockerfile.contains("-p matcher -p signaller"));
+}
