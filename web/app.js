@@ -16,7 +16,9 @@ import { openCameraAndMic, stopStream } from './media.js';
 import { Backoff } from './backoff.js';
 
 /** How long we wait for a matched stranger to show up in the room. */
-const PEER_NO_SHOW_MS = 30000;
+const PEER_NO_SHOW_MS = 15000;
+/** How long a register may go unanswered before the status line says so. */
+const SLOW_SERVER_MS = 4000;
 /** How long "connecting" may last before the status line admits it is slow. */
 const SLOW_CONNECT_MS = 15000;
 
@@ -50,6 +52,9 @@ class App {
     this.matcher = null;
     this.matcherDown = null; // {retryAt, everUp, draining} while the matcher socket is away
     this.registered = false; // register sent on the current matcher session
+    this.queued = false; // the server confirmed we are in the pool
+    this.registerSentAt = 0;
+    this.serverTrouble = false; // the last register was answered `unavailable`
     this.unavailableRetry = null; // timer re-sending register after `unavailable`
     this.unavailableBackoff = new Backoff(1000, 15000);
     this.unavailableUntil = 0;
@@ -126,6 +131,8 @@ class App {
     }
     this.matcherDown = null;
     this.registered = false;
+    this.queued = false;
+    this.serverTrouble = false;
     this.clearUnavailable();
     stopStream(this.localStream);
     this.localStream = null;
@@ -171,6 +178,8 @@ class App {
       this.render();
     });
     matcher.addEventListener('queued', () => {
+      this.queued = true;
+      this.serverTrouble = false;
       this.unavailableBackoff.reset();
       this.render();
     });
@@ -191,16 +200,24 @@ class App {
     this.clearUnavailable();
     const name = this.el.name.value.trim();
     this.registered = this.matcher.register(name);
+    this.queued = false;
+    this.registerSentAt = Date.now();
   }
 
   onMatcherError({ code, message }) {
     switch (code) {
       case 'already_waiting':
-        break; // we are in the pool already: fine
+        this.queued = true; // we are in the pool already: fine
+        break;
+      case 'draining':
+        // This gateway is shutting down: go elsewhere and register there.
+        if (this.matcher) this.matcher.reconnectNow('draining');
+        break;
       case 'unavailable': {
         // Redis is away behind the gateway: try again later.
         this.registered = false;
         if (this.phase === 'searching') {
+          this.serverTrouble = true;
           const delay = this.unavailableBackoff.next();
           this.unavailableUntil = Date.now() + delay;
           clearTimeout(this.unavailableRetry);
@@ -259,6 +276,8 @@ class App {
       return;
     }
     this.registered = false;
+    this.queued = false;
+    this.serverTrouble = false;
     this.phase = 'in-room';
     this.peerName = m.peer_name || 'Stranger';
     this.joined = false;
@@ -448,8 +467,12 @@ class App {
       case 'searching': {
         const away = this.matcherStatus();
         if (away) return away;
-        if (this.unavailableUntil) {
-          return ['unreachable', `The server is unavailable. Retrying in ${secondsUntil(this.unavailableUntil)} s…`];
+        if (this.serverTrouble) {
+          const wait = secondsUntil(this.unavailableUntil);
+          return ['unreachable', wait > 0 ? `The server is unavailable. Retrying in ${wait} s…` : 'The server is unavailable. Retrying…'];
+        }
+        if (this.registered && !this.queued && Date.now() - this.registerSentAt > SLOW_SERVER_MS) {
+          return ['unreachable', 'The server is not answering. Still trying…'];
         }
         return ['searching', 'Looking for a stranger…'];
       }
@@ -511,7 +534,9 @@ class App {
     this.el.remotePlaceholder.textContent = placeholderText(p, state);
 
     // Count down the retry delays shown in the status line.
-    const ticking = (p === 'searching' && (this.matcherDown || this.unavailableUntil)) || (inRoom && state === 'connecting');
+    const ticking =
+      (p === 'searching' && (this.matcherDown || this.serverTrouble || (this.registered && !this.queued))) ||
+      (inRoom && state === 'connecting');
     if (ticking && !this.tickTimer) {
       this.tickTimer = setInterval(() => this.render(), 1000);
     } else if (!ticking && this.tickTimer) {

@@ -223,9 +223,10 @@ export class System {
    * @param {object} o
    * @param {'all'|'gateway'|'worker'} o.role
    * @param {string} [o.signallerUrl]  what `matched` tells clients
+   * @param {number} [o.port]  a given port (e.g. to restart a gateway where it was)
    */
-  async startMatcher({ role = 'all', signallerUrl, name = 'matcher' } = {}) {
-    const port = await freePort();
+  async startMatcher({ role = 'all', signallerUrl, name = 'matcher', port: wanted } = {}) {
+    const port = wanted || (await freePort());
     const args = [
       '--role', role,
       '--listen', `127.0.0.1:${port}`,
