@@ -4,6 +4,7 @@
 
 import { chromium } from 'playwright-core';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -31,7 +32,16 @@ export async function launchChromium({ fakeUi = true, fakeDevice = true } = {}) 
   let args = BASE_ARGS.slice();
   if (!fakeDevice) args = args.filter((a) => a !== '--use-fake-device-for-media-stream');
   if (fakeUi) args.push('--use-fake-ui-for-media-stream');
+  // Chromium offers no loopback ICE candidates by default; on a machine with
+  // no other network interface two pages could then never connect.
+  if (!hasNonLoopbackInterface()) args.push('--allow-loopback-in-peer-connection');
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 30000 });
+}
+
+function hasNonLoopbackInterface() {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .some((i) => i && !i.internal);
 }
 
 /** One page in its own fresh browser context, with its errors recorded. */
