@@ -51,7 +51,9 @@ fn builder(url: &str, for_blocking: bool) -> Result<Builder, BadRedisUrl> {
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
-            c.max_command_attempts = 2;
+            // One attempt: during an outage a caller hears "unavailable"
+            // within the command timeout instead of after retries.
+            c.max_command_attempts = 1;
             c.tcp = fred::types::config::TcpConfig {
                 nodelay: Some(true),
                 ..Default::default()
