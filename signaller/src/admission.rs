@@ -1,0 +1,232 @@
+//! Who may join a room (invariant 6: only its two matched users).
+//!
+//! A native client shows the ticket the matcher signed for it; it is checked
+//! with the shared secret alone, without a Redis round trip. A legacy client
+//! has only its name, so the room record the matcher wrote is read and must
+//! list that name. Both checks are plain functions of their inputs; the one
+//! Redis read is [`fetch_room_record`].
+//!
+//! Being admitted is necessary, not sufficient: the join script in
+//! [`crate::room_log`] still refuses a closed room, a second socket of the
+//! same user, and a third member.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use wire::ticket::{Ticket, TicketError};
+use wire::user::{Role, UserKey};
+
+/// Who a socket is in its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserKey,
+    /// Display name, shown to the peer as `from` / `sender`.
+    pub name: String,
+    pub role: Role,
+}
+
+/// A room and who joins it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub room: String,
+    pub me: Member,
+}
+
+/// Why a join was refused. Each maps to the `code` of the `error` event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    #[error("{0}")]
+    Ticket(#[from] TicketError),
+    #[error("Invalid room: it does not exist or has expired")]
+    NoRoom,
+    #[error("Not a member of this room")]
+    NotMember,
+    #[error("the ticket is for another room")]
+    WrongRoom,
+    #[error("the room already has its two members")]
+    RoomFull,
+    #[error("the room is over")]
+    RoomClosed,
+    #[error("this user is already in the room on another socket")]
+    AlreadyJoined,
+    #[error("the service is unavailable; retry shortly")]
+    Unavailable,
+}
+
+impl JoinRefusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            JoinRefusal::Ticket(e) => e.code(),
+            JoinRefusal::NoRoom => "no_room",
+            JoinRefusal::NotMember | JoinRefusal::WrongRoom | JoinRefusal::RoomFull => "not_member",
+            JoinRefusal::RoomClosed => "room_closed",
+            JoinRefusal::AlreadyJoined => "already_joined",
+            JoinRefusal::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Longest room code looked up; codes are ULIDs (26 characters).
+const MAX_ROOM_CODE: usize = 128;
+
+/// Check a native ticket. `room_hint` is the `room_code` the client sent
+/// along, if any: it must be the ticket's room.
+pub fn admit_native(
+    secret: &[u8],
+    token: &str,
+    room_hint: Option<&str>,
+    now_ms: u64,
+) -> Result<Admitted, JoinRefusal> {
+    let Ticket {
+        room,
+        user,
+        name,
+        role,
+        ..
+    } = wire::ticket::verify(secret, token, now_ms)?;
+    if let Some(hint) = room_hint {
+        if !hint.is_empty() && hint != room {
+            return Err(JoinRefusal::WrongRoom);
+        }
+    }
+    Ok(Admitted {
+        room,
+        me: Member {
+            user: UserKey::from_raw(user),
+            name,
+            role,
+        },
+    })
+}
+
+/// Whether a legacy room code is worth looking up at all.
+pub fn plausible_room_code(room: &str) -> bool {
+    !room.is_empty() && room.len() <= MAX_ROOM_CODE && !room.chars().any(char::is_control)
+}
+
+/// Check a legacy `name` against the room record (`HGETALL` of
+/// `wire::keys::room`): `<user key>` → role, `name:<user key>` → name.
+pub fn admit_legacy(
+    name: &str,
+    room: &str,
+    record: &HashMap<String, String>,
+) -> Result<Admitted, JoinRefusal> {
+    if record.is_empty() {
+        return Err(JoinRefusal::NoRoom);
+    }
+    let user = UserKey::legacy(name);
+    let role = record.get(user.as_str()).ok_or(JoinRefusal::NotMember)?;
+    let role = Role::parse(role).ok_or(JoinRefusal::NoRoom)?;
+    let name = record
+        .get(&format!("name:{user}"))
+        .cloned()
+        .unwrap_or_else(|| name.to_string());
+    Ok(Admitted {
+        room: room.to_string(),
+        me: Member { user, name, role },
+    })
+}
+
+/// Read a room record; empty when there is no such room.
+pub async fn fetch_room_record(
+    redis: &Client,
+    room: &str,
+) -> Result<HashMap<String, String>, fred::error::Error> {
+    if !plausible_room_code(room) {
+        return Ok(HashMap::new());
+    }
+    redis.hgetall(wire::keys::room(room)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn ticket(room: &str, exp_ms: u64) -> String {
+        wire::ticket::sign(
+            SECRET,
+            &Ticket {
+                room: room.into(),
+                user: "s:01U".into(),
+                name: "ann".into(),
+                role: Role::Responder,
+                exp_ms,
+            },
+        )
+    }
+
+    #[test]
+    fn native_ticket_grants_its_room_only() {
+        let t = ticket("R1", 1_000);
+        let ok = admit_native(SECRET, &t, None, 999).unwrap();
+        assert_eq!(ok.room, "R1");
+        assert_eq!(ok.me.user.as_str(), "s:01U");
+        assert_eq!(ok.me.role, Role::Responder);
+        assert!(admit_native(SECRET, &t, Some("R1"), 999).is_ok());
+        assert!(admit_native(SECRET, &t, Some(""), 999).is_ok());
+        assert_eq!(
+            admit_native(SECRET, &t, Some("R2"), 999),
+            Err(JoinRefusal::WrongRoom)
+        );
+        assert_eq!(
+            admit_native(SECRET, &t, None, 1_000).unwrap_err().code(),
+            "expired_ticket"
+        );
+        assert_eq!(
+            admit_native(b"another secret, also 32 bytes...", &t, None, 0)
+                .unwrap_err()
+                .code(),
+            "forged_ticket"
+        );
+        assert_eq!(
+            admit_native(SECRET, "junk", None, 0).unwrap_err().code(),
+            "bad_ticket"
+        );
+    }
+
+    fn record() -> HashMap<String, String> {
+        [
+            ("n:alice", "initiator"),
+            ("name:n:alice", "alice"),
+            ("n:bob", "responder"),
+            ("name:n:bob", "bob"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn legacy_member_gets_the_role_of_the_record() {
+        let ok = admit_legacy("bob", "R", &record()).unwrap();
+        assert_eq!(ok.me.role, Role::Responder);
+        assert_eq!(ok.me.name, "bob");
+        assert_eq!(ok.me.user.as_str(), "n:bob");
+        assert_eq!(
+            admit_legacy("carol", "R", &record()),
+            Err(JoinRefusal::NotMember)
+        );
+        assert_eq!(
+            admit_legacy("bob", "R", &HashMap::new()),
+            Err(JoinRefusal::NoRoom)
+        );
+        // `name:` fields are not members.
+        assert_eq!(
+            admit_legacy("name:n:bob", "R", &record())
+                .unwrap_err()
+                .code(),
+            "not_member"
+        );
+    }
+
+    #[test]
+    fn room_codes_worth_a_lookup() {
+        assert!(plausible_room_code("01JD00000000000000000000AA"));
+        assert!(plausible_room_code("alice_bob"));
+        assert!(!plausible_room_code(""));
+        assert!(!plausible_room_code(&"x".repeat(129)));
+        assert!(!plausible_room_code("a\nb"));
+    }
+}

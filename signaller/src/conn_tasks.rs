@@ -1,0 +1,134 @@
+//! Every socket task of this node, so that the node can abort them all at
+//! once (a simulated crash: no clean-up runs) or wait for them to finish
+//! (a graceful drain).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::mailbox::ConnId;
+
+#[derive(Clone, Default)]
+pub struct ConnTasks {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tasks: Mutex<Tasks>,
+    emptied: Notify,
+}
+
+#[derive(Default)]
+struct Tasks {
+    live: HashMap<ConnId, AbortHandle>,
+    /// After [`ConnTasks::abort_all`], no new task starts.
+    closed: bool,
+}
+
+/// Removes its task from the registry when the task ends, aborted or not.
+struct Deregister {
+    inner: Arc<Inner>,
+    id: ConnId,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        let mut tasks = self.inner.tasks.lock().unwrap();
+        tasks.live.remove(&self.id);
+        if tasks.live.is_empty() {
+            self.inner.emptied.notify_waiters();
+        }
+    }
+}
+
+impl ConnTasks {
+    /// Run `task(id)` for a new socket with a fresh id (not after `abort_all`).
+    pub fn spawn<F, Fut>(&self, task: F)
+    where
+        F: FnOnce(ConnId) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let id = ConnId::new();
+        let deregister = Deregister {
+            inner: self.inner.clone(),
+            id,
+        };
+        let future = task(id);
+        // Hold the lock while spawning, so the task cannot deregister
+        // before it is registered.
+        let mut tasks = self.inner.tasks.lock().unwrap();
+        if tasks.closed {
+            drop(tasks);
+            return;
+        }
+        let handle = tokio::spawn(async move {
+            let _deregister = deregister;
+            future.await;
+        });
+        tasks.live.insert(id, handle.abort_handle());
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.tasks.lock().unwrap().live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Abort every socket task; refuse new ones.
+    pub fn abort_all(&self) {
+        let mut tasks = self.inner.tasks.lock().unwrap();
+        tasks.closed = true;
+        for handle in tasks.live.values() {
+            handle.abort();
+        }
+    }
+
+    /// Resolves once no socket task is left.
+    pub async fn wait_empty(&self) {
+        loop {
+            let emptied = self.inner.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn abort_ends_tasks_and_wait_sees_it() {
+        let tasks = ConnTasks::default();
+        for _ in 0..3 {
+            tasks.spawn(|_| std::future::pending::<()>());
+        }
+        assert_eq!(tasks.len(), 3);
+        tasks.abort_all();
+        tokio::time::timeout(Duration::from_secs(1), tasks.wait_empty())
+            .await
+            .expect("all aborted");
+        tasks.spawn(|_| std::future::pending::<()>());
+        assert!(tasks.is_empty(), "no new task after abort_all");
+    }
+
+    #[tokio::test]
+    async fn finished_tasks_deregister() {
+        let tasks = ConnTasks::default();
+        tasks.spawn(|_| async {});
+        tokio::time::timeout(Duration::from_secs(1), tasks.wait_empty())
+            .await
+            .expect("finished");
+    }
+}

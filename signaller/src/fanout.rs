@@ -1,0 +1,252 @@
+//! Fan-out: the node's one Redis subscriber and the dispatcher that routes
+//! room publications to the local sockets of each room.
+//!
+//! The node subscribes to a room channel when the first local socket joins
+//! the room and unsubscribes when the last one leaves. Subscribing and
+//! unsubscribing are done by one task in the order asked, so a join racing
+//! the last leave of the same room never ends unsubscribed. The dispatcher
+//! decodes each publication once and hands it to the sockets' mailboxes
+//! without blocking.
+//!
+//! Pub/sub is at-most-once. When the subscriber reconnects or lags, every
+//! local socket is told to resync from its room log, so nothing is lost.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::Message;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use wire::internal::RoomEvent;
+
+use crate::mailbox::{ConnId, Mailbox};
+
+/// Room channel → the local sockets in that room.
+type Registry = Arc<Mutex<HashMap<String, HashMap<ConnId, Mailbox>>>>;
+
+/// Why a socket could not be attached to its room's channel.
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("could not subscribe to the room channel: {0}")]
+    Subscribe(#[from] fred::error::Error),
+    #[error("the fan-out task has stopped")]
+    Stopped,
+}
+
+enum Command {
+    Join {
+        channel: String,
+        conn: ConnId,
+        mailbox: Mailbox,
+        done: oneshot::Sender<Result<(), FanoutError>>,
+    },
+    Leave {
+        channel: String,
+        conn: ConnId,
+    },
+}
+
+/// Handle to the node's fan-out.
+#[derive(Clone)]
+pub struct Fanout {
+    commands: mpsc::UnboundedSender<Command>,
+    registry: Registry,
+}
+
+impl Fanout {
+    /// Start the subscription manager and the dispatcher on `subscriber`.
+    pub fn start(subscriber: SubscriberClient) -> (Fanout, Vec<JoinHandle<()>>) {
+        let registry = Registry::default();
+        // Taken before anything is subscribed, so no publication is missed.
+        let messages = subscriber.message_rx();
+        let (commands, rx) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(manage(subscriber, registry.clone(), rx)),
+            tokio::spawn(dispatch(messages, registry.clone())),
+        ];
+        (Fanout { commands, registry }, tasks)
+    }
+
+    /// Route `room`'s publications to `mailbox` from now on. Returns once
+    /// the node is subscribed to the room channel.
+    pub async fn join(
+        &self,
+        room: &str,
+        conn: ConnId,
+        mailbox: Mailbox,
+    ) -> Result<(), FanoutError> {
+        let (done, result) = oneshot::channel();
+        self.commands
+            .send(Command::Join {
+                channel: wire::keys::room_channel(room),
+                conn,
+                mailbox,
+                done,
+            })
+            .map_err(|_| FanoutError::Stopped)?;
+        result.await.map_err(|_| FanoutError::Stopped)?
+    }
+
+    /// Stop routing `room` to `conn` (and unsubscribe if it was the last).
+    pub fn leave(&self, room: &str, conn: ConnId) {
+        let _ = self.commands.send(Command::Leave {
+            channel: wire::keys::room_channel(room),
+            conn,
+        });
+    }
+
+    /// Number of rooms with a local socket.
+    pub fn rooms(&self) -> usize {
+        self.registry.lock().unwrap().len()
+    }
+}
+
+/// Subscribe and unsubscribe, in the order asked; restore after reconnects.
+async fn manage(
+    subscriber: SubscriberClient,
+    registry: Registry,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut reconnects = subscriber.reconnect_rx();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Join { channel, conn, mailbox, done }) => {
+                    registry
+                        .lock()
+                        .unwrap()
+                        .entry(channel.clone())
+                        .or_default()
+                        .insert(conn, mailbox);
+                    let result = if subscribed.contains(&channel) {
+                        Ok(())
+                    } else {
+                        subscriber.subscribe(channel.as_str()).await
+                    };
+                    match result {
+                        Ok(()) => {
+                            subscribed.insert(channel);
+                            let _ = done.send(Ok(()));
+                        }
+                        Err(e) => {
+                            remove(&registry, &channel, conn);
+                            let _ = done.send(Err(e.into()));
+                        }
+                    }
+                }
+                Some(Command::Leave { channel, conn }) => {
+                    if remove(&registry, &channel, conn) && subscribed.remove(&channel) {
+                        if let Err(e) = subscriber.unsubscribe(channel.as_str()).await {
+                            // Still tracked by the client: dropped after the
+                            // next reconnect (below).
+                            tracing::warn!(error = %e, "unsubscribe failed");
+                        }
+                    }
+                }
+            },
+            event = reconnects.recv() => match event {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    restore(&subscriber, &registry, &mut subscribed).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+/// Remove `conn` from `channel`; whether the channel has no local socket left.
+fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
+    let mut registry = registry.lock().unwrap();
+    let Some(conns) = registry.get_mut(channel) else {
+        return false;
+    };
+    conns.remove(&conn);
+    if conns.is_empty() {
+        registry.remove(channel);
+        true
+    } else {
+        false
+    }
+}
+
+/// After a reconnect: subscribe to every room with a local socket again
+/// (before anyone reads the log back), drop subscriptions nobody needs,
+/// then have every socket resync from its room log.
+async fn restore(
+    subscriber: &SubscriberClient,
+    registry: &Registry,
+    subscribed: &mut HashSet<String>,
+) {
+    let wanted: Vec<String> = registry.lock().unwrap().keys().cloned().collect();
+    if !wanted.is_empty() {
+        if let Err(e) = subscriber.subscribe(wanted.clone()).await {
+            tracing::warn!(error = %e, "resubscribe after reconnect failed");
+        }
+    }
+    let stale: Vec<String> = subscriber
+        .tracked_channels()
+        .into_iter()
+        .map(|c| c.to_string())
+        .filter(|c| !registry.lock().unwrap().contains_key(c))
+        .collect();
+    if !stale.is_empty() {
+        let _ = subscriber.unsubscribe(stale).await;
+    }
+    *subscribed = wanted.into_iter().collect();
+    resync_all(registry);
+    tracing::info!(
+        rooms = subscribed.len(),
+        "room subscriptions restored after reconnect"
+    );
+}
+
+fn resync_all(registry: &Registry) {
+    for conns in registry.lock().unwrap().values() {
+        for mailbox in conns.values() {
+            mailbox.request_resync();
+        }
+    }
+}
+
+/// Route each publication to the local sockets of its room.
+async fn dispatch(mut messages: broadcast::Receiver<Message>, registry: Registry) {
+    loop {
+        match messages.recv().await {
+            Ok(message) => route(&registry, &message),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "subscriber lagged; every socket resyncs from its room log"
+                );
+                resync_all(&registry);
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn route(registry: &Registry, message: &Message) {
+    let Some(bytes) = message.value.as_bytes() else {
+        return;
+    };
+    let Some((id, payload)) = wire::internal::split_room_publication(bytes) else {
+        tracing::warn!("unframed publication on a room channel; ignored");
+        return;
+    };
+    let event = match wire::internal::decode::<RoomEvent>(payload) {
+        Ok(event) => Arc::new(event),
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable room event; ignored");
+            return;
+        }
+    };
+    if let Some(conns) = registry.lock().unwrap().get(&*message.channel) {
+        for mailbox in conns.values() {
+            mailbox.deliver(id, event.clone());
+        }
+    }
+}

@@ -1,0 +1,903 @@
+//! The protocol of one signalling socket, as a plain state machine.
+//!
+//! A [`Session`] decides what to answer to which frame in which state, and
+//! what to make of each room event, without any socket, Redis or clock of
+//! its own (the sans-IO style of quinn-proto). It returns [`Action`]s; the
+//! async shell in [`crate::connection`] performs them and feeds the results
+//! back in (`on_join_result`, `on_declare_failed`). That keeps every rule of
+//! the protocol testable in microseconds, below.
+//!
+//! States: `Idle` → (join) → `Joining` → `InRoom` → `Over`. A refused join
+//! goes back to `Idle`. `Over` is final: the peer or this socket left, or a
+//! node was lost; the room is closed for good.
+
+use serde_json::value::RawValue;
+use wire::internal::{LeaveReason, RoomBody, RoomEvent, StreamId};
+use wire::signaller_api::{Join, SignallerClientMsg, SignallerEvent};
+
+use crate::admission::{JoinRefusal, Member};
+
+/// Which protocol the socket speaks, fixed by the URL it connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialect {
+    /// `WS /ws/{name}`: the original React client; identified by name.
+    Legacy { name: String },
+    /// `WS /ws`: our own clients; identified by the ticket they join with.
+    Native,
+}
+
+/// What a client asked to join with; checked by [`crate::admission`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinRequest {
+    /// A legacy join: the room record in Redis says whether `name` is a member.
+    Legacy { name: String, room: String },
+    /// A native join: the signed ticket says it all. `room` is the
+    /// `room_code` the client also sent, if any; it must match the ticket.
+    Native {
+        ticket: String,
+        room: Option<String>,
+    },
+}
+
+/// The other member of the room, as far as this socket knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub user: String,
+    pub name: String,
+    /// The signaller node the peer's socket is on, once known.
+    pub node: Option<String>,
+}
+
+/// What the join script found and did (see [`crate::room_log`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinOutcome {
+    pub room: String,
+    pub me: Member,
+    /// Id of our own `Joined` entry in the room log.
+    pub joined_id: StreamId,
+    /// The peer, if it had joined before us.
+    pub peer: Option<PeerInfo>,
+    /// The room log up to and including our `Joined` entry.
+    pub backlog: Vec<(StreamId, RoomEvent)>,
+}
+
+/// Something the shell must do, in order.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send this event to the client.
+    Send(SignallerEvent),
+    /// Send this close code to the client and end the connection.
+    Close { code: u16, reason: &'static str },
+    /// Check the request, subscribe, run the join script, and call
+    /// [`Session::on_join_result`].
+    Join(JoinRequest),
+    /// Append this to the room log as ours (and publish it); on failure tell
+    /// the client `unavailable`.
+    Publish(RoomBody),
+    /// Append our `Left` to the room log, closing the room.
+    Leave(LeaveReason),
+    /// Tell this socket when `node` stops heartbeating.
+    Watch { node: String },
+    /// Stop watching any node for this socket.
+    Unwatch,
+    /// The peer's node is gone: append a `Left { NodeLost }` in the peer's
+    /// name, closing the room; its echo tells our client. If that fails,
+    /// call [`Session::on_declare_failed`].
+    DeclarePeerLost { user: String, name: String },
+}
+
+/// Equality for tests: `SignallerEvent` holds raw JSON, compared as written.
+#[cfg(test)]
+impl PartialEq for Action {
+    fn eq(&self, other: &Action) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct InRoom {
+    code: String,
+    me: Member,
+    peer: Option<PeerInfo>,
+    /// Highest room-log id delivered (or skipped as ours): the exactly-once cursor.
+    last: StreamId,
+    /// A `DeclarePeerLost` was issued; do not issue another.
+    declared: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    Joining,
+    InRoom(InRoom),
+    Over { code: String, last: StreamId },
+}
+
+/// One socket's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    dialect: Dialect,
+    node: String,
+    state: State,
+}
+
+impl Session {
+    /// A session for a socket on signaller node `node`.
+    pub fn new(dialect: Dialect, node: impl Into<String>) -> Session {
+        Session {
+            dialect,
+            node: node.into(),
+            state: State::Idle,
+        }
+    }
+
+    /// What to do as soon as the socket is open: refuse a bad legacy name.
+    pub fn on_open(&mut self) -> Vec<Action> {
+        match &self.dialect {
+            Dialect::Legacy { name } if !wire::limits::valid_name(name) => {
+                self.state = State::Over {
+                    code: String::new(),
+                    last: StreamId::default(),
+                };
+                vec![
+                    Action::Send(SignallerEvent::error(
+                        "bad_name",
+                        "the name must be 1 to 64 characters, without control characters",
+                    )),
+                    Action::Close {
+                        code: crate::close::POLICY,
+                        reason: "bad name",
+                    },
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The room this socket joined (or is over with), if any.
+    pub fn room(&self) -> Option<&str> {
+        match &self.state {
+            State::InRoom(r) => Some(&r.code),
+            State::Over { code, .. } if !code.is_empty() => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Who this socket is in its room, once joined.
+    pub fn member(&self) -> Option<&Member> {
+        match &self.state {
+            State::InRoom(r) => Some(&r.me),
+            _ => None,
+        }
+    }
+
+    /// The id of the last room-log entry handled, for a resync.
+    pub fn last_delivered(&self) -> Option<StreamId> {
+        match &self.state {
+            State::InRoom(r) => Some(r.last),
+            _ => None,
+        }
+    }
+
+    /// Whether the room is live for this socket (joined, not over).
+    pub fn in_room(&self) -> bool {
+        matches!(self.state, State::InRoom(_))
+    }
+
+    /// A text frame from the client.
+    pub fn on_text(&mut self, text: &str) -> Vec<Action> {
+        let msg = match SignallerClientMsg::decode(text) {
+            Ok(msg) => msg,
+            Err(e) => return vec![Action::Send(SignallerEvent::error(e.code(), e.to_string()))],
+        };
+        match msg {
+            SignallerClientMsg::Ping => vec![Action::Send(SignallerEvent::Pong {})],
+            SignallerClientMsg::Join(join) => self.on_join(join),
+            SignallerClientMsg::Signal(signal) => self.relay(RoomBody::Signal {
+                data_json: signal.data.get().to_string(),
+                type_json: signal.kind.map(|k| k.get().to_string()),
+            }),
+            SignallerClientMsg::Chat { message } => {
+                if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
+                    return vec![error(
+                        "too_long",
+                        "chat messages are at most 2000 characters",
+                    )];
+                }
+                self.relay(RoomBody::Chat { message })
+            }
+            SignallerClientMsg::Leave => match &self.state {
+                State::InRoom(r) => {
+                    self.state = State::Over {
+                        code: r.code.clone(),
+                        last: r.last,
+                    };
+                    vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
+                }
+                State::Over { .. } => Vec::new(),
+                State::Idle | State::Joining => vec![not_joined()],
+            },
+        }
+    }
+
+    fn on_join(&mut self, join: Join) -> Vec<Action> {
+        match self.state {
+            State::Idle => {}
+            State::Joining | State::InRoom(_) | State::Over { .. } => {
+                return vec![error("already_joined", "this socket already joined a room")]
+            }
+        }
+        let request = match &self.dialect {
+            Dialect::Legacy { name } => match join.room_code {
+                Some(room) if !room.is_empty() => JoinRequest::Legacy {
+                    name: name.clone(),
+                    room,
+                },
+                _ => return vec![error("bad_message", "join needs a room_code")],
+            },
+            Dialect::Native => match join.ticket {
+                Some(ticket) => JoinRequest::Native {
+                    ticket,
+                    room: join.room_code,
+                },
+                None => return vec![error("bad_message", "join needs the ticket from matched")],
+            },
+        };
+        self.state = State::Joining;
+        vec![Action::Join(request)]
+    }
+
+    fn relay(&mut self, body: RoomBody) -> Vec<Action> {
+        match self.state {
+            State::InRoom(_) => vec![Action::Publish(body)],
+            State::Over { .. } => vec![error("room_closed", "the room is over")],
+            State::Idle | State::Joining => vec![not_joined()],
+        }
+    }
+
+    /// The outcome of an [`Action::Join`].
+    pub fn on_join_result(&mut self, result: Result<JoinOutcome, JoinRefusal>) -> Vec<Action> {
+        if self.state != State::Joining {
+            return Vec::new();
+        }
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(refusal) => {
+                self.state = State::Idle;
+                return vec![error(refusal.code(), refusal.to_string())];
+            }
+        };
+        let role = outcome.me.role.as_str().to_string();
+        let mut actions = vec![Action::Send(match self.dialect {
+            Dialect::Legacy { .. } => SignallerEvent::Verified {
+                room_code: outcome.room.clone(),
+                role,
+            },
+            Dialect::Native => SignallerEvent::Joined {
+                room_code: outcome.room.clone(),
+                role,
+                peer_present: outcome.peer.is_some(),
+                peer_name: outcome.peer.as_ref().map(|p| p.name.clone()),
+            },
+        })];
+        if let Some(node) = outcome.peer.as_ref().and_then(|p| p.node.clone()) {
+            if node != self.node {
+                actions.push(Action::Watch { node });
+            }
+        }
+        self.state = State::InRoom(InRoom {
+            code: outcome.room,
+            me: outcome.me,
+            peer: outcome.peer,
+            last: StreamId::default(),
+            declared: false,
+        });
+        for (id, event) in &outcome.backlog {
+            actions.extend(self.on_room_event(*id, event));
+        }
+        if let State::InRoom(r) = &mut self.state {
+            r.last = r.last.max(outcome.joined_id);
+        }
+        actions
+    }
+
+    /// An entry of the room log (live or replayed). Entries at or below the
+    /// cursor were handled already and are skipped: exactly once, in order.
+    pub fn on_room_event(&mut self, id: StreamId, event: &RoomEvent) -> Vec<Action> {
+        let State::InRoom(room) = &mut self.state else {
+            return Vec::new();
+        };
+        if id <= room.last {
+            return Vec::new();
+        }
+        room.last = id;
+        if event.from == room.me.user.as_str() {
+            // Our own entries are not echoed, except a verdict that our node
+            // was lost (a peer's node judged us dead): the room is over.
+            if let RoomBody::Left {
+                reason: LeaveReason::NodeLost,
+            } = event.body
+            {
+                let name = room
+                    .peer
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                return self.end(&name, LeaveReason::NodeLost);
+            }
+            return Vec::new();
+        }
+        if let Some(peer) = &room.peer {
+            if peer.user != event.from {
+                // A third party cannot be in the room (the join script
+                // refuses it); never relay one.
+                return Vec::new();
+            }
+        }
+        let code = room.code.clone();
+        let own_node = self.node.clone();
+        match &event.body {
+            RoomBody::Signal {
+                data_json,
+                type_json,
+            } => {
+                self.learn_peer(event, None);
+                let Ok(data) = RawValue::from_string(data_json.clone()) else {
+                    return Vec::new();
+                };
+                let kind = type_json
+                    .as_ref()
+                    .and_then(|t| RawValue::from_string(t.clone()).ok());
+                vec![Action::Send(SignallerEvent::Signal {
+                    room_code: code,
+                    from: event.from_name.clone(),
+                    kind,
+                    data,
+                })]
+            }
+            RoomBody::Chat { message } => {
+                self.learn_peer(event, None);
+                vec![Action::Send(SignallerEvent::Chat {
+                    sender: event.from_name.clone(),
+                    message: message.clone(),
+                    timestamp: wire::unix_seconds(event.sent_ms),
+                })]
+            }
+            RoomBody::Joined { node } => {
+                let was_known = self.learn_peer(event, Some(node));
+                let mut actions = Vec::new();
+                if *node != own_node {
+                    actions.push(Action::Watch { node: node.clone() });
+                }
+                if !was_known && self.dialect == Dialect::Native {
+                    actions.push(Action::Send(SignallerEvent::PeerJoined {
+                        peer_name: event.from_name.clone(),
+                    }));
+                }
+                actions
+            }
+            RoomBody::Left { reason } => self.end(&event.from_name, *reason),
+        }
+    }
+
+    /// Record what an event says about the peer; whether it was known before.
+    fn learn_peer(&mut self, event: &RoomEvent, node: Option<&String>) -> bool {
+        let State::InRoom(room) = &mut self.state else {
+            return false;
+        };
+        match &mut room.peer {
+            Some(peer) => {
+                if let Some(node) = node {
+                    peer.node = Some(node.clone());
+                }
+                true
+            }
+            None => {
+                room.peer = Some(PeerInfo {
+                    user: event.from.clone(),
+                    name: event.from_name.clone(),
+                    node: node.cloned(),
+                });
+                false
+            }
+        }
+    }
+
+    /// The room is over because the peer left (or was lost): tell the client.
+    fn end(&mut self, peer_name: &str, reason: LeaveReason) -> Vec<Action> {
+        let State::InRoom(room) = &self.state else {
+            return Vec::new();
+        };
+        self.state = State::Over {
+            code: room.code.clone(),
+            last: room.last,
+        };
+        let notice = match self.dialect {
+            Dialect::Legacy { .. } => SignallerEvent::PeerDisconnected {
+                message: format!("{peer_name} has disconnected"),
+            },
+            Dialect::Native => SignallerEvent::PeerLeft {
+                peer_name: peer_name.to_string(),
+                reason: reason.as_str().to_string(),
+            },
+        };
+        vec![Action::Unwatch, Action::Send(notice)]
+    }
+
+    /// Signaller node `node` stopped heartbeating.
+    pub fn on_node_lost(&mut self, node: &str) -> Vec<Action> {
+        let State::InRoom(room) = &mut self.state else {
+            return Vec::new();
+        };
+        match &room.peer {
+            Some(peer) if peer.node.as_deref() == Some(node) && !room.declared => {
+                room.declared = true;
+                vec![
+                    Action::Unwatch,
+                    Action::DeclarePeerLost {
+                        user: peer.user.clone(),
+                        name: peer.name.clone(),
+                    },
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `DeclarePeerLost` could not be written (Redis is down): tell our
+    /// client directly.
+    pub fn on_declare_failed(&mut self) -> Vec<Action> {
+        let name = match &self.state {
+            State::InRoom(room) => room
+                .peer
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            _ => return Vec::new(),
+        };
+        self.end(&name, LeaveReason::NodeLost)
+    }
+
+    /// The socket closed (or failed): leave the room if in one.
+    pub fn on_closed(&mut self) -> Vec<Action> {
+        self.leave_with(LeaveReason::Disconnected)
+    }
+
+    /// The node is shutting down gracefully.
+    pub fn on_drain(&mut self) -> Vec<Action> {
+        self.leave_with(LeaveReason::Drained)
+    }
+
+    fn leave_with(&mut self, reason: LeaveReason) -> Vec<Action> {
+        match &self.state {
+            State::InRoom(r) => {
+                self.state = State::Over {
+                    code: r.code.clone(),
+                    last: r.last,
+                };
+                vec![Action::Unwatch, Action::Leave(reason)]
+            }
+            State::Joining => {
+                self.state = State::Idle;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn error(code: &str, message: impl Into<String>) -> Action {
+    Action::Send(SignallerEvent::error(code, message))
+}
+
+fn not_joined() -> Action {
+    error("not_joined", "join a room first")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use wire::user::{Role, UserKey};
+
+    const NODE: &str = "node-a";
+
+    fn id(ms: u64) -> StreamId {
+        StreamId { ms, seq: 0 }
+    }
+
+    fn sent(actions: &[Action]) -> Vec<Value> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(e) => Some(serde_json::from_str(&e.to_json()).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ev(from: &str, name: &str, body: RoomBody) -> RoomEvent {
+        RoomEvent {
+            from: from.into(),
+            from_name: name.into(),
+            sent_ms: 1_000,
+            body,
+        }
+    }
+
+    fn signal(n: u32) -> RoomBody {
+        RoomBody::Signal {
+            data_json: format!(r#"{{"n":{n}}}"#),
+            type_json: Some(r#""signal""#.into()),
+        }
+    }
+
+    fn alice() -> Member {
+        Member {
+            user: UserKey::legacy("alice"),
+            name: "alice".into(),
+            role: Role::Initiator,
+        }
+    }
+
+    fn outcome(peer: Option<PeerInfo>, backlog: Vec<(StreamId, RoomEvent)>) -> JoinOutcome {
+        JoinOutcome {
+            room: "R".into(),
+            me: alice(),
+            joined_id: id(10),
+            peer,
+            backlog,
+        }
+    }
+
+    fn joined(dialect: Dialect, peer: Option<PeerInfo>) -> (Session, Vec<Action>) {
+        let mut s = Session::new(dialect, NODE);
+        let join = match s.dialect {
+            Dialect::Legacy { .. } => r#"{"event":"join","room_code":"R","role":"initiator"}"#,
+            Dialect::Native => r#"{"event":"join","ticket":"t"}"#,
+        };
+        assert!(matches!(s.on_text(join)[..], [Action::Join(_)]));
+        let actions = s.on_join_result(Ok(outcome(peer, vec![])));
+        (s, actions)
+    }
+
+    fn legacy() -> Dialect {
+        Dialect::Legacy {
+            name: "alice".into(),
+        }
+    }
+
+    fn bob_on(node: &str) -> PeerInfo {
+        PeerInfo {
+            user: "n:bob".into(),
+            name: "bob".into(),
+            node: Some(node.into()),
+        }
+    }
+
+    #[test]
+    fn legacy_join_asks_for_the_room_record_with_the_url_name() {
+        let mut s = Session::new(legacy(), NODE);
+        assert_eq!(
+            s.on_text(r#"{"event":"join","room_code":"R","target":"","type":"offer"}"#),
+            vec![Action::Join(JoinRequest::Legacy {
+                name: "alice".into(),
+                room: "R".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn native_join_needs_a_ticket_and_legacy_a_room() {
+        let mut s = Session::new(Dialect::Native, NODE);
+        assert_eq!(
+            sent(&s.on_text(r#"{"event":"join","room_code":"R"}"#))[0]["code"],
+            "bad_message"
+        );
+        let mut s = Session::new(legacy(), NODE);
+        assert_eq!(
+            sent(&s.on_text(r#"{"event":"join","ticket":"t"}"#))[0]["code"],
+            "bad_message"
+        );
+    }
+
+    #[test]
+    fn frames_before_join_are_refused_and_bad_frames_explained() {
+        let mut s = Session::new(Dialect::Native, NODE);
+        for (frame, code) in [
+            (r#"{"event":"signal","data":{}}"#, "not_joined"),
+            (r#"{"event":"chat","message":"hi"}"#, "not_joined"),
+            (r#"{"event":"leave"}"#, "not_joined"),
+            ("{nope", "bad_json"),
+            (r#"{"event":"dance"}"#, "unknown_event"),
+            (r#"{"event":"signal"}"#, "bad_message"),
+        ] {
+            assert_eq!(sent(&s.on_text(frame))[0]["code"], code, "{frame}");
+        }
+        assert_eq!(sent(&s.on_text(r#"{"event":"ping"}"#))[0]["event"], "pong");
+    }
+
+    #[test]
+    fn a_bad_legacy_name_is_refused_at_once() {
+        let mut s = Session::new(
+            Dialect::Legacy {
+                name: "a\u{7}b".into(),
+            },
+            NODE,
+        );
+        let actions = s.on_open();
+        assert_eq!(sent(&actions)[0]["code"], "bad_name");
+        assert!(matches!(actions[1], Action::Close { .. }));
+        assert!(Session::new(legacy(), NODE).on_open().is_empty());
+    }
+
+    #[test]
+    fn refused_join_can_be_retried_and_second_join_is_refused() {
+        let mut s = Session::new(legacy(), NODE);
+        let join = r#"{"event":"join","room_code":"R"}"#;
+        s.on_text(join);
+        let actions = s.on_join_result(Err(JoinRefusal::NoRoom));
+        assert_eq!(sent(&actions)[0]["code"], "no_room");
+        assert!(matches!(s.on_text(join)[..], [Action::Join(_)]));
+        s.on_join_result(Ok(outcome(None, vec![])));
+        assert_eq!(sent(&s.on_text(join))[0]["code"], "already_joined");
+    }
+
+    #[test]
+    fn legacy_gets_verified_native_gets_joined_with_peer_presence() {
+        let (_, actions) = joined(legacy(), None);
+        assert_eq!(
+            sent(&actions),
+            vec![json!({"event":"verified","room_code":"R","role":"initiator"})]
+        );
+        let (_, actions) = joined(Dialect::Native, Some(bob_on("node-b")));
+        assert_eq!(
+            sent(&actions),
+            vec![json!({"event":"joined","room_code":"R","role":"initiator",
+                        "peer_present":true,"peer_name":"bob"})]
+        );
+        assert!(actions.contains(&Action::Watch {
+            node: "node-b".into()
+        }));
+        // A peer on our own node needs no watching: if we die, so does it.
+        let (_, actions) = joined(Dialect::Native, Some(bob_on(NODE)));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Watch { .. })));
+    }
+
+    #[test]
+    fn backlog_is_replayed_in_order_without_our_own_entries() {
+        let mut s = Session::new(legacy(), NODE);
+        s.on_text(r#"{"event":"join","room_code":"R"}"#);
+        let backlog = vec![
+            (
+                id(1),
+                ev(
+                    "n:bob",
+                    "bob",
+                    RoomBody::Joined {
+                        node: "node-b".into(),
+                    },
+                ),
+            ),
+            (id(2), ev("n:bob", "bob", signal(1))),
+            (id(3), ev("n:bob", "bob", signal(2))),
+            (
+                id(10),
+                ev("n:alice", "alice", RoomBody::Joined { node: NODE.into() }),
+            ),
+        ];
+        let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
+        let out = sent(&actions);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[1]["data"], json!({"n":1}));
+        assert_eq!(out[1]["from"], "bob");
+        assert_eq!(out[1]["type"], "signal");
+        assert_eq!(out[2]["data"], json!({"n":2}));
+        // Live copies of what the backlog held are not delivered again.
+        assert!(s
+            .on_room_event(id(3), &ev("n:bob", "bob", signal(2)))
+            .is_empty());
+        assert!(s
+            .on_room_event(id(10), &ev("n:bob", "bob", signal(9)))
+            .is_empty());
+        assert_eq!(
+            sent(&s.on_room_event(id(11), &ev("n:bob", "bob", signal(3)))).len(),
+            1
+        );
+        assert_eq!(s.last_delivered(), Some(id(11)));
+    }
+
+    #[test]
+    fn signal_from_and_type_are_the_servers_not_the_clients() {
+        let (mut s, _) = joined(legacy(), None);
+        let out = sent(&s.on_room_event(
+            id(11),
+            &ev(
+                "n:bob",
+                "bob",
+                RoomBody::Signal {
+                    data_json: r#"{"sdp":"v=0\r\n"}"#.into(),
+                    type_json: None,
+                },
+            ),
+        ));
+        assert_eq!(
+            out,
+            vec![json!({"event":"signal","room_code":"R","from":"bob","data":{"sdp":"v=0\r\n"}})]
+        );
+    }
+
+    #[test]
+    fn late_peer_is_announced_to_native_only_and_watched() {
+        for dialect in [legacy(), Dialect::Native] {
+            let native = dialect == Dialect::Native;
+            let (mut s, _) = joined(dialect, None);
+            let actions = s.on_room_event(
+                id(11),
+                &ev(
+                    "s:bob",
+                    "bob",
+                    RoomBody::Joined {
+                        node: "node-b".into(),
+                    },
+                ),
+            );
+            assert!(actions.contains(&Action::Watch {
+                node: "node-b".into()
+            }));
+            let out = sent(&actions);
+            if native {
+                assert_eq!(out, vec![json!({"event":"peer-joined","peer_name":"bob"})]);
+            } else {
+                assert!(out.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn publish_only_in_the_room() {
+        let (mut s, _) = joined(Dialect::Native, None);
+        assert!(matches!(
+            s.on_text(r#"{"event":"signal","data":{"a":1},"target":"x","from":"mallory"}"#)[..],
+            [Action::Publish(RoomBody::Signal { .. })]
+        ));
+        assert!(matches!(
+            s.on_text(r#"{"event":"chat","message":"hi"}"#)[..],
+            [Action::Publish(RoomBody::Chat { .. })]
+        ));
+        let long = format!(r#"{{"event":"chat","message":"{}"}}"#, "x".repeat(2001));
+        assert_eq!(sent(&s.on_text(&long))[0]["code"], "too_long");
+    }
+
+    #[test]
+    fn peer_leaving_ends_the_room_with_the_dialects_notice() {
+        let (mut s, _) = joined(legacy(), Some(bob_on("node-b")));
+        let out = sent(&s.on_room_event(
+            id(11),
+            &ev(
+                "n:bob",
+                "bob",
+                RoomBody::Left {
+                    reason: LeaveReason::Disconnected,
+                },
+            ),
+        ));
+        assert_eq!(
+            out,
+            vec![json!({"event":"peer-disconnected","message":"bob has disconnected"})]
+        );
+        assert!(!s.in_room());
+        assert_eq!(
+            sent(&s.on_text(r#"{"event":"signal","data":{}}"#))[0]["code"],
+            "room_closed"
+        );
+        // The socket closing now writes nothing more: the room is closed.
+        assert!(s.on_closed().is_empty());
+
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let out = sent(&s.on_room_event(
+            id(11),
+            &ev(
+                "n:bob",
+                "bob",
+                RoomBody::Left {
+                    reason: LeaveReason::Left,
+                },
+            ),
+        ));
+        assert_eq!(
+            out,
+            vec![json!({"event":"peer-left","peer_name":"bob","reason":"left"})]
+        );
+    }
+
+    #[test]
+    fn our_leave_close_and_drain_write_left_once() {
+        let (mut s, _) = joined(Dialect::Native, None);
+        assert_eq!(
+            s.on_text(r#"{"event":"leave"}"#),
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
+        );
+        assert!(s.on_text(r#"{"event":"leave"}"#).is_empty());
+        assert!(s.on_closed().is_empty());
+
+        let (mut s, _) = joined(Dialect::Native, None);
+        assert_eq!(
+            s.on_closed(),
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Disconnected)]
+        );
+        let (mut s, _) = joined(Dialect::Native, None);
+        assert_eq!(
+            s.on_drain(),
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Drained)]
+        );
+        assert!(Session::new(Dialect::Native, NODE).on_closed().is_empty());
+    }
+
+    #[test]
+    fn lost_peer_node_is_declared_once_and_its_echo_tells_the_client() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        assert!(s.on_node_lost("node-c").is_empty());
+        assert_eq!(
+            s.on_node_lost("node-b"),
+            vec![
+                Action::Unwatch,
+                Action::DeclarePeerLost {
+                    user: "n:bob".into(),
+                    name: "bob".into()
+                }
+            ]
+        );
+        assert!(s.on_node_lost("node-b").is_empty());
+        let out = sent(&s.on_room_event(
+            id(12),
+            &ev(
+                "n:bob",
+                "bob",
+                RoomBody::Left {
+                    reason: LeaveReason::NodeLost,
+                },
+            ),
+        ));
+        assert_eq!(
+            out,
+            vec![json!({"event":"peer-left","peer_name":"bob","reason":"node_lost"})]
+        );
+    }
+
+    #[test]
+    fn failed_declaration_tells_the_client_directly() {
+        let (mut s, _) = joined(legacy(), Some(bob_on("node-b")));
+        s.on_node_lost("node-b");
+        assert_eq!(
+            sent(&s.on_declare_failed()),
+            vec![json!({"event":"peer-disconnected","message":"bob has disconnected"})]
+        );
+        assert!(s.on_declare_failed().is_empty());
+    }
+
+    #[test]
+    fn being_declared_lost_ourselves_ends_the_room() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let out = sent(&s.on_room_event(
+            id(12),
+            &ev(
+                "n:alice",
+                "alice",
+                RoomBody::Left {
+                    reason: LeaveReason::NodeLost,
+                },
+            ),
+        ));
+        assert_eq!(out[0]["event"], "peer-left");
+        assert!(!s.in_room());
+    }
+
+    #[test]
+    fn a_third_party_entry_is_never_relayed() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        assert!(s
+            .on_room_event(id(11), &ev("s:eve", "eve", signal(1)))
+            .is_empty());
+    }
+}
