@@ -1,0 +1,11 @@
+//! Integration tests of the signaller against a real Redis, with nodes
+//! running in-process on ephemeral ports and real WebSocket clients. One
+//! test binary (one link) with a module per concern.
+
+mod common;
+
+mod bad_input;
+mod leave;
+mod redis_restart;
+mod relay;
+mod security;
