@@ -16,7 +16,9 @@ pub enum SignallerClientMsg {
     Join(Join),
     Signal(Signal),
     /// Native: a chat line to the peer.
-    Chat { message: String },
+    Chat {
+        message: String,
+    },
     /// Native: leave the room for good (the peer is told).
     Leave,
     /// Keep-alive; answered with `pong`.
@@ -72,7 +74,10 @@ impl SignallerClientMsg {
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum SignallerEvent {
     /// Legacy: the join is accepted (the React client reads only `event`).
-    Verified { room_code: String, role: String },
+    Verified {
+        room_code: String,
+        role: String,
+    },
     /// Native: the join is accepted; says whether the peer is already there.
     Joined {
         room_code: String,
@@ -82,7 +87,9 @@ pub enum SignallerEvent {
         peer_name: Option<String>,
     },
     /// Native: the peer joined after us.
-    PeerJoined { peer_name: String },
+    PeerJoined {
+        peer_name: String,
+    },
     /// A signal from the peer; `type` and `data` exactly as the peer sent them.
     Signal {
         room_code: String,
@@ -98,13 +105,23 @@ pub enum SignallerEvent {
         timestamp: f64,
     },
     /// Legacy: the peer's socket closed; the room is over.
-    PeerDisconnected { message: String },
+    PeerDisconnected {
+        message: String,
+    },
     /// Native: the peer left; the room is over.
-    PeerLeft { peer_name: String, reason: String },
+    PeerLeft {
+        peer_name: String,
+        reason: String,
+    },
     /// Something went wrong; `message` is for people, `code` for programs.
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
     /// The node is shutting down: reconnect and join again.
-    Reconnect { reason: String },
+    Reconnect {
+        reason: String,
+    },
     Pong {},
 }
 
@@ -161,9 +178,14 @@ mod tests {
 
     #[test]
     fn bad_frames_are_typed_errors() {
-        assert_eq!(SignallerClientMsg::decode("nope").unwrap_err().code(), "bad_json");
         assert_eq!(
-            SignallerClientMsg::decode(r#"{"event":"signal"}"#).unwrap_err().code(),
+            SignallerClientMsg::decode("nope").unwrap_err().code(),
+            "bad_json"
+        );
+        assert_eq!(
+            SignallerClientMsg::decode(r#"{"event":"signal"}"#)
+                .unwrap_err()
+                .code(),
             "bad_message"
         );
         assert_eq!(
