@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod leave;
+mod legacy_flow;
 mod redis_restart;
 mod relay;
 mod security;
