@@ -17,20 +17,15 @@ pub const SECRET: &str = "signaller-tests-secret-0123456789abcdef";
 pub const HEARTBEAT_MS: &str = "100";
 pub const NODE_TTL_MS: &str = "500";
 
-/// A node's configuration: loopback, port 0, fast liveness (unless `extra`
-/// sets it), plus `extra` flags.
+/// A node's configuration: loopback, port 0, this Redis, the test secret,
+/// fast liveness, each unless `extra` sets it; plus `extra` flags.
 pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
     let url = redis.url();
-    let mut args = vec![
-        "signaller",
-        "--listen",
-        "127.0.0.1:0",
-        "--redis-url",
-        &url,
-        "--ticket-secret",
-        SECRET,
-    ];
+    let mut args = vec!["signaller"];
     for (flag, value) in [
+        ("--listen", "127.0.0.1:0"),
+        ("--redis-url", url.as_str()),
+        ("--ticket-secret", SECRET),
         ("--heartbeat-ms", HEARTBEAT_MS),
         ("--node-ttl-ms", NODE_TTL_MS),
     ] {

@@ -14,7 +14,7 @@ use crate::common::*;
 /// Test 6: socket close, native `leave`, a legacy skip (close, then at once
 /// a new socket under the same name for a new room) and a killed node each
 /// produce the peer's notice across nodes; the node loss within the
-/// configured bound.
+/// configured bound. Also a graceful drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_leave_skip_and_node_death_tell_the_peer() {
     let redis = RedisServer::start();
@@ -117,4 +117,20 @@ async fn close_leave_skip_and_node_death_tell_the_peer() {
     );
     b.expect_silence(QUIET).await;
     erin.expect_silence(QUIET).await;
+
+    // Graceful drain: the draining node's sockets leave their rooms (the
+    // peer gets `drained`) and are closed with 1001.
+    let n4 = node(&redis, &[]).await;
+    let room = new_room();
+    let (mut a, _) = join_native(&n4, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
+    let (mut b, _) = join_native(&n1, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    assert_eq!(a.recv().await["event"], "peer-joined");
+    tokio::time::timeout(testkit::STEP, n4.shutdown())
+        .await
+        .expect("drain finishes");
+    assert_eq!(a.recv_close().await, Some(1001));
+    assert_eq!(
+        b.recv().await,
+        json!({"event":"peer-left","peer_name":"ann","reason":"drained"})
+    );
 }

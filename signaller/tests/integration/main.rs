@@ -10,3 +10,4 @@ mod legacy_flow;
 mod redis_restart;
 mod relay;
 mod security;
+mod startup;
