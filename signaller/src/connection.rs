@@ -122,6 +122,8 @@ impl Connection {
             return why;
         }
         loop {
+            // Not `biased`: a client sending fast must not starve the
+            // delivery of what its peer sends (both wait in bounded places).
             let flow = tokio::select! {
                 _ = drain.wait() => {
                     let actions = self.session.on_drain();
