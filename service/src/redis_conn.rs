@@ -73,9 +73,6 @@ fn builder(url: &str, for_blocking: bool) -> Result<Builder, BadRedisUrl> {
             } else {
                 COMMAND_TIMEOUT
             };
-            // Pub/sub messages are fanned out through a broadcast channel;
-            // a receiver that lags loses messages, so leave ample room.
-            p.broadcast_channel_capacity = 65_536;
         });
     Ok(builder)
 }
@@ -116,7 +113,12 @@ pub async fn connect_blocking(url: &str) -> Result<Client, BadRedisUrl> {
 
 /// A pub/sub client. Its subscriptions are restored after every reconnect.
 pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, BadRedisUrl> {
-    let client = builder(url, false)?
+    let mut builder = builder(url, false)?;
+    // Pub/sub messages are fanned out through a broadcast channel; a
+    // receiver that lags loses messages, so leave ample room (only here:
+    // every client allocates several such channels).
+    builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
+    let client = builder
         .build_subscriber_client()
         .map_err(|e| BadRedisUrl {
             url: url.to_string(),

@@ -83,12 +83,44 @@ struct Connection {
     last_seen: Instant,
 }
 
+/// Count a live signal or chat handed to this socket, and how long it took
+/// from the sender's node (stamped at publish) to here.
+fn record_relay(event: &RoomEvent, actions: &[Action]) {
+    let relayed = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Send(SignallerEvent::Signal { .. } | SignallerEvent::Chat { .. })
+        )
+    });
+    if relayed {
+        metrics::counter!(service::metrics::RELAYED).increment(1);
+        let age_ms = service::clock::now_ms().saturating_sub(event.sent_ms);
+        metrics::histogram!(service::metrics::RELAY_LATENCY).record(age_ms as f64 / 1000.0);
+    }
+}
+
+/// Count an error event by kind: refused joins apart from other bad input.
+fn record_error(event: &SignallerEvent) {
+    if let SignallerEvent::Error { code, .. } = event {
+        let kind = match code.as_str() {
+            "bad_ticket" | "forged_ticket" | "expired_ticket" | "no_room" | "not_member"
+            | "room_closed" | "room_full" => "auth_refused",
+            "unavailable" => "redis",
+            "rate_limited" => return,
+            _ => "bad_input",
+        };
+        metrics::counter!(service::metrics::ERRORS, "kind" => kind).increment(1);
+    }
+}
+
 /// Serve one upgraded socket until it closes (or the node stops).
 pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: ConnId) {
     let span = tracing::info_span!("conn", conn = %id);
     async move {
         let legacy = matches!(dialect, Dialect::Legacy { .. });
         tracing::info!(legacy, "socket opened");
+        let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "signaller");
+        open.increment(1.0);
         let (mailbox, mut inbox) = mailbox::new();
         let now = Instant::now();
         let mut conn = Connection {
@@ -105,6 +137,7 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
         };
         let why = conn.serve(&mut inbox).await;
         conn.finish().await;
+        open.decrement(1.0);
         tracing::info!(why, "socket closed");
     }
     .instrument(span)
@@ -152,7 +185,11 @@ impl Connection {
 
     fn on_delivery(&mut self, delivery: Delivery) -> Vec<Action> {
         match delivery {
-            Delivery::Event(id, event) => self.session.on_room_event(id, &event),
+            Delivery::Event(id, event) => {
+                let actions = self.session.on_room_event(id, &event);
+                record_relay(&event, &actions);
+                actions
+            }
             Delivery::NodeLost(node) => self.session.on_node_lost(&node),
         }
     }
@@ -189,6 +226,8 @@ impl Connection {
                     }
                     self.limited = true;
                     tracing::info!("rate limited");
+                    metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited")
+                        .increment(1);
                     let limited =
                         SignallerEvent::error("rate_limited", "too many frames; slow down");
                     return self.perform(vec![Action::Send(limited)]).await;
@@ -237,6 +276,7 @@ impl Connection {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Send(event) => {
+                    record_error(&event);
                     if let Flow::End(why) = self.send(&event).await {
                         return Flow::End(why);
                     }

@@ -118,6 +118,8 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
     let redis = service::redis_conn::connect(&config.redis_url).await?;
+    service::metrics::install();
+    service::metrics::count_reconnects(&redis);
     let subscriber = service::redis_conn::connect_subscriber(&config.redis_url).await?;
     let mut tasks = Vec::new();
     let secret = match configured_secret {
@@ -220,6 +222,7 @@ impl RunningNode {
     /// joined socket leave its room (peers get `peer-left` `drained`) and
     /// close with 1001, then retire the liveness key and stop.
     pub async fn shutdown(mut self) {
+        metrics::counter!(service::metrics::DRAINS).increment(1);
         self.health.start_draining();
         tracing::info!(sockets = self.conns.len(), "draining");
         self.drain.trigger();

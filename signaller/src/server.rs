@@ -53,6 +53,7 @@ pub fn router(
         ))
         .with_state(App { shared, tasks })
         .merge(service::health::routes(health))
+        .merge(service::metrics::routes())
 }
 
 async fn native(State(app): State<App>, ws: WebSocketUpgrade) -> Response {

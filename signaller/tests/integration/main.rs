@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod leave;
 mod legacy_flow;
+mod metrics;
 mod redis_restart;
 mod relay;
 mod security;
