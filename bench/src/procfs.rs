@@ -50,11 +50,33 @@ pub fn percent_of_core(ticks: u64, wall: Duration) -> f64 {
     ticks as f64 / CLK_TCK as f64 / wall.as_secs_f64() * 100.0
 }
 
+/// Busy and total CPU time of the whole machine, in ticks, from the `cpu`
+/// line of `/proc/stat` (busy: everything but idle and iowait).
+pub fn machine_ticks() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine(&stat).ok_or_else(|| anyhow!("unexpected format of /proc/stat"))
+}
+
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]:
+    // guest time is already counted in user, so only the first eight add up.
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
 /// CPU use of several processes over an interval: started by [`CpuWatch::start`],
 /// read by [`CpuWatch::report`].
 pub struct CpuWatch {
     start: Instant,
     procs: Vec<(String, u32, u64)>,
+    machine: (u64, u64),
 }
 
 impl CpuWatch {
@@ -72,22 +94,43 @@ impl CpuWatch {
         Ok(CpuWatch {
             start: Instant::now(),
             procs,
+            machine: machine_ticks()?,
         })
     }
 
-    /// One line per process: percent of one core since the start.
+    /// One line per process: percent of one core since the start; then the
+    /// whole machine, and what processes other than the watched ones used
+    /// (other people's builds and tests, on a shared machine).
     pub fn report(&self) -> Vec<String> {
         let wall = self.start.elapsed();
-        self.procs
+        let mut watched = 0;
+        let mut lines: Vec<String> = self
+            .procs
             .iter()
             .map(|(label, pid, before)| match cpu_ticks(*pid) {
-                Ok((_, now)) => format!(
-                    "{label} (pid {pid}): {:.1}% of one core",
-                    percent_of_core(now.saturating_sub(*before), wall)
-                ),
+                Ok((_, now)) => {
+                    let used = now.saturating_sub(*before);
+                    watched += used;
+                    format!(
+                        "{label} (pid {pid}): {:.1}% of one core",
+                        percent_of_core(used, wall)
+                    )
+                }
                 Err(e) => format!("{label} (pid {pid}): {e:#}"),
             })
-            .collect()
+            .collect();
+        if let Ok((busy, total)) = machine_ticks() {
+            let busy = busy.saturating_sub(self.machine.0);
+            let total = total.saturating_sub(self.machine.1).max(1);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            lines.push(format!(
+                "whole machine: {:.0}% busy ({:.2} of {cores} cores); processes not listed above: {:.2} cores",
+                busy as f64 / total as f64 * 100.0,
+                busy as f64 / total as f64 * cores as f64,
+                busy.saturating_sub(watched) as f64 / total as f64 * cores as f64,
+            ));
+        }
+        lines
     }
 }
 
@@ -132,6 +175,12 @@ mod tests {
     fn stat_fields_are_counted_from_the_last_paren() {
         let line = "1234 (we (ird) name) S 1 2 3 4 5 6 7 8 9 10 250 37 0 0 20 0 8 0";
         assert_eq!(parse_stat(line), Some(("we (ird) name".to_string(), 287)));
+    }
+
+    #[test]
+    fn machine_busy_excludes_idle_and_iowait() {
+        let stat = "cpu  100 5 50 800 20 3 2 0 7 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_machine(stat), Some((160, 980)));
     }
 
     #[test]

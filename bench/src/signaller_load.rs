@@ -185,6 +185,9 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
     let cpu = CpuWatch::start(&args.watch)?;
+    let window_end = cpu_start + Duration::from_secs(args.secs);
+    tokio::time::sleep_until(window_end).await;
+    let cpu_lines = cpu.report();
 
     let mut send = SendReport::default();
     let mut sinks = Vec::with_capacity(n);
@@ -195,8 +198,6 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         merge(&mut send.errors, report.errors);
         sinks.push(sink);
     }
-    let cpu_lines = cpu.report();
-    let sending_ended = clock.now();
     tokio::time::sleep(DRAIN).await;
     stop_tx.send_replace(true);
     let mut recv = RecvReport::default();
@@ -217,12 +218,11 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let measured = recv.latencies.len() as u64;
     println!("--- signaller results ---");
     println!(
-        "sent {} signals ({} in the {:.1} s window = {:.0} msgs/s offered; sending ended {:.3} s after the window)",
+        "sent {} signals ({} in the {:.1} s window = {:.0} msgs/s offered)",
         send.sent,
         send.sent_in_window,
         window,
         send.sent_in_window as f64 / window,
-        Duration::from_nanos(sending_ended.saturating_sub(clock.send_until)).as_secs_f64()
     );
     println!(
         "received {} signals; of the window's: {} = {:.0} msgs/s delivered, {} missing",
