@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use service::logging::LogFormat;
+use service::settings::SharedSettings;
 
 /// Which parts of the matcher this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,14 +30,8 @@ pub struct Config {
     #[arg(long, env = "RVC_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
 
-    /// Redis URL (redis://host:port, rediss://, or redis-cluster://host:port).
-    #[arg(long, env = "RVC_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-
-    /// HMAC secret for room tickets, shared with the signaller (at least 32
-    /// bytes). When unset, a random one is shared through Redis.
-    #[arg(long, env = "RVC_TICKET_SECRET", hide_env_values = true)]
-    pub ticket_secret: Option<String>,
+    #[command(flatten)]
+    pub shared: SharedSettings,
 
     /// Signaller WebSocket URL given to native clients in `matched`. Default:
     /// ws://<host the client used, without port>:4000/ws.
@@ -47,16 +41,6 @@ pub struct Config {
     /// Serve the web page from this folder instead of the copy built into the binary.
     #[arg(long, env = "RVC_WEB_DIR")]
     pub web_dir: Option<std::path::PathBuf>,
-
-    /// Allowed browser origins for CORS and WebSocket upgrades, comma
-    /// separated; `*` allows any.
-    #[arg(
-        long,
-        env = "RVC_ALLOWED_ORIGINS",
-        default_value = "*",
-        value_delimiter = ','
-    )]
-    pub allowed_origins: Vec<String>,
 
     /// Gateway id (unique per gateway process). Default: a fresh ULID.
     #[arg(long, env = "RVC_GATEWAY_ID")]
@@ -127,10 +111,6 @@ pub struct Config {
     /// On SIGTERM, how long sockets are given to move before the gateway exits, s.
     #[arg(long, env = "RVC_DRAIN_GRACE_SECS", default_value_t = 10)]
     pub drain_grace_secs: u64,
-
-    /// Log format: text or json.
-    #[arg(long, env = "RVC_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
 }
 
 impl Config {

@@ -48,8 +48,8 @@ pub struct Running {
 /// Start the roles `config` names. Returns once the gateway listens (its
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
-    service::redis_conn::parse_url(&config.redis_url)?;
-    if let Some(secret) = &config.ticket_secret {
+    service::redis_conn::parse_url(&config.shared.redis_url)?;
+    if let Some(secret) = &config.shared.ticket_secret {
         service::ticket_secret::check_configured(secret)?;
     }
     // Bind first: a port in use is a configuration error to report at once.
@@ -67,7 +67,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     };
     let (drain, drain_rx) = shutdown::channel();
     let (kill, kill_rx) = shutdown::channel();
-    let redis = service::redis_conn::connect(&config.redis_url).await?;
+    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
     service::metrics::install();
     service::metrics::count_reconnects(&redis);
     let mut tasks = Vec::new();
@@ -79,7 +79,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             source,
         })?;
         let secret =
-            service::ticket_secret::resolve(config.ticket_secret.as_deref(), &redis).await?;
+            service::ticket_secret::resolve(config.shared.ticket_secret.as_deref(), &redis).await?;
         let gw = Arc::new(Gateway {
             id: config
                 .gateway_id
@@ -95,7 +95,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             kill: kill_rx.clone(),
         });
         gateway::heartbeat::beat(&gw).await;
-        let subscriber = service::redis_conn::connect_subscriber(&config.redis_url).await?;
+        let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
         tasks.push(tokio::spawn(gateway::run_inbox(gw.clone(), subscriber)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
         tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
@@ -114,7 +114,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     }
 
     if config.runs_worker() {
-        let reader = service::redis_conn::connect_blocking(&config.redis_url).await?;
+        let reader = service::redis_conn::connect_blocking(&config.shared.redis_url).await?;
         let worker = Worker::new(redis.clone(), reader, WorkerSettings::from(&config));
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }

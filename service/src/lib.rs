@@ -8,5 +8,6 @@ pub mod metrics;
 pub mod origin;
 pub mod rate_limit;
 pub mod redis_conn;
+pub mod settings;
 pub mod shutdown;
 pub mod ticket_secret;

@@ -118,12 +118,10 @@ pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, BadRedisU
     // receiver that lags loses messages, so leave ample room (only here:
     // every client allocates several such channels).
     builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
-    let client = builder
-        .build_subscriber_client()
-        .map_err(|e| BadRedisUrl {
-            url: url.to_string(),
-            reason: e.details().to_string(),
-        })?;
+    let client = builder.build_subscriber_client().map_err(|e| BadRedisUrl {
+        url: url.to_string(),
+        reason: e.details().to_string(),
+    })?;
     let client = start(client, Duration::from_secs(3)).await;
     // Detached: re-subscribes after every reconnect for as long as the client lives.
     drop(client.manage_subscriptions());

@@ -44,6 +44,33 @@ impl Shutdown {
     }
 }
 
+/// The life of a role's process once started: run until SIGINT or SIGTERM,
+/// then shut down gracefully; a second signal exits at once. A start-up
+/// error is printed as one line and exits with status 2.
+pub async fn serve_until_signal<R, E, F, Fut>(name: &str, started: Result<R, E>, shutdown: F)
+where
+    E: std::fmt::Display,
+    F: FnOnce(R) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let running = match started {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(2);
+        }
+    };
+    signal().await;
+    tracing::info!("shutting down (send the signal again to exit at once)");
+    tokio::select! {
+        _ = shutdown(running) => {}
+        _ = signal() => {
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();

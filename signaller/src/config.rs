@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use service::logging::LogFormat;
+use service::settings::SharedSettings;
 
 /// Signaller: relays WebRTC signals and chat between the two peers of a
 /// room. Any number of nodes may run against one Redis; a room's two peers
@@ -17,14 +17,8 @@ pub struct Config {
     #[arg(long, env = "RVC_LISTEN", default_value = "0.0.0.0:4000")]
     pub listen: SocketAddr,
 
-    /// Redis URL (redis://host:port, rediss://, or redis-cluster://host:port).
-    #[arg(long, env = "RVC_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-
-    /// HMAC secret for room tickets, shared with the matcher (at least 32
-    /// bytes). When unset, the one shared through Redis is used.
-    #[arg(long, env = "RVC_TICKET_SECRET", hide_env_values = true)]
-    pub ticket_secret: Option<String>,
+    #[command(flatten)]
+    pub shared: SharedSettings,
 
     /// Id of this node (unique per signaller process). Default: a fresh ULID.
     #[arg(long, env = "RVC_NODE_ID")]
@@ -47,16 +41,6 @@ pub struct Config {
     #[arg(long, env = "RVC_ROOM_LOG_TTL_SECS", default_value_t = 1800)]
     pub room_log_ttl_secs: u64,
 
-    /// Allowed browser origins for WebSocket upgrades, comma separated; `*`
-    /// allows any.
-    #[arg(
-        long,
-        env = "RVC_ALLOWED_ORIGINS",
-        default_value = "*",
-        value_delimiter = ','
-    )]
-    pub allowed_origins: Vec<String>,
-
     /// A socket that sends nothing (not even a pong) for this long is closed
     /// with 4408, s. The server pings at a third of it.
     #[arg(long, env = "RVC_IDLE_TIMEOUT_SECS", default_value_t = 60)]
@@ -69,10 +53,6 @@ pub struct Config {
     /// Frames a socket may send in one burst.
     #[arg(long, env = "RVC_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
-
-    /// Log format: text or json.
-    #[arg(long, env = "RVC_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -108,7 +88,7 @@ mod tests {
     fn defaults() {
         let c = Config::parse_from(["signaller"]);
         assert_eq!(c.listen.port(), 4000);
-        assert_eq!(c.allowed_origins, vec!["*".to_string()]);
+        assert_eq!(c.shared.allowed_origins, vec!["*".to_string()]);
         assert_eq!(c.node_loss_bound(), Duration::from_millis(4000));
     }
 
@@ -119,6 +99,6 @@ mod tests {
             "--allowed-origins",
             "https://a.example,http://localhost:3000",
         ]);
-        assert_eq!(c.allowed_origins.len(), 2);
+        assert_eq!(c.shared.allowed_origins.len(), 2);
     }
 }

@@ -90,8 +90,8 @@ pub struct RunningNode {
 /// The error is typed (not `anyhow`, as the brief sketched) because this is
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
-    service::redis_conn::parse_url(&config.redis_url)?;
-    let configured_secret = match &config.ticket_secret {
+    service::redis_conn::parse_url(&config.shared.redis_url)?;
+    let configured_secret = match &config.shared.ticket_secret {
         Some(secret) => Some(service::ticket_secret::check_configured(secret)?),
         None => None,
     };
@@ -117,10 +117,10 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .clone()
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
-    let redis = service::redis_conn::connect(&config.redis_url).await?;
+    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
     service::metrics::install();
     service::metrics::count_reconnects(&redis);
-    let subscriber = service::redis_conn::connect_subscriber(&config.redis_url).await?;
+    let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
     let mut tasks = Vec::new();
     let secret = match configured_secret {
         Some(secret) => TicketSecret::configured(secret),
@@ -135,7 +135,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     // Heartbeats get a connection of their own, so that they are never
     // queued behind a burst of relayed messages: a late heartbeat would
     // look like a dead node.
-    let presence_redis = service::redis_conn::connect(&config.redis_url).await?;
+    let presence_redis = service::redis_conn::connect(&config.shared.redis_url).await?;
     let (presence, presence_task) = Presence::start(
         presence_redis,
         node_id.clone(),
@@ -165,7 +165,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     let app = server::router(
         shared.clone(),
         conns.clone(),
-        AllowedOrigins::new(&config.allowed_origins),
+        AllowedOrigins::new(&config.shared.allowed_origins),
         health.clone(),
     );
     let mut stop_accepting = drain_rx;

@@ -5,24 +5,9 @@ use clap::Parser;
 use signaller::Config;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let config = Config::parse();
-    service::logging::init(config.log_format);
-    let node = match signaller::spawn(config).await {
-        Ok(node) => node,
-        Err(e) => {
-            eprintln!("signaller: {e}");
-            std::process::exit(2);
-        }
-    };
-    service::shutdown::signal().await;
-    tracing::info!("shutting down (send the signal again to exit at once)");
-    tokio::select! {
-        _ = node.shutdown() => {}
-        _ = service::shutdown::signal() => {
-            tracing::warn!("second signal: exiting at once");
-            std::process::exit(1);
-        }
-    }
-    Ok(())
+    service::logging::init(config.shared.log_format);
+    let started = signaller::spawn(config).await;
+    service::shutdown::serve_until_signal("signaller", started, |running| running.shutdown()).await;
 }

@@ -43,7 +43,7 @@ impl From<&Config> for GatewaySettings {
         GatewaySettings {
             signaller_url: c.signaller_url.clone(),
             web_dir: c.web_dir.clone(),
-            origins: AllowedOrigins::new(&c.allowed_origins),
+            origins: AllowedOrigins::new(&c.shared.allowed_origins),
             heartbeat: Config::ms(c.heartbeat_ms.max(10)),
             gateway_ttl: Config::ms(c.gateway_ttl_ms.max(c.heartbeat_ms * 2)),
             ticket_ttl: Duration::from_secs(c.ticket_ttl_secs.max(1)),
