@@ -114,7 +114,11 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
                 .unwrap();
             return (status.code().unwrap_or(-1), err);
         }
-        assert!(Instant::now() < deadline, "matcher did not exit: {args:?}");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("matcher did not exit: {args:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
