@@ -118,10 +118,6 @@ pub enum SignallerEvent {
         code: String,
         message: String,
     },
-    /// The node is shutting down: reconnect and join again.
-    Reconnect {
-        reason: String,
-    },
     Pong {},
 }
 
