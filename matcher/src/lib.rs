@@ -102,7 +102,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         let app = gateway::router(gw.clone());
         let mut stop_accepting = drain_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(service::listener::no_delay(listener), app)
                 .with_graceful_shutdown(async move { stop_accepting.wait().await })
                 .await;
             if let Err(e) = served {

@@ -170,7 +170,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     );
     let mut stop_accepting = drain_rx;
     let server = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(service::listener::no_delay(listener), app)
             .with_graceful_shutdown(async move { stop_accepting.wait().await })
             .await;
         if let Err(e) = served {

@@ -226,10 +226,15 @@ impl Worker {
             .collect())
     }
 
-    /// Enqueue a batch, then acknowledge it. A failure leaves the entries
-    /// pending, to be claimed again (by this or another worker).
+    /// Enqueue a batch and acknowledge it, in one script. A failure leaves
+    /// the entries pending, to be claimed again (by this or another worker).
     async fn process(&self, entries: Vec<Entry>) {
-        let mut args: Vec<String> = vec![keys::matcher_prefix()];
+        let mut args: Vec<String> = vec![
+            keys::matcher_prefix(),
+            keys::WORKER_GROUP.to_string(),
+            entries.len().to_string(),
+        ];
+        args.extend(entries.iter().map(|e| e.id.clone()));
         for e in &entries {
             match &e.request {
                 Some(r) => {
@@ -239,26 +244,15 @@ impl Worker {
                 None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
             }
         }
-        if args.len() > 1 {
-            if let Err(e) = scripts::run::<i64, _, _>(
-                &self.scripts.enqueue,
-                &self.redis,
-                vec![keys::pool()],
-                args,
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "enqueue failed; entries stay pending");
-                return;
-            }
-        }
-        let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
-        if let Err(e) = self
-            .redis
-            .xack::<i64, _, _, _>(keys::register_stream(), keys::WORKER_GROUP, ids)
-            .await
+        if let Err(e) = scripts::run::<i64, _, _>(
+            &self.scripts.enqueue,
+            &self.redis,
+            vec![keys::pool(), keys::register_stream()],
+            args,
+        )
+        .await
         {
-            tracing::warn!(error = %e, "ack failed; entries will be replayed (harmless)");
+            tracing::warn!(error = %e, "enqueue failed; entries stay pending");
         }
     }
 
