@@ -23,19 +23,7 @@ pub use config::{Config, Role};
 use gateway::{Gateway, GatewaySettings, Registry, SharedGateway};
 use worker::{Worker, WorkerSettings};
 
-/// Why the matcher could not start. Each says which setting is wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("--redis-url: {0}")]
-    RedisUrl(#[from] service::redis_conn::BadRedisUrl),
-    #[error("--ticket-secret: {0}")]
-    Secret(#[from] service::ticket_secret::SecretError),
-    #[error("--listen {addr}: cannot listen: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
+pub use service::startup::StartError;
 
 /// A running matcher (some roles, in this process).
 pub struct Running {
@@ -93,6 +81,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             health: Health::new(redis.clone()),
             drain: drain_rx.clone(),
             kill: kill_rx.clone(),
+            needs_restore: Default::default(),
         });
         gateway::heartbeat::beat(&gw).await;
         let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
@@ -135,7 +124,8 @@ async fn watch_reconnects(gw: SharedGateway) {
         tokio::select! {
             r = reconnects.recv() => match r {
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    gateway::restore(&gw).await;
+                    // The heartbeat task does the work, one restore at a time.
+                    gw.needs_restore.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },

@@ -11,4 +11,5 @@ pub mod rate_limit;
 pub mod redis_conn;
 pub mod settings;
 pub mod shutdown;
+pub mod startup;
 pub mod ticket_secret;

@@ -51,23 +51,7 @@ use secret::TicketSecret;
 /// How long a graceful shutdown waits for sockets to leave their rooms.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
-/// Why a node could not start. Each says which setting is wrong, in one line.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("--redis-url: {0}")]
-    RedisUrl(#[from] service::redis_conn::BadRedisUrl),
-    #[error("--ticket-secret: {0}")]
-    Secret(#[from] service::ticket_secret::SecretError),
-    #[error("--node-ttl-ms ({ttl_ms}) must be larger than --heartbeat-ms ({heartbeat_ms}), and both above 0")]
-    Liveness { heartbeat_ms: u64, ttl_ms: u64 },
-    #[error("--idle-timeout-secs and --room-log-ttl-secs must be above 0")]
-    Timeouts,
-    #[error("--listen {addr}: cannot listen: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
+pub use service::startup::StartError;
 
 /// A running signaller node.
 pub struct RunningNode {
@@ -96,13 +80,19 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         None => None,
     };
     if config.heartbeat_ms == 0 || config.node_ttl_ms <= config.heartbeat_ms {
-        return Err(StartError::Liveness {
-            heartbeat_ms: config.heartbeat_ms,
-            ttl_ms: config.node_ttl_ms,
+        return Err(StartError::Invalid {
+            setting: "--node-ttl-ms",
+            reason: format!(
+                "({}) must be larger than --heartbeat-ms ({}), and both above 0",
+                config.node_ttl_ms, config.heartbeat_ms
+            ),
         });
     }
     if config.idle_timeout_secs == 0 || config.room_log_ttl_secs == 0 {
-        return Err(StartError::Timeouts);
+        return Err(StartError::Invalid {
+            setting: "--idle-timeout-secs, --room-log-ttl-secs",
+            reason: "must be above 0".into(),
+        });
     }
     let listen_error = |source| StartError::Listen {
         addr: config.listen,

@@ -1,6 +1,8 @@
 //! The gateway's liveness in Redis. When the heartbeat stops (the process
 //! died without cleaning up), workers purge its users after the TTL.
 
+use std::sync::atomic::Ordering;
+
 use fred::prelude::*;
 use fred::types::Expiration;
 use wire::keys;
@@ -19,7 +21,13 @@ pub async fn run(gw: std::sync::Arc<Gateway>) {
             _ = tick.tick() => {
                 if beat(&gw).await == Beat::Lapsed {
                     tracing::warn!("heartbeat had lapsed; restoring this gateway's users");
-                    super::restore(&gw).await;
+                    gw.needs_restore.store(true, Ordering::SeqCst);
+                }
+                if gw.needs_restore.swap(false, Ordering::SeqCst) {
+                    if let Err(e) = super::restore(&gw).await {
+                        tracing::warn!(error = %e, "restore failed; retrying");
+                        gw.needs_restore.store(true, Ordering::SeqCst);
+                    }
                 }
             }
             _ = kill.wait() => return,

@@ -11,27 +11,31 @@ use wire::user::UserKey;
 use super::{delivery, SharedGateway};
 
 /// Subscribe (retrying until Redis answers), then dispatch inbox messages
-/// until the gateway is killed. The subscriber client re-subscribes by
-/// itself after a reconnect.
+/// until the gateway is killed. After the subscriber reconnects, subscribe
+/// again (retrying) and have the gateway restore its state: a notice
+/// published while the channel was not subscribed waits in Redis and is
+/// delivered by the restore.
 pub async fn run(gw: SharedGateway, subscriber: SubscriberClient) {
     let mut kill = gw.kill.clone();
     let mut rx = subscriber.message_rx();
+    let mut reconnects = subscriber.reconnect_rx();
     let channel = wire::keys::gateway_inbox(&gw.id);
-    loop {
-        match subscriber.subscribe(channel.as_str()).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "inbox subscribe failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-                    _ = kill.wait() => return,
-                }
-            }
-        }
+    if !subscribe(&gw, &subscriber, &channel).await {
+        return;
     }
     loop {
         let message = tokio::select! {
             m = rx.recv() => m,
+            r = reconnects.recv() => {
+                if matches!(r, Err(RecvError::Closed)) {
+                    break;
+                }
+                if !subscribe(&gw, &subscriber, &channel).await {
+                    break;
+                }
+                gw.needs_restore.store(true, std::sync::atomic::Ordering::SeqCst);
+                continue;
+            }
             _ = kill.wait() => break,
         };
         match message {
@@ -41,21 +45,32 @@ pub async fn run(gw: SharedGateway, subscriber: SubscriberClient) {
             },
             Err(RecvError::Lagged(n)) => {
                 // Cannot happen at the configured capacity unless the process
-                // is starved; recover the notices, which are kept in Redis.
+                // is starved; the notices are kept in Redis: deliver them.
                 tracing::error!(lost = n, "inbox lagged; re-checking pending notices");
-                for (user, conn, waiting) in gw.conns.snapshot() {
-                    if waiting.is_some() {
-                        let gw = gw.clone();
-                        tokio::spawn(
-                            async move { delivery::deliver_pending(&gw, &user, &conn).await },
-                        );
-                    }
-                }
+                gw.needs_restore
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
             Err(RecvError::Closed) => break,
         }
     }
     let _ = subscriber.quit().await;
+}
+
+/// Subscribe to the inbox until it works; `false` if the gateway was killed.
+async fn subscribe(gw: &SharedGateway, subscriber: &SubscriberClient, channel: &str) -> bool {
+    let mut kill = gw.kill.clone();
+    loop {
+        match subscriber.subscribe(channel).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox subscribe failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                    _ = kill.wait() => return false,
+                }
+            }
+        }
+    }
 }
 
 fn dispatch(gw: &SharedGateway, bytes: &[u8]) {

@@ -68,6 +68,9 @@ pub struct Gateway {
     pub drain: Shutdown,
     /// Fires on a hard kill (tests): tasks stop without cleaning up.
     pub kill: Shutdown,
+    /// Set when Redis reconnected or the heartbeat lapsed; the heartbeat
+    /// task restores this gateway's state until it succeeds.
+    pub needs_restore: std::sync::atomic::AtomicBool,
 }
 
 pub type SharedGateway = Arc<Gateway>;
@@ -80,24 +83,24 @@ pub use register::{register, RegisterOutcome};
 /// After Redis came back (possibly empty), or after workers presumed this
 /// gateway dead and purged its users, put its state back: liveness, the
 /// shared secret, where its users are, notices that wait for them, and who
-/// waits in the pool.
-pub async fn restore(gw: &Gateway) {
+/// waits in the pool. Idempotent; stops at the first Redis error so that the
+/// heartbeat task tries again on its next tick.
+pub async fn restore(gw: &Gateway) -> Result<(), fred::error::Error> {
     service::ticket_secret::reassert(&gw.redis, &gw.secret).await;
-    heartbeat::beat(gw).await;
+    if heartbeat::beat(gw).await == heartbeat::Beat::Failed {
+        return Err(fred::error::Error::new(
+            fred::error::ErrorKind::IO,
+            "heartbeat failed",
+        ));
+    }
     let mut requeued = 0;
     for (user, conn, _) in gw.conns.snapshot() {
-        if connection::claim(gw, &user, &conn.conn_id, false)
-            .await
-            .is_err()
-        {
-            continue;
-        }
+        connection::claim(gw, &user, &conn.conn_id, false).await?;
         // A notice first: a user who was matched must not wait again.
         delivery::deliver_pending(gw, &user, &conn).await;
         if let Some(w) = gw.conns.waiting(&user) {
-            if register::requeue(gw, &user, &w).await.is_ok() {
-                requeued += 1;
-            }
+            register::requeue(gw, &user, &w).await?;
+            requeued += 1;
         }
     }
     tracing::info!(
@@ -105,4 +108,5 @@ pub async fn restore(gw: &Gateway) {
         requeued,
         "gateway state restored in Redis"
     );
+    Ok(())
 }
