@@ -21,8 +21,9 @@ fn settings(last_partner: Duration) -> WorkerSettings {
         pairs_per_call: 1,
         room_ttl: Duration::from_secs(60),
         last_partner,
-        // No sockets in this test: users count as "socket not connected
-        // yet", which the pool accepts for this long.
+        // No sockets in this test: the users are legacy users registered
+        // over HTTP whose socket has not connected yet, which the pool
+        // accepts for this long.
         socket_grace: Duration::from_secs(3600),
         notice_ttl: Duration::from_secs(60),
     }
@@ -64,7 +65,7 @@ async fn every_waiting_user_is_equally_likely_to_be_picked() {
     let redis = service::redis_conn::connect(&server.url()).await.unwrap();
     let scripts = Scripts::default();
     let s = settings(Duration::ZERO);
-    let users: Vec<String> = (0..K).map(|i| format!("s:user{i:02}")).collect();
+    let users: Vec<String> = (0..K).map(|i| format!("n:user{i:02}")).collect();
     add_waiting(
         &redis,
         &users.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -113,21 +114,21 @@ async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
     let scripts = Scripts::default();
     let s = settings(Duration::from_secs(60));
     // a and b were just paired.
-    add_waiting(&redis, &["s:a", "s:b"]).await;
+    add_waiting(&redis, &["n:a", "n:b"]).await;
     let first = pair_once(&scripts, &redis, &s).await.unwrap();
     assert_eq!(first.len(), 1);
     // Both come back, with c waiting: a and b must never meet again.
     for _ in 0..100 {
-        add_waiting(&redis, &["s:a", "s:b", "s:c"]).await;
+        add_waiting(&redis, &["n:a", "n:b", "n:c"]).await;
         let pairs = pair_once(&scripts, &redis, &s).await.unwrap();
         let (x, y) = &pairs[0];
         let mut pair = [x.as_str(), y.as_str()];
         pair.sort();
-        assert_ne!(pair, ["s:a", "s:b"], "re-paired with the partner just left");
+        assert_ne!(pair, ["n:a", "n:b"], "re-paired with the partner just left");
         // Empty the pool for the next round. The new pair now remembers
         // each other; a and b are kept as each other's last partner.
         let _: () = redis.del(keys::pool()).await.unwrap();
-        for (u, last) in [("s:a", "s:b"), ("s:b", "s:a")] {
+        for (u, last) in [("n:a", "n:b"), ("n:b", "n:a")] {
             let _: () = redis
                 .set(
                     keys::last_partner(&UserKey::from_raw(u)),
@@ -141,6 +142,6 @@ async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
         }
     }
     // Alone together, they may be paired again rather than wait forever.
-    add_waiting(&redis, &["s:a", "s:b"]).await;
+    add_waiting(&redis, &["n:a", "n:b"]).await;
     assert_eq!(pair_once(&scripts, &redis, &s).await.unwrap().len(), 1);
 }

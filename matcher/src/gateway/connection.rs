@@ -355,6 +355,14 @@ async fn claim_later(gw: SharedGateway, user: UserKey, conn: ConnHandle) {
         }
         if claim(&gw, &user, &conn.conn_id, false).await.is_ok() {
             delivery::deliver_pending(&gw, &user, &conn).await;
+            // A registration made meanwhile was dropped from the pool for
+            // want of a location: make it again.
+            if let Some(w) = gw.conns.waiting(&user) {
+                if register::requeue(&gw, &user, &w).await.is_err() {
+                    gw.needs_restore
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
             return;
         }
         delay = (delay * 2).min(Duration::from_secs(2));

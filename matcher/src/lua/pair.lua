@@ -48,7 +48,10 @@ local function usable(user)
           and redis.call('EXISTS', prefix .. 'draining:' .. gateway) == 0 then
         return name
       end
-    else
+    elseif string.sub(user, 1, 2) == 'n:' then
+      -- A legacy user may register over HTTP before its socket connects.
+      -- (A native user registers over its socket: without a location, its
+      -- socket is gone, and its gateway re-registers it if it comes back.)
       local since = redis.call('ZSCORE', pool, user)
       if since and now - tonumber(since) < grace then
         return name
