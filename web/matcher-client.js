@@ -12,6 +12,7 @@
 //   down       {retryInMs, everUp, draining}  the socket is gone; a retry is scheduled
 
 import { Backoff } from './backoff.js';
+import { parseEvent } from './frame.js';
 
 const PING_EVERY_MS = 20000;
 
@@ -100,14 +101,8 @@ export class MatcherClient extends EventTarget {
 
   #onFrame(ws, data) {
     if (this.ws !== ws) return;
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      console.warn('matcher: ignoring a frame that is not JSON');
-      return;
-    }
-    if (!msg || typeof msg.event !== 'string') return;
+    const msg = parseEvent(data, 'matcher');
+    if (!msg) return;
     switch (msg.event) {
       case 'hello':
         this.session = msg.session;

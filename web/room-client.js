@@ -11,6 +11,8 @@
 //   rejoining    {}        joining again (the server asked us to reconnect, or was busy)
 //   lost         {reason}  the room cannot be reached any more (socket gone, join refused)
 
+import { parseEvent } from './frame.js';
+
 const PING_EVERY_MS = 20000;
 const JOIN_TIMEOUT_MS = 10000;
 const MAX_REJOINS = 5;
@@ -119,14 +121,8 @@ export class RoomClient extends EventTarget {
 
   #onFrame(ws, data) {
     if (this.ws !== ws) return;
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      console.warn('signaller: ignoring a frame that is not JSON');
-      return;
-    }
-    if (!msg || typeof msg.event !== 'string') return;
+    const msg = parseEvent(data, 'signaller');
+    if (!msg) return;
     switch (msg.event) {
       case 'joined': {
         this.joined = true;
