@@ -12,7 +12,7 @@
 //   down       {retryInMs, everUp, draining}  the socket is gone; a retry is scheduled
 
 import { Backoff } from './backoff.js';
-import { parseEvent } from './frame.js';
+import { closeQuietly, parseEvent } from './socket.js';
 
 const PING_EVERY_MS = 20000;
 
@@ -136,15 +136,7 @@ export class MatcherClient extends EventTarget {
     const ws = this.ws;
     this.ws = null;
     this.session = null;
-    if (ws) {
-      ws.onclose = null;
-      ws.onmessage = null;
-      try {
-        ws.close(code, reason);
-      } catch {
-        /* already closed */
-      }
-    }
+    closeQuietly(ws, code, reason);
   }
 
   #scheduleRetry(delayMs, draining, reason) {

@@ -11,7 +11,7 @@
 //   rejoining    {}        joining again (the server asked us to reconnect, or was busy)
 //   lost         {reason}  the room cannot be reached any more (socket gone, join refused)
 
-import { parseEvent } from './frame.js';
+import { closeQuietly, parseEvent } from './socket.js';
 
 const PING_EVERY_MS = 20000;
 const JOIN_TIMEOUT_MS = 10000;
@@ -199,14 +199,6 @@ export class RoomClient extends EventTarget {
     const ws = this.ws;
     this.ws = null;
     this.joined = false;
-    if (ws) {
-      ws.onclose = null;
-      ws.onmessage = null;
-      try {
-        ws.close(code, reason);
-      } catch {
-        /* already closed */
-      }
-    }
+    closeQuietly(ws, code, reason);
   }
 }

@@ -140,11 +140,6 @@ impl Running {
         self.gateway.as_ref().map(|(a, _)| *a)
     }
 
-    /// This process's gateway id, if it runs a gateway.
-    pub fn gateway_id(&self) -> Option<String> {
-        self.gateway.as_ref().map(|(_, g)| g.id.clone())
-    }
-
     /// Number of sockets the gateway holds.
     pub fn sockets(&self) -> usize {
         self.gateway.as_ref().map_or(0, |(_, g)| g.conns.len())
@@ -186,10 +181,7 @@ impl Running {
         self.drain.trigger();
         if let Some((_, gw)) = &self.gateway {
             let limit = gw.settings.drain_grace + Duration::from_secs(2);
-            let deadline = tokio::time::Instant::now() + limit;
-            while !gw.conns.is_empty() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let _ = tokio::time::timeout(limit, gw.conns.wait_empty()).await;
             // Leave no trace: workers need not wait for the TTL.
             let _: Result<(), _> = gw.redis.del(wire::keys::gateway_alive(&gw.id)).await;
         }

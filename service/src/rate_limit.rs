@@ -1,7 +1,7 @@
 //! Per-socket flood control: a token bucket, as a plain state machine fed
 //! with the caller's clock (no I/O, no timer of its own).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Allows `rate` frames per second on average and bursts of `burst`.
 #[derive(Debug, Clone)]
@@ -35,16 +35,12 @@ impl TokenBucket {
             false
         }
     }
-
-    /// How long until the next frame would be allowed.
-    pub fn wait_hint(&self) -> Duration {
-        Duration::from_secs_f64(((1.0 - self.tokens).max(0.0)) / self.rate)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn burst_then_rate() {
@@ -52,7 +48,6 @@ mod tests {
         let mut b = TokenBucket::new(10, 5, t0);
         assert_eq!((0..8).filter(|_| b.allow(t0)).count(), 5);
         assert!(!b.allow(t0));
-        assert!(b.wait_hint() > Duration::ZERO);
         // 100 ms at 10/s refills one token.
         assert!(b.allow(t0 + Duration::from_millis(100)));
         assert!(!b.allow(t0 + Duration::from_millis(100)));

@@ -91,12 +91,16 @@ async fn start<C: ClientLike>(client: C, wait: Duration) -> C {
     client
 }
 
-/// An ordinary command client.
-pub async fn connect(url: &str) -> Result<Client, BadRedisUrl> {
-    let client = builder(url, false)?.build().map_err(|e| BadRedisUrl {
+fn refused(url: &str, e: fred::error::Error) -> BadRedisUrl {
+    BadRedisUrl {
         url: url.to_string(),
         reason: e.details().to_string(),
-    })?;
+    }
+}
+
+/// An ordinary command client.
+pub async fn connect(url: &str) -> Result<Client, BadRedisUrl> {
+    let client = builder(url, false)?.build().map_err(|e| refused(url, e))?;
     Ok(start(client, Duration::from_secs(3)).await)
 }
 
@@ -104,10 +108,7 @@ pub async fn connect(url: &str) -> Result<Client, BadRedisUrl> {
 /// timeout and no unresponsiveness check, since a blocked read is silent by
 /// design. Callers bound each blocking call themselves.
 pub async fn connect_blocking(url: &str) -> Result<Client, BadRedisUrl> {
-    let client = builder(url, true)?.build().map_err(|e| BadRedisUrl {
-        url: url.to_string(),
-        reason: e.details().to_string(),
-    })?;
+    let client = builder(url, true)?.build().map_err(|e| refused(url, e))?;
     Ok(start(client, Duration::from_secs(3)).await)
 }
 
@@ -118,10 +119,9 @@ pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, BadRedisU
     // receiver that lags loses messages, so leave ample room (only here:
     // every client allocates several such channels).
     builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
-    let client = builder.build_subscriber_client().map_err(|e| BadRedisUrl {
-        url: url.to_string(),
-        reason: e.details().to_string(),
-    })?;
+    let client = builder
+        .build_subscriber_client()
+        .map_err(|e| refused(url, e))?;
     let client = start(client, Duration::from_secs(3)).await;
     // Detached: re-subscribes after every reconnect for as long as the client lives.
     drop(client.manage_subscriptions());

@@ -64,6 +64,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     inner: Mutex<HashMap<UserKey, Entry>>,
+    /// Woken whenever the last socket leaves (a drain waits for it).
+    emptied: Notify,
 }
 
 impl Registry {
@@ -88,9 +90,25 @@ impl Registry {
         let mut map = self.inner.lock().unwrap();
         if map.get(user).is_some_and(|e| e.conn.conn_id == conn_id) {
             map.remove(user);
+            if map.is_empty() {
+                self.emptied.notify_waiters();
+            }
             return true;
         }
         false
+    }
+
+    /// Resolves once no socket is left.
+    pub async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     pub fn get(&self, user: &UserKey) -> Option<ConnHandle> {
@@ -156,6 +174,24 @@ mod tests {
         assert_eq!(r.get(&u).unwrap().conn_id, "c2");
     }
 
+    #[tokio::test]
+    async fn wait_empty_wakes_when_the_last_socket_leaves() {
+        let r = std::sync::Arc::new(Registry::default());
+        let u = UserKey::legacy("ann");
+        r.insert(u.clone(), handle("c1"));
+        let waiter = tokio::spawn({
+            let r = r.clone();
+            async move { r.wait_empty().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        r.remove(&u, "c1");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+
     #[test]
     fn waiting_is_per_user() {
         let r = Registry::default();
@@ -174,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_closes_the_slow_socket() {
+    fn a_full_queue_signals_overflow() {
         let (tx, mut rx) = mpsc::channel(1);
         let h = ConnHandle {
             conn_id: "c".into(),
