@@ -53,15 +53,19 @@ pub enum JoinRefusal {
     Unavailable,
 }
 
+use wire::ErrorCode;
+
 impl JoinRefusal {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             JoinRefusal::Ticket(e) => e.code(),
-            JoinRefusal::NoRoom => "no_room",
-            JoinRefusal::NotMember | JoinRefusal::WrongRoom | JoinRefusal::RoomFull => "not_member",
-            JoinRefusal::RoomClosed => "room_closed",
-            JoinRefusal::AlreadyJoined => "already_joined",
-            JoinRefusal::Unavailable => "unavailable",
+            JoinRefusal::NoRoom => ErrorCode::NoRoom,
+            JoinRefusal::NotMember | JoinRefusal::WrongRoom | JoinRefusal::RoomFull => {
+                ErrorCode::NotMember
+            }
+            JoinRefusal::RoomClosed => ErrorCode::RoomClosed,
+            JoinRefusal::AlreadyJoined => ErrorCode::AlreadyJoined,
+            JoinRefusal::Unavailable => ErrorCode::Unavailable,
         }
     }
 }
@@ -172,17 +176,17 @@ mod tests {
         );
         assert_eq!(
             admit_native(SECRET, &t, None, 1_000).unwrap_err().code(),
-            "expired_ticket"
+            ErrorCode::ExpiredTicket
         );
         assert_eq!(
             admit_native(b"another secret, also 32 bytes...", &t, None, 0)
                 .unwrap_err()
                 .code(),
-            "forged_ticket"
+            ErrorCode::ForgedTicket
         );
         assert_eq!(
             admit_native(SECRET, "junk", None, 0).unwrap_err().code(),
-            "bad_ticket"
+            ErrorCode::BadTicket
         );
     }
 
@@ -217,7 +221,7 @@ mod tests {
             admit_legacy("name:n:bob", "R", &record())
                 .unwrap_err()
                 .code(),
-            "not_member"
+            ErrorCode::NotMember
         );
     }
 

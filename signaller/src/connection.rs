@@ -102,12 +102,10 @@ fn record_relay(event: &RoomEvent, actions: &[Action]) {
 /// Count an error event by kind: refused joins apart from other bad input.
 fn record_error(event: &SignallerEvent) {
     if let SignallerEvent::Error { code, .. } = event {
-        let kind = match code.as_str() {
-            "bad_ticket" | "forged_ticket" | "expired_ticket" | "no_room" | "not_member"
-            | "room_closed" | "room_full" => "auth_refused",
-            "unavailable" => "redis",
-            "rate_limited" => return,
-            _ => "bad_input",
+        let kind = match code.kind() {
+            // Counted where the frame is refused.
+            wire::codes::ErrorKind::RateLimited | wire::codes::ErrorKind::Expected => return,
+            kind => kind.as_str(),
         };
         metrics::counter!(service::metrics::ERRORS, "kind" => kind).increment(1);
     }
@@ -228,8 +226,10 @@ impl Connection {
                     tracing::info!("rate limited");
                     metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited")
                         .increment(1);
-                    let limited =
-                        SignallerEvent::error("rate_limited", "too many frames; slow down");
+                    let limited = SignallerEvent::error(
+                        wire::ErrorCode::RateLimited,
+                        "too many frames; slow down",
+                    );
                     return self.perform(vec![Action::Send(limited)]).await;
                 }
                 self.limited = false;
@@ -308,7 +308,7 @@ impl Connection {
                     if let Err(e) = Box::pin(self.shared.room_log.append(room, &event)).await {
                         tracing::warn!(error = %e, "relay failed");
                         queue.push_front(Action::Send(SignallerEvent::error(
-                            "unavailable",
+                            wire::ErrorCode::Unavailable,
                             "could not relay that message; retry shortly",
                         )));
                     }
@@ -346,7 +346,7 @@ impl Connection {
     async fn join(&mut self, request: JoinRequest) -> Result<JoinOutcome, JoinRefusal> {
         let result = self.try_join(request).await;
         if let Err(refusal) = &result {
-            tracing::info!(code = refusal.code(), "join refused");
+            tracing::info!(code = refusal.code().as_str(), "join refused");
         }
         result
     }

@@ -141,7 +141,7 @@ impl Session {
                 };
                 vec![
                     Action::Send(SignallerEvent::error(
-                        "bad_name",
+                        wire::ErrorCode::BadName,
                         "the name must be 1 to 64 characters, without control characters",
                     )),
                     Action::Close {
@@ -200,7 +200,7 @@ impl Session {
             SignallerClientMsg::Chat { message } => {
                 if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
                     return vec![error(
-                        "too_long",
+                        wire::ErrorCode::TooLong,
                         "chat messages are at most 2000 characters",
                     )];
                 }
@@ -224,7 +224,10 @@ impl Session {
         match self.state {
             State::Idle => {}
             State::Joining | State::InRoom(_) | State::Over { .. } => {
-                return vec![error("already_joined", "this socket already joined a room")]
+                return vec![error(
+                    wire::ErrorCode::AlreadyJoined,
+                    "this socket already joined a room",
+                )]
             }
         }
         let request = match &self.dialect {
@@ -233,14 +236,19 @@ impl Session {
                     name: name.clone(),
                     room,
                 },
-                _ => return vec![error("bad_message", "join needs a room_code")],
+                _ => return vec![error(wire::ErrorCode::BadMessage, "join needs a room_code")],
             },
             Dialect::Native => match join.ticket {
                 Some(ticket) => JoinRequest::Native {
                     ticket,
                     room: join.room_code,
                 },
-                None => return vec![error("bad_message", "join needs the ticket from matched")],
+                None => {
+                    return vec![error(
+                        wire::ErrorCode::BadMessage,
+                        "join needs the ticket from matched",
+                    )]
+                }
             },
         };
         self.state = State::Joining;
@@ -250,7 +258,7 @@ impl Session {
     fn relay(&mut self, body: RoomBody) -> Vec<Action> {
         match self.state {
             State::InRoom(_) => vec![Action::Publish(body)],
-            State::Over { .. } => vec![error("room_closed", "the room is over")],
+            State::Over { .. } => vec![error(wire::ErrorCode::RoomClosed, "the room is over")],
             State::Idle | State::Joining => vec![not_joined()],
         }
     }
@@ -486,12 +494,12 @@ impl Session {
     }
 }
 
-fn error(code: &str, message: impl Into<String>) -> Action {
+fn error(code: wire::ErrorCode, message: impl Into<String>) -> Action {
     Action::Send(SignallerEvent::error(code, message))
 }
 
 fn not_joined() -> Action {
-    error("not_joined", "join a room first")
+    error(wire::ErrorCode::NotJoined, "join a room first")
 }
 
 #[cfg(test)]

@@ -19,11 +19,11 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// The stable machine-readable code for the `error` event.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
         match self {
-            DecodeError::Malformed(_) => "bad_json",
-            DecodeError::UnknownEvent(_) => "unknown_event",
-            DecodeError::Invalid(_) => "bad_message",
+            DecodeError::Malformed(_) => crate::ErrorCode::BadJson,
+            DecodeError::UnknownEvent(_) => crate::ErrorCode::UnknownEvent,
+            DecodeError::Invalid(_) => crate::ErrorCode::BadMessage,
         }
     }
 }

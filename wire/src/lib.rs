@@ -11,6 +11,7 @@
 //!
 //! This crate does no I/O, so every service and test can share it freely.
 
+pub mod codes;
 pub mod error;
 pub mod internal;
 pub mod keys;
@@ -20,6 +21,7 @@ pub mod signaller_api;
 pub mod ticket;
 pub mod user;
 
+pub use codes::{CloseCode, ErrorCode};
 pub use error::DecodeError;
 
 /// Version of the native protocol and of the internal messages. Sent to native

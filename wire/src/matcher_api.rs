@@ -111,7 +111,7 @@ pub enum MatcherEvent {
     },
     /// Something went wrong; `message` is for people, `code` for programs.
     Error {
-        code: String,
+        code: crate::ErrorCode,
         message: String,
     },
     /// The gateway is shutting down: reconnect (to another node) and register again.
@@ -122,9 +122,9 @@ pub enum MatcherEvent {
 }
 
 impl MatcherEvent {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    pub fn error(code: crate::ErrorCode, message: impl Into<String>) -> Self {
         MatcherEvent::Error {
-            code: code.to_string(),
+            code,
             message: message.into(),
         }
     }
@@ -171,15 +171,15 @@ mod tests {
     fn bad_frames_are_typed_errors() {
         assert_eq!(
             MatcherClientMsg::decode("{oops").unwrap_err().code(),
-            "bad_json"
+            crate::ErrorCode::BadJson
         );
         assert_eq!(
             MatcherClientMsg::decode("[1,2]").unwrap_err().code(),
-            "bad_json"
+            crate::ErrorCode::BadJson
         );
         assert_eq!(
             MatcherClientMsg::decode("{}").unwrap_err().code(),
-            "bad_message"
+            crate::ErrorCode::BadMessage
         );
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":"fly"}"#).unwrap_err(),
@@ -189,13 +189,13 @@ mod tests {
             MatcherClientMsg::decode(r#"{"event":"chat"}"#)
                 .unwrap_err()
                 .code(),
-            "bad_message"
+            crate::ErrorCode::BadMessage
         );
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":7}"#)
                 .unwrap_err()
                 .code(),
-            "bad_message"
+            crate::ErrorCode::BadMessage
         );
     }
 
@@ -237,7 +237,7 @@ mod tests {
                 message: "m".into(),
                 timestamp: 1.5,
             },
-            MatcherEvent::error("bad_json", "nope"),
+            MatcherEvent::error(crate::ErrorCode::BadJson, "nope"),
             MatcherEvent::Reconnect {
                 reason: "draining".into(),
             },

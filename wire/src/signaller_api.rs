@@ -115,16 +115,16 @@ pub enum SignallerEvent {
     },
     /// Something went wrong; `message` is for people, `code` for programs.
     Error {
-        code: String,
+        code: crate::ErrorCode,
         message: String,
     },
     Pong {},
 }
 
 impl SignallerEvent {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    pub fn error(code: crate::ErrorCode, message: impl Into<String>) -> Self {
         SignallerEvent::Error {
-            code: code.to_string(),
+            code,
             message: message.into(),
         }
     }
@@ -176,19 +176,19 @@ mod tests {
     fn bad_frames_are_typed_errors() {
         assert_eq!(
             SignallerClientMsg::decode("nope").unwrap_err().code(),
-            "bad_json"
+            crate::ErrorCode::BadJson
         );
         assert_eq!(
             SignallerClientMsg::decode(r#"{"event":"signal"}"#)
                 .unwrap_err()
                 .code(),
-            "bad_message"
+            crate::ErrorCode::BadMessage
         );
         assert_eq!(
             SignallerClientMsg::decode(r#"{"event":"dance"}"#)
                 .unwrap_err()
                 .code(),
-            "unknown_event"
+            crate::ErrorCode::UnknownEvent
         );
         assert!(SignallerClientMsg::decode(r#"{"event":"leave"}"#).is_ok());
     }
@@ -222,7 +222,7 @@ mod tests {
             json!({"event":"peer-disconnected","message":"bob has disconnected"})
         );
         assert_eq!(
-            v(&SignallerEvent::error("no_room", "Invalid room").to_json()),
+            v(&SignallerEvent::error(crate::ErrorCode::NoRoom, "Invalid room").to_json()),
             json!({"event":"error","code":"no_room","message":"Invalid room"})
         );
         assert_eq!(

@@ -40,11 +40,11 @@ pub enum TicketError {
 }
 
 impl TicketError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
         match self {
-            TicketError::Malformed => "bad_ticket",
-            TicketError::BadSignature => "forged_ticket",
-            TicketError::Expired => "expired_ticket",
+            TicketError::Malformed => crate::ErrorCode::BadTicket,
+            TicketError::BadSignature => crate::ErrorCode::ForgedTicket,
+            TicketError::Expired => crate::ErrorCode::ExpiredTicket,
         }
     }
 }

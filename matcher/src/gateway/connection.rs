@@ -91,7 +91,10 @@ pub async fn run(gw: SharedGateway, socket: WebSocket, ident: Identity, signalle
         };
     if !claimed {
         tracing::info!(%user, "refused: name already connected");
-        conn.send(MatcherEvent::error("name_taken", "this name is already connected").to_json());
+        conn.send(
+            MatcherEvent::error(wire::ErrorCode::NameTaken, "this name is already connected")
+                .to_json(),
+        );
         let _ = conn
             .tx
             .send(Outbound::Close(4409, "name already connected".into()))
@@ -188,7 +191,7 @@ async fn serve(
                     Message::Text(text) => {
                         if !bucket.allow(std::time::Instant::now()) {
                             metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited").increment(1);
-                            conn.send(MatcherEvent::error("rate_limited", "too many messages; slow down").to_json());
+                            conn.send(MatcherEvent::error(wire::ErrorCode::RateLimited, "too many messages; slow down").to_json());
                             continue;
                         }
                         handle_text(gw, ident, &user, &mut name, conn, text.as_str()).await;
@@ -257,7 +260,7 @@ async fn handle_text(
         Ok(MatcherClientMsg::Ping) => Some(MatcherEvent::Pong {}),
         Ok(MatcherClientMsg::Register { .. }) if gw.health.is_draining() => {
             Some(MatcherEvent::error(
-                "draining",
+                wire::ErrorCode::Draining,
                 "this server is shutting down; reconnect and register again",
             ))
         }
@@ -266,7 +269,7 @@ async fn handle_text(
                 if !wire::limits::valid_name(&wanted) {
                     conn.send(
                         MatcherEvent::error(
-                            "bad_name",
+                            wire::ErrorCode::BadName,
                             "names are 1 to 64 characters, no control characters",
                         )
                         .to_json(),
@@ -277,15 +280,18 @@ async fn handle_text(
             }
             Some(match register::register(gw, user, name).await {
                 Ok(RegisterOutcome::Queued) => MatcherEvent::Queued {},
-                Ok(RegisterOutcome::AlreadyWaiting) => {
-                    MatcherEvent::error("already_waiting", "already waiting for a partner")
-                }
+                Ok(RegisterOutcome::AlreadyWaiting) => MatcherEvent::error(
+                    wire::ErrorCode::AlreadyWaiting,
+                    "already waiting for a partner",
+                ),
                 Err(e) => unavailable(e),
             })
         }
         Ok(MatcherClientMsg::Cancel) => Some(match register::withdraw(gw, user).await {
             Ok(true) => MatcherEvent::Cancelled {},
-            Ok(false) => MatcherEvent::error("not_waiting", "not waiting for a partner"),
+            Ok(false) => {
+                MatcherEvent::error(wire::ErrorCode::NotWaiting, "not waiting for a partner")
+            }
             Err(e) => unavailable(e),
         }),
         Ok(MatcherClientMsg::Chat { message, .. }) => chat(gw, user, name, message).await,
@@ -299,7 +305,7 @@ async fn handle_text(
 async fn chat(gw: &Gateway, user: &UserKey, name: &str, message: String) -> Option<MatcherEvent> {
     if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
         return Some(MatcherEvent::error(
-            "too_long",
+            wire::ErrorCode::TooLong,
             "chat messages are at most 2000 characters",
         ));
     }
@@ -318,9 +324,12 @@ async fn chat(gw: &Gateway, user: &UserKey, name: &str, message: String) -> Opti
     .await;
     match relayed {
         Ok(1) => None,
-        Ok(0) => Some(MatcherEvent::error("no_partner", "no partner to chat with")),
+        Ok(0) => Some(MatcherEvent::error(
+            wire::ErrorCode::NoPartner,
+            "no partner to chat with",
+        )),
         Ok(_) => Some(MatcherEvent::error(
-            "peer_offline",
+            wire::ErrorCode::PeerOffline,
             "your partner is not connected",
         )),
         Err(e) => Some(unavailable(e)),
@@ -331,7 +340,7 @@ fn unavailable(e: fred::error::Error) -> MatcherEvent {
     metrics::counter!(service::metrics::ERRORS, "kind" => "redis").increment(1);
     tracing::warn!(error = %e, "Redis command failed");
     MatcherEvent::error(
-        "unavailable",
+        wire::ErrorCode::Unavailable,
         "the service is temporarily unavailable; retry shortly",
     )
 }
