@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use service::settings::SharedSettings;
+use service::startup::StartError;
 
 /// Which parts of the matcher this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +115,50 @@ pub struct Config {
 }
 
 impl Config {
+    /// Refuse settings out of range, naming the first one at fault (the
+    /// binary prints it and exits with code 2). Nothing is clamped silently.
+    pub fn validate(&self) -> Result<(), StartError> {
+        let invalid =
+            |setting: &'static str, reason: String| Err(StartError::Invalid { setting, reason });
+        let at_least = |setting: &'static str, value: u64, min: u64| {
+            if value < min {
+                invalid(setting, format!("({value}) must be at least {min}"))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("--heartbeat-ms", self.heartbeat_ms, 10)?;
+        if self.gateway_ttl_ms < 2 * self.heartbeat_ms {
+            return invalid(
+                "--gateway-ttl-ms",
+                format!(
+                    "({}) must be at least twice --heartbeat-ms ({})",
+                    self.gateway_ttl_ms, self.heartbeat_ms
+                ),
+            );
+        }
+        at_least("--purge-interval-ms", self.purge_interval_ms, 1)?;
+        at_least("--backoff-initial-ms", self.backoff_initial_ms, 1)?;
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            return invalid(
+                "--backoff-max-ms",
+                format!(
+                    "({}) must be at least --backoff-initial-ms ({})",
+                    self.backoff_max_ms, self.backoff_initial_ms
+                ),
+            );
+        }
+        at_least("--claim-idle-ms", self.claim_idle_ms, 1)?;
+        at_least("--read-batch", self.read_batch, 1)?;
+        at_least("--pairs-per-call", self.pairs_per_call as u64, 1)?;
+        at_least("--room-ttl-secs", self.room_ttl_secs, 1)?;
+        at_least("--notice-ttl-secs", self.notice_ttl_secs, 1)?;
+        at_least("--ticket-ttl-secs", self.ticket_ttl_secs, 1)?;
+        at_least("--idle-timeout-secs", self.idle_timeout_secs, 1)?;
+        at_least("--rate-limit", self.rate_limit as u64, 1)?;
+        Ok(())
+    }
+
     pub fn runs_gateway(&self) -> bool {
         matches!(self.role, Role::Gateway | Role::All)
     }
@@ -124,5 +169,50 @@ impl Config {
 
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("matcher").chain(args.iter().copied())).unwrap()
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parse(args).validate() {
+            Err(StartError::Invalid { setting, .. }) => setting.to_string(),
+            other => panic!("{args:?} accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]);
+        c.validate().unwrap();
+        assert_eq!(c.listen.port(), 8000);
+        assert_eq!(c.backoff_max_ms, 5000);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_by_name_not_clamped() {
+        assert_eq!(refused(&["--heartbeat-ms", "0"]), "--heartbeat-ms");
+        assert_eq!(
+            refused(&["--heartbeat-ms", "1000", "--gateway-ttl-ms", "1500"]),
+            "--gateway-ttl-ms"
+        );
+        assert_eq!(refused(&["--rate-limit", "0"]), "--rate-limit");
+        assert_eq!(refused(&["--pairs-per-call", "0"]), "--pairs-per-call");
+        assert_eq!(refused(&["--read-batch", "0"]), "--read-batch");
+        assert_eq!(refused(&["--room-ttl-secs", "0"]), "--room-ttl-secs");
+        assert_eq!(
+            refused(&["--backoff-initial-ms", "100", "--backoff-max-ms", "50"]),
+            "--backoff-max-ms"
+        );
+        assert_eq!(
+            refused(&["--idle-timeout-secs", "0"]),
+            "--idle-timeout-secs"
+        );
     }
 }

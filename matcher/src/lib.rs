@@ -7,20 +7,20 @@
 
 pub mod config;
 pub mod gateway;
-pub mod scripts;
+pub mod store;
 pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::*;
 use service::health::Health;
 use service::shutdown::{self, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
 pub use config::{Config, Role};
-use gateway::{Gateway, GatewaySettings, Registry, SharedGateway};
+use gateway::{Gateway, GatewaySettings, SharedGateway};
+use store::Store;
 use worker::{Worker, WorkerSettings};
 
 pub use service::startup::StartError;
@@ -36,6 +36,7 @@ pub struct Running {
 /// Start the roles `config` names. Returns once the gateway listens (its
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
+    config.validate()?;
     service::redis_conn::parse_url(&config.shared.redis_url)?;
     if let Some(secret) = &config.shared.ticket_secret {
         service::ticket_secret::check_configured(secret)?;
@@ -58,6 +59,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
     service::metrics::install();
     service::metrics::count_reconnects(&redis);
+    let store = Store::new(redis.clone());
     let mut tasks = Vec::new();
     let mut gateway = None;
 
@@ -73,19 +75,20 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
                 .gateway_id
                 .clone()
                 .unwrap_or_else(|| ulid::Ulid::new().to_string()),
-            redis: redis.clone(),
-            scripts: Default::default(),
-            secret,
+            store: store.clone(),
+            secret: secret.into(),
             settings: GatewaySettings::from(&config),
-            conns: Registry::default(),
+            sockets: Default::default(),
+            tasks: Default::default(),
             health: Health::new(redis.clone()),
             drain: drain_rx.clone(),
             kill: kill_rx.clone(),
             needs_restore: Default::default(),
         });
-        gateway::heartbeat::beat(&gw).await;
+        gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
         let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
-        tasks.push(tokio::spawn(gateway::run_inbox(gw.clone(), subscriber)));
+        let channel = store::channel::GatewayChannel::new(subscriber, &gw.id);
+        tasks.push(tokio::spawn(gateway::run_channel(gw.clone(), channel)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
         tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
         let app = gateway::router(gw.clone());
@@ -104,7 +107,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
 
     if config.runs_worker() {
         let reader = service::redis_conn::connect_blocking(&config.shared.redis_url).await?;
-        let worker = Worker::new(redis.clone(), reader, WorkerSettings::from(&config));
+        let worker = Worker::new(store.clone(), reader, WorkerSettings::from(&config));
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }
 
@@ -118,14 +121,15 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
 
 /// Put the gateway's state back each time its Redis connection is re-made.
 async fn watch_reconnects(gw: SharedGateway) {
-    let mut reconnects = gw.redis.reconnect_rx();
+    use fred::interfaces::EventInterface;
+    let mut reconnects = gw.store.client().reconnect_rx();
     let mut kill = gw.kill.clone();
     loop {
         tokio::select! {
             r = reconnects.recv() => match r {
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     // The heartbeat task does the work, one restore at a time.
-                    gw.needs_restore.store(true, std::sync::atomic::Ordering::SeqCst);
+                    gw.request_restore();
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
@@ -142,13 +146,16 @@ impl Running {
 
     /// Number of sockets the gateway holds.
     pub fn sockets(&self) -> usize {
-        self.gateway.as_ref().map_or(0, |(_, g)| g.conns.len())
+        self.gateway.as_ref().map_or(0, |(_, g)| g.sockets.len())
     }
 
     /// Stop at once without any clean-up, as a crash would: heartbeats stop,
     /// nothing is withdrawn; sockets are dropped.
     pub fn kill(self) {
         self.kill.trigger();
+        if let Some((_, gw)) = &self.gateway {
+            gw.tasks.abort_all();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -161,18 +168,10 @@ impl Running {
         metrics::counter!(service::metrics::DRAINS).increment(1);
         if let Some((_, gw)) = &self.gateway {
             gw.health.start_draining();
-            tracing::info!(sockets = gw.conns.len(), "draining");
-            let marked: Result<(), _> = gw
-                .redis
-                .set(
-                    wire::keys::gateway_draining(&gw.id),
-                    1,
-                    Some(fred::types::Expiration::PX(
-                        (gw.settings.drain_grace + Duration::from_secs(10)).as_millis() as i64,
-                    )),
-                    None,
-                    false,
-                )
+            tracing::info!(sockets = gw.sockets.len(), "draining");
+            let marked = gw
+                .store
+                .mark_draining(&gw.id, gw.settings.drain_grace + Duration::from_secs(10))
                 .await;
             if let Err(e) = marked {
                 tracing::warn!(error = %e, "could not mark the gateway draining in Redis");
@@ -181,9 +180,9 @@ impl Running {
         self.drain.trigger();
         if let Some((_, gw)) = &self.gateway {
             let limit = gw.settings.drain_grace + Duration::from_secs(2);
-            let _ = tokio::time::timeout(limit, gw.conns.wait_empty()).await;
+            let _ = tokio::time::timeout(limit, gw.tasks.wait_empty()).await;
             // Leave no trace: workers need not wait for the TTL.
-            let _: Result<(), _> = gw.redis.del(wire::keys::gateway_alive(&gw.id)).await;
+            let _ = gw.store.forget_gateway(&gw.id).await;
         }
         self.kill.trigger();
         for t in self.tasks {

@@ -12,4 +12,5 @@ pub mod redis_conn;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;
+pub mod stream_reply;
 pub mod ticket_secret;

@@ -35,25 +35,31 @@ pub struct RegisterRequest {
     pub reg: String,
 }
 
-/// A message to one matcher gateway's inbox channel.
+/// A message on one matcher gateway's channel
+/// ([`crate::keys::gateway_channel`]). Written by the matcher's Lua scripts
+/// with `cmsgpack.pack`, so the field names here are the Lua tables' keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Inbox {
-    /// A pair was made; the notice itself is taken from the user's notice key
-    /// (`GETDEL`), so that exactly one gateway delivers it.
-    Matched(MatchedNotice),
+pub enum GatewayMessage {
+    /// A `matched` notice waits for `user` in its notice key: the gateway
+    /// takes it from there (`GETDEL`), so exactly one delivers it. Only the
+    /// user travels here: it is all the gateway needs to route it.
+    Matched { user: String },
     /// Legacy chat relayed to the user's current partner.
     Chat(ChatNotice),
 }
 
-/// What the pairing script tells each of the two users. Written by
-/// `pair.lua` with `cmsgpack.pack`, so the field names here are the Lua
-/// table's keys.
+/// What the pairing script tells each of the two users, kept in the user's
+/// notice key until a gateway takes it. Written by the pairing script with
+/// `cmsgpack.pack`, so the field names here are the Lua table's keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchedNotice {
     /// The user this notice is for.
     pub user: String,
-    /// Room code (a ULID).
+    /// The registration that was matched.
+    pub reg: String,
+    /// Room code: a ULID, or `<initiator name>_<responder name>_<ULID>`
+    /// when a legacy user is in the pair.
     pub room: String,
     /// Whether this user makes the WebRTC offer.
     pub initiator: bool,
@@ -180,24 +186,27 @@ mod tests {
     }
 
     #[test]
-    fn inbox_round_trip() {
+    fn gateway_message_round_trip() {
+        let notice = MatchedNotice {
+            user: "l:a".into(),
+            reg: "01J".into(),
+            room: "R".into(),
+            initiator: true,
+            peer: "s:1".into(),
+            peer_name: "b".into(),
+            name: "a".into(),
+        };
+        assert_eq!(decode::<MatchedNotice>(&encode(&notice)).unwrap(), notice);
         for msg in [
-            Inbox::Matched(MatchedNotice {
-                user: "n:a".into(),
-                room: "R".into(),
-                initiator: true,
-                peer: "s:1".into(),
-                peer_name: "b".into(),
-                name: "a".into(),
-            }),
-            Inbox::Chat(ChatNotice {
+            GatewayMessage::Matched { user: "l:a".into() },
+            GatewayMessage::Chat(ChatNotice {
                 to: "n:a".into(),
                 sender: "b".into(),
                 message: "hi".into(),
                 sent_ms: 5,
             }),
         ] {
-            assert_eq!(decode::<Inbox>(&encode(&msg)).unwrap(), msg);
+            assert_eq!(decode::<GatewayMessage>(&encode(&msg)).unwrap(), msg);
         }
     }
 
@@ -228,7 +237,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(decode::<Inbox>(b"\xff\x00garbage").is_err());
+        assert!(decode::<GatewayMessage>(b"\xff\x00garbage").is_err());
         assert!(decode::<RoomEvent>(&[]).is_err());
     }
 

@@ -56,8 +56,7 @@ pub fn last_partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:last:{user}")
 }
 
-/// Prefix of the per-user keys above, for the Lua scripts that build them from
-/// user keys picked at random. The scripts append `<kind>:<user key>`.
+/// Prefix every matcher key starts with (all in the `{m}` slot).
 pub fn matcher_prefix() -> String {
     format!("{PREFIX}:{{m}}:")
 }
@@ -88,9 +87,10 @@ pub fn gateway_users(gateway: &str) -> String {
     format!("{PREFIX}:{{m}}:gwusers:{gateway}")
 }
 
-/// Pub/sub channel of one matcher gateway: `matched` notices and chat for its users.
-pub fn gateway_inbox(gateway: &str) -> String {
-    format!("{PREFIX}:inbox:{gateway}")
+/// Pub/sub channel of one matcher gateway: word of `matched` notices and
+/// chat lines for the users whose sockets it holds.
+pub fn gateway_channel(gateway: &str) -> String {
+    format!("{PREFIX}:gwch:{gateway}")
 }
 
 /// The ticket secret shared by matcher and signaller when none is configured
@@ -118,6 +118,109 @@ pub fn room_channel(code: &str) -> String {
 /// Liveness of a signaller node, with a TTL refreshed by its heartbeat.
 pub fn signaller_alive(node: &str) -> String {
     format!("{PREFIX}:sig:{node}")
+}
+
+/// The per-user and per-gateway keys a Lua script computes itself (for users
+/// it picks at random, or reads from another key), by the name the scripts
+/// call them: `K.<name>(x)`.
+fn computed_keys() -> [(&'static str, fn(&str) -> String); 10] {
+    [
+        ("waiting", |u| waiting(&UserKey::from_raw(u))),
+        ("location", |u| location(&UserKey::from_raw(u))),
+        ("notice", |u| notice(&UserKey::from_raw(u))),
+        ("partner", |u| partner(&UserKey::from_raw(u))),
+        ("last_partner", |u| last_partner(&UserKey::from_raw(u))),
+        ("room", room),
+        ("gateway_alive", gateway_alive),
+        ("gateway_draining", gateway_draining),
+        ("gateway_users", gateway_users),
+        ("gateway_channel", gateway_channel),
+    ]
+}
+
+/// A Lua string literal holding `s`.
+fn lua_string(s: &str) -> String {
+    let mut out = String::from("'");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The Lua prelude every matcher script starts with: `K.<key>(x)` builds
+/// the keys of [`computed_keys`] exactly as the functions of this module
+/// do (it is generated from them), and `V.*` builds and reads the stored
+/// values of [`crate::stored`]. No script writes a key name or a value
+/// format of its own.
+pub fn lua_prelude() -> String {
+    use crate::stored::{FIELD_SEP, LOCATION_SEP, ROOM_CODE_SEP};
+    const HOLE: &str = "\u{1}";
+    let mut lua = String::from(
+        "-- Generated from wire/src/keys.rs and wire/src/stored.rs (keys::lua_prelude).\nlocal K, V = {}, {}\n",
+    );
+    for (name, build) in computed_keys() {
+        let key = build(HOLE);
+        let (before, after) = key.split_once(HOLE).expect("the key holds its argument");
+        let body = match (before.is_empty(), after.is_empty()) {
+            (true, true) => "x".to_string(),
+            (false, true) => format!("{} .. x", lua_string(before)),
+            (true, false) => format!("x .. {}", lua_string(after)),
+            (false, false) => format!("{} .. x .. {}", lua_string(before), lua_string(after)),
+        };
+        lua.push_str(&format!("function K.{name}(x) return {body} end\n"));
+    }
+    let field = lua_string(&FIELD_SEP.to_string());
+    let loc = lua_string(&LOCATION_SEP.to_string());
+    let room_sep = lua_string(&ROOM_CODE_SEP.to_string());
+    let legacy = lua_string(UserKey::LEGACY_PREFIX);
+    lua.push_str(&format!(
+        r"function V.waiting(reg, name) return reg .. {field} .. name end
+function V.waiting_parse(v)
+  local i = string.find(v, {field}, 1, true)
+  if not i then return nil end
+  return string.sub(v, 1, i - 1), string.sub(v, i + 1)
+end
+function V.location(gateway, socket) return gateway .. {loc} .. socket end
+function V.gateway_of(v)
+  local last = nil
+  local i = string.find(v, {loc}, 1, true)
+  while i do last = i; i = string.find(v, {loc}, i + 1, true) end
+  if not last then return nil end
+  return string.sub(v, 1, last - 1)
+end
+function V.partner(room, peer) return #peer .. {field} .. peer .. room end
+function V.partner_parse(v)
+  local i = string.find(v, {field}, 1, true)
+  if not i then return nil end
+  local n = tonumber(string.sub(v, 1, i - 1))
+  if not n or i + n > #v then return nil end
+  return string.sub(v, i + n + 1), string.sub(v, i + 1, i + n)
+end
+function V.is_legacy(user) return string.sub(user, 1, {legacy_len}) == {legacy} end
+function V.legacy_room_code(a, b, ulid) return a .. {room_sep} .. b .. {room_sep} .. ulid end
+",
+        legacy_len = UserKey::LEGACY_PREFIX.len(),
+    ));
+    lua
+}
+
+/// Every computed key, for tests comparing the prelude with this module.
+pub fn computed_key_names() -> Vec<&'static str> {
+    computed_keys().iter().map(|(n, _)| *n).collect()
+}
+
+/// Build computed key `name` for `arg` the Rust way (for the same tests).
+pub fn computed_key(name: &str, arg: &str) -> Option<String> {
+    computed_keys()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, build)| build(arg))
 }
 
 #[cfg(test)]

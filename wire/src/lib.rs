@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod matcher_api;
 pub mod signaller_api;
+pub mod stored;
 pub mod ticket;
 pub mod user;
 

@@ -7,6 +7,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Longest room code, in characters: `<name>_<name>_<ULID>` for a pair with
+/// a legacy user (see `wire::stored::legacy_room_code`), a bare ULID otherwise.
+pub const MAX_ROOM_CODE_CHARS: usize = 2 * MAX_NAME_CHARS + 2 + 26;
+
 /// Longest chat message, in characters.
 pub const MAX_CHAT_CHARS: usize = 2000;
 

@@ -8,20 +8,31 @@
 
 use std::fmt;
 
-/// A user's identity in Redis and in internal messages: `n:<name>` for a
+/// A user's identity in Redis and in internal messages: `l:<name>` for a
 /// legacy user, `s:<session id>` for a native one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserKey(String);
 
 impl UserKey {
+    /// Prefix of a legacy user's key (the user is named by its display name).
+    pub const LEGACY_PREFIX: &'static str = "l:";
+
+    /// Prefix of a native user's key (the user is named by its session id).
+    pub const NATIVE_PREFIX: &'static str = "s:";
+
     /// The key of a legacy user, identified by display name.
     pub fn legacy(name: &str) -> Self {
-        UserKey(format!("n:{name}"))
+        UserKey(format!("{}{name}", Self::LEGACY_PREFIX))
     }
 
     /// The key of a native user, identified by the session id its gateway gave it.
     pub fn native(session: &str) -> Self {
-        UserKey(format!("s:{session}"))
+        UserKey(format!("{}{session}", Self::NATIVE_PREFIX))
+    }
+
+    /// Whether this is a legacy user (named by its display name).
+    pub fn is_legacy(&self) -> bool {
+        self.0.starts_with(Self::LEGACY_PREFIX)
     }
 
     /// Rebuild a key that was sent as a string (from Redis or a message).
@@ -72,10 +83,10 @@ mod tests {
 
     #[test]
     fn keys_keep_kinds_apart() {
-        assert_eq!(UserKey::legacy("bob").as_str(), "n:bob");
+        assert_eq!(UserKey::legacy("bob").as_str(), "l:bob");
         assert_eq!(UserKey::native("01H").as_str(), "s:01H");
-        assert!(UserKey::legacy("s:x").as_str().starts_with("n:"));
-        assert!(UserKey::native("n:x").as_str().starts_with("s:"));
+        assert!(UserKey::legacy("s:x").is_legacy());
+        assert!(!UserKey::native("l:x").is_legacy());
         assert_ne!(UserKey::legacy("x"), UserKey::native("x"));
     }
 

@@ -1,422 +1,286 @@
-//! One matching socket, legacy (`/ws/{name}`) or native (`/ws`), from
-//! upgrade to clean-up.
+//! The async shell around one matching socket, legacy (`/ws/{name}`) or
+//! native (`/ws`): it reads frames and mailbox messages, feeds them to the
+//! socket's [`Session`], performs the session's [`Action`]s (Redis through
+//! the store, writes through the shared socket shell) and feeds the results
+//! back. All protocol decisions are the session's; this file only does I/O.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use service::rate_limit::TokenBucket;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-use wire::keys;
-use wire::matcher_api::{MatcherClientMsg, MatcherEvent};
+use axum::extract::ws::WebSocket;
+use service::ws::{ConnId, Inbound, Socket};
+use tracing::Instrument;
+use wire::matcher_api::MatcherEvent;
+use wire::stored::Location;
 use wire::user::UserKey;
+use wire::CloseCode;
 
-use super::{delivery, register, ConnHandle, Gateway, Outbound, RegisterOutcome, SharedGateway};
-use crate::scripts;
+use super::session::{Action, Identity, Session, TicketIssuer, Waiting};
+use super::sockets::{Mailbox, SocketHandle, SocketMsg};
+use super::SharedGateway;
+use crate::store::Located;
 
-/// Frames queued for one socket before it counts as not reading.
-const OUT_QUEUE: usize = 256;
+/// First wait before recording a location again after Redis failed.
+const LOCATE_RETRY_FIRST: Duration = Duration::from_millis(100);
 
-/// Display name of a native user who gives none.
-pub const DEFAULT_NAME: &str = "Stranger";
+/// Longest wait between two such attempts.
+const LOCATE_RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Who is on a socket.
-#[derive(Debug, Clone)]
-pub enum Identity {
-    /// Legacy client, identified by its (unique) display name.
-    Legacy { name: String },
-    /// Native client, identified by a fresh session id.
-    Native { session: String },
+/// Whether to keep serving the socket.
+enum Flow {
+    Continue,
+    End(&'static str),
 }
 
-impl Identity {
-    pub fn user(&self) -> UserKey {
-        match self {
-            Identity::Legacy { name } => UserKey::legacy(name),
-            Identity::Native { session } => UserKey::native(session),
-        }
-    }
-
-    fn is_legacy(&self) -> bool {
-        matches!(self, Identity::Legacy { .. })
-    }
+struct Connection {
+    gw: SharedGateway,
+    socket: Socket,
+    session: Session,
+    user: UserKey,
+    location: Location,
+    /// This is the user's only socket on this gateway (else a legacy name
+    /// taken here: refused without asking Redis).
+    unique_here: bool,
+    /// When to try recording the location again, after Redis failed.
+    locate_retry: Option<(Instant, Duration)>,
+    /// When the drain's grace period ends, once draining.
+    drain_deadline: Option<tokio::time::Instant>,
+    unflushed: bool,
 }
 
-/// How a socket's life ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    /// Closed (by either side): clean up.
-    Closed,
-    /// The gateway was killed: leave everything as a crash would.
-    Killed,
-}
-
-/// Run one socket to its end.
-pub async fn run(gw: SharedGateway, socket: WebSocket, ident: Identity, signaller_url: String) {
-    let user = ident.user();
-    let conn_id = ulid::Ulid::new().to_string();
-    let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(write_loop(sink, rx));
-    let conn = ConnHandle {
-        conn_id: conn_id.clone(),
-        tx,
-        signaller_url,
-        overflow: Default::default(),
-    };
-    if let Identity::Native { session } = &ident {
-        conn.send(
-            MatcherEvent::Hello {
-                session: session.clone(),
-                protocol: wire::PROTOCOL_VERSION,
-            }
-            .to_json(),
-        );
-    }
-    let claimed = gw.conns.insert(user.clone(), conn.clone())
-        && match claim(&gw, &user, &conn_id, ident.is_legacy()).await {
-            Ok(claimed) => {
-                if !claimed {
-                    gw.conns.remove(&user, &conn_id);
-                }
-                claimed
-            }
-            Err(e) => {
-                // Redis is down or slow: keep the socket and keep trying.
-                tracing::warn!(%user, error = %e, "could not record the socket's location yet");
-                tokio::spawn(claim_later(gw.clone(), user.clone(), conn.clone()));
-                true
-            }
-        };
-    if !claimed {
-        tracing::info!(%user, "refused: name already connected");
-        conn.send(
-            MatcherEvent::error(wire::ErrorCode::NameTaken, "this name is already connected")
-                .to_json(),
-        );
-        let _ = conn
-            .tx
-            .send(Outbound::Close(4409, "name already connected".into()))
-            .await;
-        drop(conn);
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-        return;
-    }
-    tracing::info!(%user, conn = %conn_id, "matching socket opened");
-    let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "matcher");
-    open.increment(1.0);
-    delivery::deliver_pending(&gw, &user, &conn).await;
-
-    let end = serve(&gw, &ident, &conn, &mut stream).await;
-    if end == End::Closed {
-        gw.conns.remove(&user, &conn_id);
-        if let Err(e) = release(&gw, &user, &conn_id).await {
-            tracing::warn!(%user, error = %e, "release failed; the user's gateway purge will catch it");
-        }
-    }
-    open.decrement(1.0);
-    tracing::info!(%user, conn = %conn_id, ?end, "matching socket closed");
-    drop(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-}
-
-async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+/// Serve one upgraded socket until it closes (or the gateway is killed:
+/// the task is aborted and nothing is cleaned up, as in a crash).
+pub async fn run(
+    gw: SharedGateway,
+    ws: WebSocket,
+    identity: Identity,
+    signaller_url: String,
+    id: ConnId,
 ) {
-    while let Some(out) = rx.recv().await {
-        let sent = match out {
-            Outbound::Text(text) => sink.send(Message::Text(text.into())).await,
-            Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
-            Outbound::Close(code, reason) => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
-                break;
-            }
+    let span = tracing::info_span!("socket", socket = %id);
+    async move {
+        let user = identity.user();
+        let socket_id = id.to_string();
+        let (handle, mut mailbox) = SocketHandle::new(socket_id.clone());
+        let unique_here = gw.sockets.insert(user.clone(), handle);
+        let issuer = TicketIssuer {
+            secret: gw.secret.clone(),
+            ticket_ttl_ms: gw.settings.ticket_ttl.as_millis() as u64,
+            signaller_url,
         };
-        if sent.is_err() {
-            break;
-        }
-    }
-    let _ = sink.close().await;
-}
-
-/// The read loop: client frames, keep-alive, drain and kill.
-async fn serve(
-    gw: &Gateway,
-    ident: &Identity,
-    conn: &ConnHandle,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-) -> End {
-    let user = ident.user();
-    let mut name = match ident {
-        Identity::Legacy { name } => name.clone(),
-        Identity::Native { .. } => DEFAULT_NAME.to_string(),
-    };
-    let rate = gw.settings.rate_limit;
-    let mut bucket = TokenBucket::new(rate, rate * 4, std::time::Instant::now());
-    let idle_timeout = gw.settings.idle_timeout;
-    let mut last_seen = Instant::now();
-    let mut keepalive = tokio::time::interval(idle_timeout / 3);
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut kill = gw.kill.clone();
-    let mut drain = gw.drain.clone();
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
-        let until_drained = async {
-            match drain_deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
+        let mut conn = Connection {
+            socket: Socket::new(ws, gw.settings.socket),
+            session: Session::new(identity, issuer),
+            location: Location {
+                gateway: gw.id.clone(),
+                socket: socket_id.clone(),
+            },
+            gw: gw.clone(),
+            user: user.clone(),
+            unique_here,
+            locate_retry: None,
+            drain_deadline: None,
+            unflushed: false,
         };
-        tokio::select! {
-            frame = stream.next() => {
-                let msg = match frame {
-                    None => return End::Closed,
-                    Some(Err(e)) => {
-                        if is_too_large(e) {
-                            let _ = conn.tx.try_send(Outbound::Close(1009, "frame too large".into()));
+        tracing::info!(%user, "matching socket opened");
+        let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "matcher");
+        open.increment(1.0);
+        let why = conn.serve(&mut mailbox).await;
+        let actions = conn.session.on_closed();
+        conn.perform(actions).await;
+        if unique_here {
+            gw.sockets.remove(&user, &socket_id);
+        }
+        open.decrement(1.0);
+        tracing::info!(%user, why, "matching socket closed");
+    }
+    .instrument(span)
+    .await
+}
+
+impl Connection {
+    async fn serve(&mut self, mailbox: &mut Mailbox) -> &'static str {
+        let mut drain = self.gw.drain.clone();
+        let actions = self.session.on_open();
+        if let Flow::End(why) = self.perform(actions).await {
+            return why;
+        }
+        loop {
+            let until_drained = sleep_until(self.drain_deadline);
+            let until_retry = sleep_until(
+                self.locate_retry
+                    .map(|(at, _)| tokio::time::Instant::from_std(at)),
+            );
+            let actions = tokio::select! {
+                inbound = self.socket.next() => match inbound {
+                    Inbound::Text(text) => self.session.on_text(text.as_str()),
+                    Inbound::RateLimited(text) => {
+                        metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited").increment(1);
+                        self.session.on_rate_limited(text.as_str())
+                    }
+                    Inbound::End(why) => return why.as_str(),
+                },
+                Some(msg) = mailbox.rx.recv() => match msg {
+                    SocketMsg::NoticeWaiting => self.session.on_notice_waiting(),
+                    SocketMsg::Chat(chat) => self.session.on_chat(chat),
+                    SocketMsg::RegisteredElsewhere(w) => self.session.on_registered_elsewhere(w),
+                    SocketMsg::Restore => self.session.on_restore(),
+                },
+                _ = mailbox.overflow.notified() => {
+                    self.socket.close(CloseCode::Policy).await;
+                    return "not keeping up with its messages";
+                }
+                _ = drain.wait(), if self.drain_deadline.is_none() => {
+                    self.drain_deadline =
+                        Some(tokio::time::Instant::now() + self.gw.settings.drain_grace);
+                    self.session.on_drain()
+                }
+                _ = until_drained => self.session.on_drain_deadline(),
+                _ = until_retry => vec![Action::Locate { exclusive: false }],
+            };
+            if let Flow::End(why) = self.perform(actions).await {
+                return why;
+            }
+        }
+    }
+
+    /// Perform `actions` in order, and whatever they lead to; what they
+    /// send to the client is flushed once, at the end.
+    async fn perform(&mut self, actions: Vec<Action>) -> Flow {
+        let flow = self.perform_unflushed(actions).await;
+        if matches!(flow, Flow::Continue) && self.unflushed {
+            self.unflushed = false;
+            if let Err(gone) = self.socket.flush().await {
+                return Flow::End(gone.0.as_str());
+            }
+        }
+        flow
+    }
+
+    /// Each store call is boxed: their futures are large, and inlined they
+    /// would make every socket's task carry their size while idle.
+    async fn perform_unflushed(&mut self, actions: Vec<Action>) -> Flow {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let store = &self.gw.store;
+            let user = &self.user;
+            match action {
+                Action::Send(event) => {
+                    count_error(&event);
+                    self.unflushed = true;
+                    if let Err(gone) = self.socket.feed(event.to_json()).await {
+                        return Flow::End(gone.0.as_str());
+                    }
+                }
+                Action::Close(code) => {
+                    if self.unflushed {
+                        self.unflushed = false;
+                        let _ = self.socket.flush().await;
+                    }
+                    self.socket.close(code).await;
+                    return Flow::End(code.reason());
+                }
+                Action::Locate { exclusive } => {
+                    let result = if !self.unique_here {
+                        Ok(Located::NameTaken)
+                    } else {
+                        Box::pin(store.locate(user, &self.location, exclusive))
+                            .await
+                            .map_err(|e| tracing::warn!(%user, error = %e, "could not record the socket's location yet"))
+                    };
+                    if result.is_ok() {
+                        self.locate_retry = None;
+                    }
+                    queue.extend(self.session.on_located(result, service::clock::now_ms()));
+                }
+                Action::LocateLater => {
+                    let delay = self
+                        .locate_retry
+                        .map_or(LOCATE_RETRY_FIRST, |(_, d)| (d * 2).min(LOCATE_RETRY_MAX));
+                    self.locate_retry = Some((Instant::now() + delay, delay));
+                }
+                Action::Register { name } => {
+                    let reg = ulid::Ulid::new().to_string();
+                    let since = Instant::now();
+                    let result = match Box::pin(store.register(user, &reg, &name)).await {
+                        Ok(true) => {
+                            metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+                            Ok(Some(Waiting { reg, name, since }))
                         }
-                        return End::Closed;
+                        Ok(false) => Ok(None),
+                        Err(e) => Err(redis_failed(e)),
+                    };
+                    queue.extend(self.session.on_registered(result));
+                }
+                Action::Requeue(w) => {
+                    if let Err(e) = Box::pin(store.register(user, &w.reg, &w.name)).await {
+                        redis_failed(e);
+                        self.gw.request_restore();
                     }
-                    Some(Ok(msg)) => msg,
-                };
-                last_seen = Instant::now();
-                match msg {
-                    Message::Text(text) => {
-                        if !bucket.allow(std::time::Instant::now()) {
-                            metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited").increment(1);
-                            conn.send(MatcherEvent::error(wire::ErrorCode::RateLimited, "too many messages; slow down").to_json());
-                            continue;
-                        }
-                        handle_text(gw, ident, &user, &mut name, conn, text.as_str()).await;
+                }
+                Action::Withdraw { reply } => {
+                    let result = Box::pin(store.withdraw(user)).await.map_err(redis_failed);
+                    if reply {
+                        queue.extend(self.session.on_withdrawn(result));
                     }
-                    Message::Binary(_) => {
-                        let _ = conn.tx.try_send(Outbound::Close(1003, "binary frames are not supported".into()));
-                        return End::Closed;
+                }
+                Action::TakeNotice => match Box::pin(store.take_notice(user)).await {
+                    Ok(notice) => {
+                        queue.extend(self.session.on_notice(notice, service::clock::now_ms()))
                     }
-                    Message::Close(_) => return End::Closed,
-                    Message::Ping(_) | Message::Pong(_) => {}
+                    // The notice waits in Redis; the next restore delivers it.
+                    Err(e) => {
+                        redis_failed(e);
+                        self.gw.request_restore();
+                    }
+                },
+                Action::Chat { name, message } => {
+                    let sent = service::clock::now_ms();
+                    let result = Box::pin(store.chat(user, &name, &message, sent))
+                        .await
+                        .map_err(redis_failed);
+                    queue.extend(self.session.on_chat_result(result));
+                }
+                Action::CountMatch { since } => {
+                    metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
+                    if let Some(since) = since {
+                        metrics::histogram!(service::metrics::TIME_TO_MATCH)
+                            .record(since.elapsed().as_secs_f64());
+                    }
+                    tracing::info!(%user, "matched");
+                }
+                Action::Release => {
+                    if let Err(e) = Box::pin(store.release(user, &self.location)).await {
+                        tracing::warn!(%user, error = %e, "release failed; the gateway purge will catch it");
+                    }
                 }
             }
-            _ = keepalive.tick() => {
-                if last_seen.elapsed() > idle_timeout {
-                    let _ = conn.tx.try_send(Outbound::Close(4408, "idle timeout".into()));
-                    return End::Closed;
-                }
-                let _ = conn.tx.try_send(Outbound::Ping);
-            }
-            _ = conn.overflow.notified() => {
-                let _ = conn.tx.try_send(Outbound::Close(1008, "not reading; too far behind".into()));
-                return End::Closed;
-            }
-            _ = drain.wait(), if drain_deadline.is_none() => {
-                // Waiting users leave the pool cleanly (never matched to a
-                // partner while they move). Native clients move at once;
-                // legacy clients keep their socket until the grace ends.
-                if gw.conns.waiting(&user).is_some() {
-                    let _ = register::withdraw(gw, &user).await;
-                }
-                if !ident.is_legacy() {
-                    conn.send(MatcherEvent::Reconnect { reason: "draining".into() }.to_json());
-                }
-                drain_deadline = Some(Instant::now() + gw.settings.drain_grace);
-            }
-            _ = until_drained => {
-                let _ = conn.tx.try_send(Outbound::Close(1001, "server going away".into()));
-                return End::Closed;
-            }
-            _ = kill.wait() => return End::Killed,
         }
+        Flow::Continue
     }
 }
 
-fn is_too_large(e: axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    matches!(
-        e.into_inner().downcast_ref::<Error>(),
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
-    )
-}
-
-async fn handle_text(
-    gw: &Gateway,
-    ident: &Identity,
-    user: &UserKey,
-    name: &mut String,
-    conn: &ConnHandle,
-    text: &str,
-) {
-    let reply = match MatcherClientMsg::decode(text) {
-        Err(e) => {
-            metrics::counter!(service::metrics::ERRORS, "kind" => "bad_input").increment(1);
-            Some(MatcherEvent::error(e.code(), e.to_string()))
-        }
-        Ok(MatcherClientMsg::Ping) => Some(MatcherEvent::Pong {}),
-        Ok(MatcherClientMsg::Register { .. }) if gw.health.is_draining() => {
-            Some(MatcherEvent::error(
-                wire::ErrorCode::Draining,
-                "this server is shutting down; reconnect and register again",
-            ))
-        }
-        Ok(MatcherClientMsg::Register { name: wanted }) => {
-            if let (Identity::Native { .. }, Some(wanted)) = (ident, wanted) {
-                if !wire::limits::valid_name(&wanted) {
-                    conn.send(
-                        MatcherEvent::error(
-                            wire::ErrorCode::BadName,
-                            "names are 1 to 64 characters, no control characters",
-                        )
-                        .to_json(),
-                    );
-                    return;
-                }
-                *name = wanted;
-            }
-            Some(match register::register(gw, user, name).await {
-                Ok(RegisterOutcome::Queued) => MatcherEvent::Queued {},
-                Ok(RegisterOutcome::AlreadyWaiting) => MatcherEvent::error(
-                    wire::ErrorCode::AlreadyWaiting,
-                    "already waiting for a partner",
-                ),
-                Err(e) => unavailable(e),
-            })
-        }
-        Ok(MatcherClientMsg::Cancel) => Some(match register::withdraw(gw, user).await {
-            Ok(true) => MatcherEvent::Cancelled {},
-            Ok(false) => {
-                MatcherEvent::error(wire::ErrorCode::NotWaiting, "not waiting for a partner")
-            }
-            Err(e) => unavailable(e),
-        }),
-        Ok(MatcherClientMsg::Chat { message, .. }) => chat(gw, user, name, message).await,
-    };
-    if let Some(reply) = reply {
-        conn.send(reply.to_json());
+/// Sleep until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
-/// Relay a chat line to the current partner; `None` when relayed.
-async fn chat(gw: &Gateway, user: &UserKey, name: &str, message: String) -> Option<MatcherEvent> {
-    if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
-        return Some(MatcherEvent::error(
-            wire::ErrorCode::TooLong,
-            "chat messages are at most 2000 characters",
-        ));
-    }
-    let relayed: Result<i64, _> = scripts::run(
-        &gw.scripts.chat,
-        &gw.redis,
-        vec![keys::partner(user)],
-        vec![
-            keys::matcher_prefix(),
-            format!("{}:inbox:", keys::PREFIX),
-            name.to_string(),
-            message,
-            service::clock::now_ms().to_string(),
-        ],
-    )
-    .await;
-    match relayed {
-        Ok(1) => None,
-        Ok(0) => Some(MatcherEvent::error(
-            wire::ErrorCode::NoPartner,
-            "no partner to chat with",
-        )),
-        Ok(_) => Some(MatcherEvent::error(
-            wire::ErrorCode::PeerOffline,
-            "your partner is not connected",
-        )),
-        Err(e) => Some(unavailable(e)),
-    }
-}
-
-fn unavailable(e: fred::error::Error) -> MatcherEvent {
-    metrics::counter!(service::metrics::ERRORS, "kind" => "redis").increment(1);
+fn redis_failed(e: fred::error::Error) {
     tracing::warn!(error = %e, "Redis command failed");
-    MatcherEvent::error(
-        wire::ErrorCode::Unavailable,
-        "the service is temporarily unavailable; retry shortly",
-    )
 }
 
-/// Retry recording the socket's location until it works or the socket is
-/// gone, then deliver any notice that was waiting for it.
-async fn claim_later(gw: SharedGateway, user: UserKey, conn: ConnHandle) {
-    let mut delay = Duration::from_millis(100);
-    let mut kill = gw.kill.clone();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = kill.wait() => return,
-        }
-        let still_here = gw
-            .conns
-            .get(&user)
-            .is_some_and(|c| c.conn_id == conn.conn_id);
-        if !still_here {
-            return;
-        }
-        if claim(&gw, &user, &conn.conn_id, false).await.is_ok() {
-            delivery::deliver_pending(&gw, &user, &conn).await;
-            // A registration made meanwhile was dropped from the pool for
-            // want of a location: make it again.
-            if let Some(w) = gw.conns.waiting(&user) {
-                if register::requeue(&gw, &user, &w).await.is_err() {
-                    gw.needs_restore
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                }
+/// Count an error event by kind (rate limits are counted where refused).
+fn count_error(event: &MatcherEvent) {
+    if let MatcherEvent::Error { code, .. } = event {
+        use wire::codes::ErrorKind;
+        match code.kind() {
+            ErrorKind::RateLimited | ErrorKind::Expected => {}
+            kind => {
+                metrics::counter!(service::metrics::ERRORS, "kind" => kind.as_str()).increment(1)
             }
-            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
-}
-
-/// Record in Redis that `user`'s socket is here. With `exclusive` (legacy
-/// names), refuse when another live socket holds the name.
-pub async fn claim(
-    gw: &Gateway,
-    user: &UserKey,
-    conn_id: &str,
-    exclusive: bool,
-) -> Result<bool, fred::error::Error> {
-    let claimed: i64 = scripts::run(
-        &gw.scripts.claim,
-        &gw.redis,
-        vec![keys::location(user), keys::gateway_users(&gw.id)],
-        vec![
-            keys::matcher_prefix(),
-            format!("{}/{}", gw.id, conn_id),
-            user.to_string(),
-            if exclusive { "1" } else { "0" }.to_string(),
-        ],
-    )
-    .await?;
-    Ok(claimed == 1)
-}
-
-/// The socket closed: forget its location, withdraw the user from the pool.
-async fn release(gw: &Gateway, user: &UserKey, conn_id: &str) -> Result<(), fred::error::Error> {
-    let _: i64 = scripts::run(
-        &gw.scripts.release,
-        &gw.redis,
-        vec![
-            keys::location(user),
-            keys::pool(),
-            keys::gateway_users(&gw.id),
-        ],
-        vec![
-            keys::matcher_prefix(),
-            format!("{}/{}", gw.id, conn_id),
-            user.to_string(),
-        ],
-    )
-    .await?;
-    Ok(())
 }

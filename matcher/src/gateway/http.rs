@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use wire::limits::{valid_name, MAX_MESSAGE_BYTES};
+use wire::limits::valid_name;
 use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
-use wire::user::UserKey;
 
-use super::connection::{self, Identity};
-use super::{register, web, RegisterOutcome, SharedGateway};
+use super::connection;
+use super::session::Identity;
+use super::{web, SharedGateway};
 
 /// All routes of a gateway.
 pub fn router(gw: SharedGateway) -> Router {
@@ -74,13 +74,13 @@ async fn register_http(State(gw): State<SharedGateway>, body: Bytes) -> Response
             "this server is shutting down; retry",
         );
     }
-    match register::register(&gw, &UserKey::legacy(&name), &name).await {
-        Ok(RegisterOutcome::Queued) => reply(
+    match gw.register_legacy(&name).await {
+        Ok(true) => reply(
             StatusCode::OK,
             RegisterStatus::Queued,
             format!("{name} added to the matching queue"),
         ),
-        Ok(RegisterOutcome::AlreadyWaiting) => reply(
+        Ok(false) => reply(
             StatusCode::OK,
             RegisterStatus::Exists,
             format!("{name} is already waiting"),
@@ -130,11 +130,12 @@ fn signaller_url(gw: &SharedGateway, headers: &HeaderMap) -> String {
     format!("{}://{host}:4000/ws", if secure { "wss" } else { "ws" })
 }
 
-fn limits(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
+/// Upgrade to a matching socket served by its own tracked task.
+fn upgrade(gw: SharedGateway, ws: WebSocketUpgrade, identity: Identity, url: String) -> Response {
+    service::ws::configure(ws).on_upgrade(move |socket| async move {
+        let tasks = gw.tasks.clone();
+        tasks.spawn(move |id| connection::run(gw, socket, identity, url, id));
+    })
 }
 
 async fn legacy_ws(
@@ -154,7 +155,7 @@ async fn legacy_ws(
             .into_response();
     }
     let url = signaller_url(&gw, &headers);
-    limits(ws).on_upgrade(move |socket| connection::run(gw, socket, Identity::Legacy { name }, url))
+    upgrade(gw, ws, Identity::Legacy { name }, url)
 }
 
 async fn native_ws(
@@ -167,6 +168,5 @@ async fn native_ws(
     }
     let url = signaller_url(&gw, &headers);
     let session = ulid::Ulid::new().to_string();
-    limits(ws)
-        .on_upgrade(move |socket| connection::run(gw, socket, Identity::Native { session }, url))
+    upgrade(gw, ws, Identity::Native { session }, url)
 }

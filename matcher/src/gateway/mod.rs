@@ -1,30 +1,43 @@
 //! The matcher gateway: WebSocket + HTTP front door. It holds sockets and
-//! nothing else; registers go to the stream, assignments and chat come back
-//! through this gateway's inbox channel.
+//! nothing else; registers go to the stream, word of notices and chat comes
+//! back through this gateway's channel.
+//!
+//! | file | what |
+//! |---|---|
+//! | `session.rs` | the protocol of one socket, as a state machine (no I/O) |
+//! | `connection.rs` | the async shell that feeds a session and performs its actions |
+//! | `sockets.rs` | the sockets this gateway holds, by user, and their mailboxes |
+//! | `channel.rs` | routes this gateway's channel messages to its sockets |
+//! | `heartbeat.rs` | liveness in Redis, and restores after an outage |
+//! | `http.rs`, `web.rs` | routes: legacy register, sockets, health, the page |
 
+mod channel;
 mod connection;
-mod delivery;
 pub mod heartbeat;
 mod http;
-mod inbox;
-mod register;
-mod registry;
+pub mod session;
+pub mod sockets;
 mod web;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::*;
 use service::health::Health;
 use service::origin::AllowedOrigins;
 use service::shutdown::Shutdown;
+use service::ws::{ConnTasks, SocketLimits};
+use wire::user::UserKey;
 
-pub use registry::{ConnHandle, Outbound, Registry, Waiting};
+use crate::store::{Beat, Store, StoreError};
+use session::Waiting;
+use sockets::{SocketMsg, Sockets};
 
-use crate::config::Config;
-use crate::scripts::Scripts;
+pub use channel::run as run_channel;
+pub use heartbeat::run as run_heartbeat;
+pub use http::router;
 
-/// Settings of a gateway, taken from [`Config`].
+/// Settings of a gateway, taken from [`crate::Config`].
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub signaller_url: Option<String>,
@@ -33,36 +46,41 @@ pub struct GatewaySettings {
     pub heartbeat: Duration,
     pub gateway_ttl: Duration,
     pub ticket_ttl: Duration,
-    pub idle_timeout: Duration,
-    pub rate_limit: u32,
+    pub socket: SocketLimits,
     pub drain_grace: Duration,
 }
 
-impl From<&Config> for GatewaySettings {
-    fn from(c: &Config) -> Self {
+impl From<&crate::Config> for GatewaySettings {
+    /// Assumes a validated configuration ([`crate::Config::validate`]).
+    fn from(c: &crate::Config) -> Self {
+        use crate::Config;
         GatewaySettings {
             signaller_url: c.signaller_url.clone(),
             web_dir: c.web_dir.clone(),
             origins: AllowedOrigins::new(&c.shared.allowed_origins),
-            heartbeat: Config::ms(c.heartbeat_ms.max(10)),
-            gateway_ttl: Config::ms(c.gateway_ttl_ms.max(c.heartbeat_ms * 2)),
-            ticket_ttl: Duration::from_secs(c.ticket_ttl_secs.max(1)),
-            idle_timeout: Duration::from_secs(c.idle_timeout_secs.max(1)),
-            rate_limit: c.rate_limit.max(1),
+            heartbeat: Config::ms(c.heartbeat_ms),
+            gateway_ttl: Config::ms(c.gateway_ttl_ms),
+            ticket_ttl: Duration::from_secs(c.ticket_ttl_secs),
+            socket: SocketLimits::new(
+                Duration::from_secs(c.idle_timeout_secs),
+                c.rate_limit,
+                c.rate_limit.saturating_mul(4),
+            ),
             drain_grace: Duration::from_secs(c.drain_grace_secs),
         }
     }
 }
 
-/// Everything the gateway's handlers share.
+/// Everything the gateway's handlers and socket tasks share.
 pub struct Gateway {
-    /// This gateway's id: names its inbox and its liveness key.
+    /// This gateway's id: names its channel and its liveness key.
     pub id: String,
-    pub redis: Client,
-    pub scripts: Scripts,
-    pub secret: Vec<u8>,
+    pub store: Store,
+    pub secret: Arc<[u8]>,
     pub settings: GatewaySettings,
-    pub conns: Registry,
+    pub sockets: Sockets,
+    /// Every socket task, to wait for on drain or abort on a kill.
+    pub tasks: ConnTasks,
     pub health: Health,
     /// Fires on a graceful drain.
     pub drain: Shutdown,
@@ -70,43 +88,55 @@ pub struct Gateway {
     pub kill: Shutdown,
     /// Set when Redis reconnected or the heartbeat lapsed; the heartbeat
     /// task restores this gateway's state until it succeeds.
-    pub needs_restore: std::sync::atomic::AtomicBool,
+    pub needs_restore: AtomicBool,
 }
 
 pub type SharedGateway = Arc<Gateway>;
 
-pub use heartbeat::run as run_heartbeat;
-pub use http::router;
-pub use inbox::run as run_inbox;
-pub use register::{register, RegisterOutcome};
+impl Gateway {
+    /// Ask for a restore on the next heartbeat.
+    pub fn request_restore(&self) {
+        self.needs_restore.store(true, Ordering::SeqCst);
+    }
+
+    /// Register a legacy user over HTTP (the socket may come later, or be
+    /// here already). `true` when queued, `false` when already waiting.
+    pub async fn register_legacy(&self, name: &str) -> Result<bool, StoreError> {
+        let user = UserKey::legacy(name);
+        let reg = ulid::Ulid::new().to_string();
+        let since = std::time::Instant::now();
+        let queued = self.store.register(&user, &reg, name).await?;
+        if queued {
+            metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+            if let Some(socket) = self.sockets.get(&user) {
+                socket.post(SocketMsg::RegisteredElsewhere(Waiting {
+                    reg,
+                    name: name.to_string(),
+                    since,
+                }));
+            }
+        }
+        Ok(queued)
+    }
+}
 
 /// After Redis came back (possibly empty), or after workers presumed this
 /// gateway dead and purged its users, put its state back: liveness, the
-/// shared secret, where its users are, notices that wait for them, and who
-/// waits in the pool. Idempotent; stops at the first Redis error so that the
-/// heartbeat task tries again on its next tick.
-pub async fn restore(gw: &Gateway) -> Result<(), fred::error::Error> {
-    service::ticket_secret::reassert(&gw.redis, &gw.secret).await;
-    if heartbeat::beat(gw).await == heartbeat::Beat::Failed {
+/// shared secret, and through each socket's session where its user is,
+/// the notice that waits for it, and its place in the pool. Stops at the
+/// first Redis error so that the heartbeat task tries again on its next tick.
+pub async fn restore(gw: &Gateway) -> Result<(), StoreError> {
+    service::ticket_secret::reassert(gw.store.client(), &gw.secret).await;
+    if gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await == Beat::Failed {
         return Err(fred::error::Error::new(
             fred::error::ErrorKind::IO,
             "heartbeat failed",
         ));
     }
-    let mut requeued = 0;
-    for (user, conn, _) in gw.conns.snapshot() {
-        connection::claim(gw, &user, &conn.conn_id, false).await?;
-        // A notice first: a user who was matched must not wait again.
-        delivery::deliver_pending(gw, &user, &conn).await;
-        if let Some(w) = gw.conns.waiting(&user) {
-            register::requeue(gw, &user, &w).await?;
-            requeued += 1;
-        }
-    }
+    gw.sockets.post_all(|| SocketMsg::Restore);
     tracing::info!(
-        sockets = gw.conns.len(),
-        requeued,
-        "gateway state restored in Redis"
+        sockets = gw.sockets.len(),
+        "gateway restoring its users in Redis"
     );
     Ok(())
 }

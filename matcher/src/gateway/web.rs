@@ -6,11 +6,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::SharedGateway;
 
-/// The files of `web/` (not its end-to-end tests), embedded at build time.
+/// The files of `web/` (not its tests), embedded at build time.
 #[derive(rust_embed::Embed)]
 #[folder = "../web/"]
 #[exclude = "e2e/*"]
 #[exclude = "*.md"]
+#[exclude = "test/*"]
+#[exclude = "package.json"]
 struct Assets;
 
 /// Serve `/` as `index.html` and any other page file by its path.

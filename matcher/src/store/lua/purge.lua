@@ -4,18 +4,16 @@
 -- restores its users and still delivers them.
 --
 -- KEYS[1] set of known gateways, KEYS[2] pool
--- ARGV[1] key prefix (rvc:{m}:)
 --
 -- Returns the number of users purged.
-local prefix = ARGV[1]
 local purged = 0
 for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', prefix .. 'gw:' .. gateway) == 0 then
-    local users_key = prefix .. 'gwusers:' .. gateway
+  if redis.call('EXISTS', K.gateway_alive(gateway)) == 0 then
+    local users_key = K.gateway_users(gateway)
     for _, user in ipairs(redis.call('SMEMBERS', users_key)) do
-      local loc = redis.call('GET', prefix .. 'loc:' .. user)
-      if loc and string.sub(loc, 1, #gateway + 1) == gateway .. '/' then
-        redis.call('DEL', prefix .. 'loc:' .. user, prefix .. 'wait:' .. user)
+      local loc = redis.call('GET', K.location(user))
+      if loc and V.gateway_of(loc) == gateway then
+        redis.call('DEL', K.location(user), K.waiting(user))
         redis.call('ZREM', KEYS[2], user)
         purged = purged + 1
       end

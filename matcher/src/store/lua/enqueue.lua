@@ -8,26 +8,24 @@
 --
 -- KEYS[1] pool (sorted set; score: time it entered, ms, Redis clock)
 -- KEYS[2] register stream
--- ARGV[1] key prefix (rvc:{m}:)
--- ARGV[2] consumer group
--- ARGV[3] n, the number of entry ids that follow
--- ARGV[4 .. 3+n] entry ids to acknowledge
--- ARGV[4+n ..] pairs of (user key, registration id)
+-- ARGV[1] consumer group
+-- ARGV[2] n, the number of entry ids that follow
+-- ARGV[3 .. 2+n] entry ids to acknowledge
+-- ARGV[3+n ..] pairs of (user key, registration id)
 --
 -- Returns the number of users added.
-local prefix = ARGV[1]
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = 0
-for i = 4 + n, #ARGV - 1, 2 do
+for i = 3 + n, #ARGV - 1, 2 do
   local user, reg = ARGV[i], ARGV[i + 1]
-  local waiting = redis.call('GET', prefix .. 'wait:' .. user)
-  if waiting and string.sub(waiting, 1, #reg + 1) == reg .. ' ' then
+  local waiting = redis.call('GET', K.waiting(user))
+  if waiting and V.waiting_parse(waiting) == reg then
     added = added + redis.call('ZADD', KEYS[1], 'NX', now, user)
   end
 end
-for i = 4, 3 + n do
-  redis.call('XACK', KEYS[2], ARGV[2], ARGV[i])
+for i = 3, 2 + n do
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[i])
 end
 return added

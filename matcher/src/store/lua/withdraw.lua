@@ -1,4 +1,4 @@
--- Take a waiting user out of the pool (native `cancel`).
+-- Take a waiting user out of the pool (native `cancel`, or a drain).
 --
 -- KEYS[1] waiting key, KEYS[2] pool; ARGV[1] user key
 -- Returns 1 when the user was waiting.

@@ -1,0 +1,65 @@
+//! Routes the messages of this gateway's channel to the sockets they are
+//! for. After the subscriber reconnects (or falls behind), the gateway
+//! restores its state: a notice published meanwhile waits in Redis and is
+//! delivered by the restore.
+
+use std::time::Duration;
+
+use wire::internal::GatewayMessage;
+use wire::user::UserKey;
+
+use super::sockets::SocketMsg;
+use super::SharedGateway;
+use crate::store::channel::{ChannelEvent, GatewayChannel};
+
+/// Subscribe (retrying until Redis answers), then route messages until the
+/// gateway is killed.
+pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
+    let mut kill = gw.kill.clone();
+    if !subscribe(&gw, &channel).await {
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            e = channel.next() => e,
+            _ = kill.wait() => break,
+        };
+        match event {
+            ChannelEvent::Message(GatewayMessage::Matched { user }) => {
+                if let Some(socket) = gw.sockets.get(&UserKey::from_raw(user)) {
+                    socket.post(SocketMsg::NoticeWaiting);
+                }
+            }
+            ChannelEvent::Message(GatewayMessage::Chat(chat)) => {
+                if let Some(socket) = gw.sockets.get(&UserKey::from_raw(chat.to.clone())) {
+                    socket.post(SocketMsg::Chat(chat));
+                }
+            }
+            ChannelEvent::Resync => {
+                if !subscribe(&gw, &channel).await {
+                    break;
+                }
+                gw.request_restore();
+            }
+            ChannelEvent::Closed => break,
+        }
+    }
+    channel.quit().await;
+}
+
+/// Subscribe until it works; `false` if the gateway was killed.
+async fn subscribe(gw: &SharedGateway, channel: &GatewayChannel) -> bool {
+    let mut kill = gw.kill.clone();
+    loop {
+        match channel.subscribe().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "channel subscribe failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = kill.wait() => return false,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! The protocol of one matching socket, as a plain state machine.
+//!
+//! A [`Session`] decides what to answer to each client frame, what to make
+//! of each notice from Redis, and what to do on drain and close, with no
+//! socket, Redis or clock of its own: it returns [`Action`]s, and the async
+//! shell in [`super::connection`] performs them and feeds the results back
+//! (`on_located`, `on_registered`, …). Every rule of the matching protocol
+//! is therefore testable in microseconds (below).
+//!
+//! A session goes `Locating` → `Open` → `Closed`; within `Open` the user is
+//! idle, waiting in the pool (with a registration), or matched. A legacy
+//! socket whose name is held by another live socket ends at once.
+
+use std::time::Instant;
+
+use wire::internal::{ChatNotice, MatchedNotice};
+use wire::matcher_api::{MatcherClientMsg, MatcherEvent};
+use wire::ticket::{self, Ticket};
+use wire::user::{Role, UserKey};
+use wire::{CloseCode, ErrorCode};
+
+use crate::store::{ChatOutcome, Located};
+
+/// Display name of a native user who gives none.
+pub const DEFAULT_NAME: &str = "Stranger";
+
+/// Who is on the socket, fixed by the URL it connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// `WS /ws/{name}`: the original React client, identified by its name
+    /// (unique among connected legacy users).
+    Legacy { name: String },
+    /// `WS /ws`: our own client, identified by a fresh session id.
+    Native { session: String },
+}
+
+impl Identity {
+    pub fn user(&self) -> UserKey {
+        match self {
+            Identity::Legacy { name } => UserKey::legacy(name),
+            Identity::Native { session } => UserKey::native(session),
+        }
+    }
+
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Identity::Legacy { .. })
+    }
+}
+
+/// What a session needs to sign tickets and point clients at the signaller.
+#[derive(Debug, Clone)]
+pub struct TicketIssuer {
+    pub secret: std::sync::Arc<[u8]>,
+    pub ticket_ttl_ms: u64,
+    /// Signaller URL handed to this client in `matched`.
+    pub signaller_url: String,
+}
+
+/// A registration this socket's user holds in the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub reg: String,
+    pub name: String,
+    /// When the user registered, for the time-to-match metric.
+    pub since: Instant,
+}
+
+/// Something the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this event to the client.
+    Send(MatcherEvent),
+    /// Close the socket with this code and end the connection.
+    Close(CloseCode),
+    /// Record where this socket is (exclusively for a legacy name), taking
+    /// the notice that waits for it; then call [`Session::on_located`].
+    Locate { exclusive: bool },
+    /// Redis could not record the location: try again later, then call
+    /// [`Session::on_located`].
+    LocateLater,
+    /// Register the user with a fresh registration id under `name`; then
+    /// call [`Session::on_registered`].
+    Register { name: String },
+    /// Register again with an existing registration (after Redis lost it).
+    /// A failure asks the gateway for another restore.
+    Requeue(Waiting),
+    /// Take the user out of the pool; then call [`Session::on_withdrawn`]
+    /// when `reply`, else ignore the outcome.
+    Withdraw { reply: bool },
+    /// Take the notice that waits for the user; then call [`Session::on_notice`].
+    TakeNotice,
+    /// Relay a chat line to the partner; then call [`Session::on_chat_result`].
+    Chat { name: String, message: String },
+    /// Count a delivered match, with how long the user waited since register
+    /// on this socket (if known).
+    CountMatch { since: Option<Instant> },
+    /// Forget this socket's location and withdraw the user (the socket is over).
+    Release,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Waiting for the location to be recorded.
+    Locating,
+    Open,
+    Closed,
+}
+
+/// One socket's matching protocol state.
+#[derive(Debug)]
+pub struct Session {
+    identity: Identity,
+    issuer: TicketIssuer,
+    state: State,
+    /// The display name used for the next register and for chat.
+    name: String,
+    waiting: Option<Waiting>,
+    /// The registration last matched, so a late register result for it is
+    /// not taken for a new wait.
+    last_matched_reg: Option<String>,
+    draining: bool,
+    /// A restore is under way: register again once located, if still waiting.
+    restoring: bool,
+    /// Another live socket held the name: this one never held the location.
+    name_taken: bool,
+}
+
+impl Session {
+    pub fn new(identity: Identity, issuer: TicketIssuer) -> Session {
+        let name = match &identity {
+            Identity::Legacy { name } => name.clone(),
+            Identity::Native { .. } => DEFAULT_NAME.to_string(),
+        };
+        Session {
+            identity,
+            issuer,
+            state: State::Locating,
+            name,
+            waiting: None,
+            last_matched_reg: None,
+            draining: false,
+            restoring: false,
+            name_taken: false,
+        }
+    }
+
+    pub fn user(&self) -> UserKey {
+        self.identity.user()
+    }
+
+    /// The registration the user holds, if waiting.
+    pub fn waiting(&self) -> Option<&Waiting> {
+        self.waiting.as_ref()
+    }
+
+    /// The socket is open: greet a native client, record the location.
+    pub fn on_open(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Identity::Native { session } = &self.identity {
+            actions.push(Action::Send(MatcherEvent::Hello {
+                session: session.clone(),
+                protocol: wire::PROTOCOL_VERSION,
+            }));
+        }
+        actions.push(Action::Locate {
+            exclusive: self.identity.is_legacy(),
+        });
+        actions
+    }
+
+    /// The result of [`Action::Locate`] or [`Action::LocateLater`].
+    pub fn on_located(&mut self, result: Result<Located, ()>, now_ms: u64) -> Vec<Action> {
+        match result {
+            Ok(Located::NameTaken) if self.state == State::Locating => {
+                self.state = State::Closed;
+                self.name_taken = true;
+                vec![
+                    Action::Send(MatcherEvent::error(
+                        ErrorCode::NameTaken,
+                        "this name is already connected",
+                    )),
+                    Action::Close(CloseCode::NameTaken),
+                ]
+            }
+            // A restore found the name taken over meanwhile: nothing to do.
+            Ok(Located::NameTaken) => {
+                self.restoring = false;
+                Vec::new()
+            }
+            Ok(Located::Here(notice)) => {
+                if self.state == State::Locating {
+                    self.state = State::Open;
+                }
+                let mut actions = Vec::new();
+                if let Some(notice) = notice {
+                    actions.extend(self.deliver(notice, now_ms));
+                }
+                if std::mem::take(&mut self.restoring) {
+                    if let Some(w) = &self.waiting {
+                        actions.push(Action::Requeue(w.clone()));
+                    }
+                }
+                actions
+            }
+            // Redis is down or slow: keep the socket and keep trying. (A
+            // registration made meanwhile is made again once located.)
+            Err(()) => {
+                self.restoring = true;
+                if self.state == State::Locating {
+                    self.state = State::Open;
+                }
+                vec![Action::LocateLater]
+            }
+        }
+    }
+
+    /// A text frame from the client, within the rate limit.
+    pub fn on_text(&mut self, text: &str) -> Vec<Action> {
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        let msg = match MatcherClientMsg::decode(text) {
+            Ok(msg) => msg,
+            Err(e) => return vec![send_error(e.code(), e.to_string())],
+        };
+        match msg {
+            MatcherClientMsg::Ping => vec![Action::Send(MatcherEvent::Pong {})],
+            MatcherClientMsg::Register { .. } if self.draining => vec![send_error(
+                ErrorCode::Draining,
+                "this server is shutting down; reconnect and register again",
+            )],
+            MatcherClientMsg::Register { name: wanted } => {
+                if let (Identity::Native { .. }, Some(wanted)) = (&self.identity, wanted) {
+                    if !wire::limits::valid_name(&wanted) {
+                        return vec![send_error(
+                            ErrorCode::BadName,
+                            "names are 1 to 64 characters, no control characters",
+                        )];
+                    }
+                    self.name = wanted;
+                }
+                vec![Action::Register {
+                    name: self.name.clone(),
+                }]
+            }
+            MatcherClientMsg::Cancel => {
+                self.waiting = None;
+                vec![Action::Withdraw { reply: true }]
+            }
+            MatcherClientMsg::Chat { message, .. } => {
+                if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
+                    return vec![send_error(
+                        ErrorCode::TooLong,
+                        "chat messages are at most 2000 characters",
+                    )];
+                }
+                vec![Action::Chat {
+                    name: self.name.clone(),
+                    message,
+                }]
+            }
+        }
+    }
+
+    /// A text frame over the socket's rate: refused, and the client is told
+    /// which (nothing is dropped silently).
+    pub fn on_rate_limited(&mut self, text: &str) -> Vec<Action> {
+        let event = MatcherClientMsg::decode(text)
+            .map(|m| m.name())
+            .unwrap_or("frame");
+        vec![send_error(
+            ErrorCode::RateLimited,
+            format!("too many messages: this {event} was not processed; slow down"),
+        )]
+    }
+
+    /// The result of [`Action::Register`]: `Ok(Some(waiting))` when queued,
+    /// `Ok(None)` when the user already waits.
+    pub fn on_registered(&mut self, result: Result<Option<Waiting>, ()>) -> Vec<Action> {
+        match result {
+            Ok(Some(w)) => {
+                if self.last_matched_reg.as_deref() != Some(w.reg.as_str()) {
+                    self.waiting = Some(w);
+                }
+                vec![Action::Send(MatcherEvent::Queued {})]
+            }
+            Ok(None) => vec![send_error(
+                ErrorCode::AlreadyWaiting,
+                "already waiting for a partner",
+            )],
+            Err(()) => vec![unavailable()],
+        }
+    }
+
+    /// The user was registered by another path (the legacy HTTP register).
+    pub fn on_registered_elsewhere(&mut self, waiting: Waiting) -> Vec<Action> {
+        if self.last_matched_reg.as_deref() != Some(waiting.reg.as_str()) {
+            self.waiting = Some(waiting);
+        }
+        Vec::new()
+    }
+
+    /// The result of [`Action::Withdraw`] with `reply`: `Ok(true)` if the
+    /// user was waiting.
+    pub fn on_withdrawn(&mut self, result: Result<bool, ()>) -> Vec<Action> {
+        vec![match result {
+            Ok(true) => Action::Send(MatcherEvent::Cancelled {}),
+            Ok(false) => send_error(ErrorCode::NotWaiting, "not waiting for a partner"),
+            Err(()) => unavailable(),
+        }]
+    }
+
+    /// The result of [`Action::Chat`].
+    pub fn on_chat_result(&mut self, result: Result<ChatOutcome, ()>) -> Vec<Action> {
+        match result {
+            Ok(ChatOutcome::Relayed) => Vec::new(),
+            Ok(ChatOutcome::NoPartner) => {
+                vec![send_error(ErrorCode::NoPartner, "no partner to chat with")]
+            }
+            Ok(ChatOutcome::PeerOffline) => vec![send_error(
+                ErrorCode::PeerOffline,
+                "your partner is not connected",
+            )],
+            Err(()) => vec![unavailable()],
+        }
+    }
+
+    /// Word that a `matched` notice waits for this user.
+    pub fn on_notice_waiting(&mut self) -> Vec<Action> {
+        match self.state {
+            // The location script takes it anyway.
+            State::Locating | State::Closed => Vec::new(),
+            State::Open => vec![Action::TakeNotice],
+        }
+    }
+
+    /// The result of [`Action::TakeNotice`] (`None`: another path took it).
+    pub fn on_notice(&mut self, notice: Option<MatchedNotice>, now_ms: u64) -> Vec<Action> {
+        match notice {
+            Some(notice) if self.state != State::Closed => self.deliver(notice, now_ms),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A chat line from the partner.
+    pub fn on_chat(&mut self, chat: ChatNotice) -> Vec<Action> {
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        vec![Action::Send(MatcherEvent::Chat {
+            sender: chat.sender,
+            message: chat.message,
+            timestamp: wire::unix_seconds(chat.sent_ms),
+        })]
+    }
+
+    /// Redis came back (possibly empty) or this gateway was presumed dead:
+    /// record the location again, deliver what waits, register again if the
+    /// user still waits.
+    pub fn on_restore(&mut self) -> Vec<Action> {
+        if self.state != State::Open {
+            return Vec::new();
+        }
+        self.restoring = true;
+        vec![Action::Locate { exclusive: false }]
+    }
+
+    /// The gateway drains: a waiting user leaves the pool (it is never
+    /// matched while it moves); a native client is asked to move now, a
+    /// legacy one keeps its socket until [`Session::on_drain_deadline`].
+    pub fn on_drain(&mut self) -> Vec<Action> {
+        self.draining = true;
+        let mut actions = Vec::new();
+        if self.waiting.take().is_some() {
+            actions.push(Action::Withdraw { reply: false });
+        }
+        if !self.identity.is_legacy() {
+            actions.push(Action::Send(MatcherEvent::Reconnect {
+                reason: "draining".into(),
+            }));
+        }
+        actions
+    }
+
+    /// The drain's grace period is over.
+    pub fn on_drain_deadline(&mut self) -> Vec<Action> {
+        self.state = State::Closed;
+        vec![Action::Close(CloseCode::GoingAway)]
+    }
+
+    /// The socket ended (either side, or a write failed): clean up, unless
+    /// the name was never ours.
+    pub fn on_closed(&mut self) -> Vec<Action> {
+        self.state = State::Closed;
+        self.waiting = None;
+        if self.name_taken {
+            Vec::new()
+        } else {
+            vec![Action::Release]
+        }
+    }
+
+    /// The `matched` event for `notice`, with a freshly signed ticket.
+    fn deliver(&mut self, notice: MatchedNotice, now_ms: u64) -> Vec<Action> {
+        let since = self
+            .waiting
+            .take()
+            .filter(|w| w.reg == notice.reg)
+            .map(|w| w.since);
+        self.last_matched_reg = Some(notice.reg.clone());
+        let role = if notice.initiator {
+            Role::Initiator
+        } else {
+            Role::Responder
+        };
+        let ticket = ticket::sign(
+            &self.issuer.secret,
+            &Ticket {
+                room: notice.room.clone(),
+                user: notice.user.clone(),
+                name: notice.name.clone(),
+                role,
+                exp_ms: now_ms + self.issuer.ticket_ttl_ms,
+            },
+        );
+        vec![
+            Action::Send(MatcherEvent::Matched {
+                room_code: notice.room,
+                initiator: notice.initiator,
+                peer_name: Some(notice.peer_name),
+                ticket: Some(ticket),
+                signaller_url: Some(self.issuer.signaller_url.clone()),
+            }),
+            Action::CountMatch { since },
+        ]
+    }
+}
+
+fn send_error(code: ErrorCode, message: impl Into<String>) -> Action {
+    Action::Send(MatcherEvent::error(code, message))
+}
+
+fn unavailable() -> Action {
+    send_error(
+        ErrorCode::Unavailable,
+        "the service is temporarily unavailable; retry shortly",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: u64 = 1_000_000;
+
+    fn issuer() -> TicketIssuer {
+        TicketIssuer {
+            secret: SECRET.into(),
+            ticket_ttl_ms: 600_000,
+            signaller_url: "ws://sig/ws".into(),
+        }
+    }
+
+    fn legacy(name: &str) -> Session {
+        Session::new(
+            Identity::Legacy {
+                name: name.to_string(),
+            },
+            issuer(),
+        )
+    }
+
+    fn native() -> Session {
+        Session::new(
+            Identity::Native {
+                session: "S1".into(),
+            },
+            issuer(),
+        )
+    }
+
+    /// A session whose location is recorded, with nothing pending.
+    fn open(mut s: Session) -> Session {
+        s.on_open();
+        assert!(s.on_located(Ok(Located::Here(None)), NOW).is_empty());
+        s
+    }
+
+    /// The JSON of every event the actions send.
+    fn sent(actions: &[Action]) -> Vec<Value> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(e) => Some(serde_json::from_str(&e.to_json()).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error_code(actions: &[Action]) -> String {
+        let events = sent(actions);
+        assert_eq!(events.len(), 1, "{actions:?}");
+        assert_eq!(events[0]["event"], "error");
+        events[0]["code"].as_str().unwrap().to_string()
+    }
+
+    fn waiting(reg: &str) -> Waiting {
+        Waiting {
+            reg: reg.into(),
+            name: "x".into(),
+            since: Instant::now(),
+        }
+    }
+
+    fn notice(user: &str, reg: &str) -> MatchedNotice {
+        MatchedNotice {
+            user: user.into(),
+            reg: reg.into(),
+            room: "ann_bob_01J".into(),
+            initiator: true,
+            peer: "l:bob".into(),
+            peer_name: "bob".into(),
+            name: "ann".into(),
+        }
+    }
+
+    #[test]
+    fn native_hello_comes_first_then_a_non_exclusive_location() {
+        let mut s = native();
+        let actions = s.on_open();
+        assert_eq!(sent(&actions)[0]["event"], "hello");
+        assert_eq!(sent(&actions)[0]["session"], "S1");
+        assert_eq!(actions[1], Action::Locate { exclusive: false });
+    }
+
+    #[test]
+    fn legacy_claims_its_name_exclusively_and_says_nothing_first() {
+        let mut s = legacy("ann");
+        assert_eq!(s.on_open(), vec![Action::Locate { exclusive: true }]);
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_with_4409_and_never_released() {
+        let mut s = legacy("ann");
+        s.on_open();
+        let actions = s.on_located(Ok(Located::NameTaken), NOW);
+        assert_eq!(error_code(&actions), "name_taken");
+        assert_eq!(actions.last(), Some(&Action::Close(CloseCode::NameTaken)));
+        assert!(s.on_text(r#"{"event":"ping"}"#).is_empty());
+        assert!(
+            s.on_closed().is_empty(),
+            "the name belongs to the other socket"
+        );
+    }
+
+    #[test]
+    fn a_notice_waiting_at_connect_is_delivered_with_a_ticket() {
+        let mut s = legacy("ann");
+        s.on_open();
+        let actions = s.on_located(Ok(Located::Here(Some(notice("l:ann", "R1")))), NOW);
+        let events = sent(&actions);
+        assert_eq!(events[0]["event"], "matched");
+        assert_eq!(events[0]["room_code"], "ann_bob_01J");
+        assert_eq!(events[0]["initiator"], true);
+        assert_eq!(events[0]["signaller_url"], "ws://sig/ws");
+        let t = ticket::verify(SECRET, events[0]["ticket"].as_str().unwrap(), NOW).unwrap();
+        assert_eq!((t.room.as_str(), t.user.as_str()), ("ann_bob_01J", "l:ann"));
+        assert_eq!(t.role, Role::Initiator);
+        assert_eq!(t.exp_ms, NOW + 600_000);
+        assert!(matches!(
+            actions.last(),
+            Some(Action::CountMatch { since: None })
+        ));
+    }
+
+    #[test]
+    fn register_queues_and_a_second_register_is_already_waiting() {
+        let mut s = open(native());
+        let actions = s.on_text(r#"{"event":"register","name":"Zoë"}"#);
+        assert_eq!(
+            actions,
+            vec![Action::Register {
+                name: "Zoë".into()
+            }]
+        );
+        let actions = s.on_registered(Ok(Some(waiting("R1"))));
+        assert_eq!(sent(&actions)[0]["event"], "queued");
+        assert_eq!(s.waiting().unwrap().reg, "R1");
+        assert_eq!(error_code(&s.on_registered(Ok(None))), "already_waiting");
+    }
+
+    #[test]
+    fn a_native_user_without_a_name_is_a_stranger_and_a_bad_name_is_refused() {
+        let mut s = open(native());
+        assert_eq!(
+            s.on_text(r#"{"event":"register"}"#),
+            vec![Action::Register {
+                name: DEFAULT_NAME.into()
+            }]
+        );
+        assert_eq!(
+            error_code(&s.on_text(r#"{"event":"register","name":"a\u0007b"}"#)),
+            "bad_name"
+        );
+    }
+
+    #[test]
+    fn a_legacy_socket_keeps_its_url_name_whatever_register_says() {
+        let mut s = open(legacy("ann"));
+        assert_eq!(
+            s.on_text(r#"{"event":"register","name":"mallory"}"#),
+            vec![Action::Register { name: "ann".into() }]
+        );
+    }
+
+    #[test]
+    fn matched_clears_the_wait_and_times_it() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        assert_eq!(s.on_notice_waiting(), vec![Action::TakeNotice]);
+        let actions = s.on_notice(Some(notice("s:S1", "R1")), NOW);
+        assert_eq!(sent(&actions)[0]["event"], "matched");
+        assert!(matches!(
+            actions.last(),
+            Some(Action::CountMatch { since: Some(_) })
+        ));
+        assert!(s.waiting().is_none());
+        // Another path took the notice first: nothing more.
+        assert!(s.on_notice(None, NOW).is_empty());
+    }
+
+    #[test]
+    fn a_register_result_for_a_registration_already_matched_does_not_wait_again() {
+        let mut s = open(legacy("ann"));
+        s.on_notice(Some(notice("l:ann", "R1")), NOW);
+        s.on_registered_elsewhere(waiting("R1"));
+        assert!(s.waiting().is_none());
+        s.on_registered_elsewhere(waiting("R2"));
+        assert_eq!(s.waiting().unwrap().reg, "R2");
+    }
+
+    #[test]
+    fn cancel_withdraws_and_reports_whether_the_user_waited() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        assert_eq!(
+            s.on_text(r#"{"event":"cancel"}"#),
+            vec![Action::Withdraw { reply: true }]
+        );
+        assert!(s.waiting().is_none());
+        assert_eq!(sent(&s.on_withdrawn(Ok(true)))[0]["event"], "cancelled");
+        assert_eq!(error_code(&s.on_withdrawn(Ok(false))), "not_waiting");
+        assert_eq!(error_code(&s.on_withdrawn(Err(()))), "unavailable");
+    }
+
+    #[test]
+    fn chat_is_relayed_under_the_users_name_and_failures_are_explained() {
+        let mut s = open(legacy("ann"));
+        assert_eq!(
+            s.on_text(r#"{"event":"chat","peer":"whoever","message":"hi"}"#),
+            vec![Action::Chat {
+                name: "ann".into(),
+                message: "hi".into()
+            }]
+        );
+        assert!(s.on_chat_result(Ok(ChatOutcome::Relayed)).is_empty());
+        assert_eq!(
+            error_code(&s.on_chat_result(Ok(ChatOutcome::NoPartner))),
+            "no_partner"
+        );
+        assert_eq!(
+            error_code(&s.on_chat_result(Ok(ChatOutcome::PeerOffline))),
+            "peer_offline"
+        );
+        assert_eq!(error_code(&s.on_chat_result(Err(()))), "unavailable");
+        let long = format!(
+            r#"{{"event":"chat","message":"{}"}}"#,
+            "x".repeat(wire::limits::MAX_CHAT_CHARS + 1)
+        );
+        assert_eq!(error_code(&s.on_text(&long)), "too_long");
+    }
+
+    #[test]
+    fn partner_chat_is_sent_in_the_legacy_shape() {
+        let mut s = open(legacy("ann"));
+        let events = sent(&s.on_chat(ChatNotice {
+            to: "l:ann".into(),
+            sender: "bob".into(),
+            message: "yo".into(),
+            sent_ms: 1_500,
+        }));
+        assert_eq!(events[0]["event"], "chat");
+        assert_eq!(events[0]["sender"], "bob");
+        assert_eq!(events[0]["timestamp"], 1.5);
+    }
+
+    #[test]
+    fn ping_is_answered_and_bad_frames_are_explained_without_closing() {
+        let mut s = open(native());
+        assert_eq!(sent(&s.on_text(r#"{"event":"ping"}"#))[0]["event"], "pong");
+        assert_eq!(error_code(&s.on_text("{oops")), "bad_json");
+        assert_eq!(
+            error_code(&s.on_text(r#"{"event":"dance"}"#)),
+            "unknown_event"
+        );
+        assert_eq!(error_code(&s.on_text(r#"{"event":"chat"}"#)), "bad_message");
+    }
+
+    #[test]
+    fn a_rate_limited_frame_is_refused_by_name() {
+        let mut s = open(native());
+        let actions = s.on_rate_limited(r#"{"event":"register"}"#);
+        assert_eq!(error_code(&actions), "rate_limited");
+        assert!(sent(&actions)[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("register"));
+        assert_eq!(error_code(&s.on_rate_limited("garbage")), "rate_limited");
+    }
+
+    #[test]
+    fn drain_withdraws_a_waiting_user_and_asks_native_clients_to_move() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        let actions = s.on_drain();
+        assert_eq!(actions[0], Action::Withdraw { reply: false });
+        assert_eq!(sent(&actions)[0]["event"], "reconnect");
+        assert_eq!(
+            error_code(&s.on_text(r#"{"event":"register"}"#)),
+            "draining"
+        );
+        assert_eq!(
+            s.on_drain_deadline(),
+            vec![Action::Close(CloseCode::GoingAway)]
+        );
+        assert_eq!(s.on_closed(), vec![Action::Release]);
+    }
+
+    #[test]
+    fn drain_leaves_a_legacy_client_its_socket_until_the_deadline() {
+        let mut s = open(legacy("ann"));
+        assert!(
+            s.on_drain().is_empty(),
+            "not waiting, and legacy has no reconnect"
+        );
+    }
+
+    #[test]
+    fn redis_down_at_connect_keeps_the_socket_and_registers_again_once_located() {
+        let mut s = native();
+        s.on_open();
+        assert_eq!(s.on_located(Err(()), NOW), vec![Action::LocateLater]);
+        // The user registers meanwhile (Redis answered that one).
+        s.on_text(r#"{"event":"register"}"#);
+        s.on_registered(Ok(Some(waiting("R1"))));
+        let actions = s.on_located(Ok(Located::Here(None)), NOW);
+        assert_eq!(actions, vec![Action::Requeue(s.waiting().unwrap().clone())]);
+    }
+
+    #[test]
+    fn restore_relocates_then_delivers_a_pending_notice_instead_of_waiting_again() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        assert_eq!(s.on_restore(), vec![Action::Locate { exclusive: false }]);
+        let actions = s.on_located(Ok(Located::Here(Some(notice("s:S1", "R1")))), NOW);
+        assert_eq!(sent(&actions)[0]["event"], "matched");
+        assert!(!actions.iter().any(|a| matches!(a, Action::Requeue(_))));
+    }
+
+    #[test]
+    fn restore_registers_a_still_waiting_user_again() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_restore();
+        let actions = s.on_located(Ok(Located::Here(None)), NOW);
+        assert_eq!(actions, vec![Action::Requeue(s.waiting().unwrap().clone())]);
+    }
+
+    #[test]
+    fn closing_releases_and_forgets_the_wait() {
+        let mut s = open(native());
+        s.on_registered(Ok(Some(waiting("R1"))));
+        assert_eq!(s.on_closed(), vec![Action::Release]);
+        assert!(s.waiting().is_none());
+        assert!(s.on_notice(Some(notice("s:S1", "R1")), NOW).is_empty());
+    }
+}

@@ -1,0 +1,154 @@
+//! The sockets this gateway holds, by user: how to reach each socket's task
+//! (its mailbox). Nothing else is kept here; what a user waits for lives in
+//! its socket's session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, Notify};
+use wire::internal::ChatNotice;
+use wire::user::UserKey;
+
+use super::session::Waiting;
+
+/// Messages queued for one socket before it counts as not keeping up.
+pub const MAILBOX: usize = 64;
+
+/// Something for one socket's task, from outside it.
+#[derive(Debug)]
+pub enum SocketMsg {
+    /// A `matched` notice waits for the user in Redis.
+    NoticeWaiting,
+    /// A chat line from the partner.
+    Chat(ChatNotice),
+    /// The user was registered by the legacy HTTP endpoint.
+    RegisteredElsewhere(Waiting),
+    /// Redis came back or this gateway was presumed dead: restore.
+    Restore,
+}
+
+/// How to reach one connected socket.
+#[derive(Debug, Clone)]
+pub struct SocketHandle {
+    /// Unique per socket; a later socket of the same user has another.
+    pub socket_id: String,
+    tx: mpsc::Sender<SocketMsg>,
+    /// Fired when the mailbox overflows: the socket is closed.
+    overflow: Arc<Notify>,
+}
+
+/// The receiving end of a socket's mailbox.
+pub struct Mailbox {
+    pub rx: mpsc::Receiver<SocketMsg>,
+    pub overflow: Arc<Notify>,
+}
+
+impl SocketHandle {
+    pub fn new(socket_id: String) -> (SocketHandle, Mailbox) {
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        let overflow = Arc::new(Notify::new());
+        (
+            SocketHandle {
+                socket_id,
+                tx,
+                overflow: overflow.clone(),
+            },
+            Mailbox { rx, overflow },
+        )
+    }
+
+    /// Queue a message without waiting. A socket whose mailbox is full is
+    /// not keeping up; it is closed rather than let memory grow (what it
+    /// missed is a notice, which waits in Redis, or chat, which the sender
+    /// was told was relayed to a live socket).
+    pub fn post(&self, msg: SocketMsg) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Connected users of this gateway.
+#[derive(Default)]
+pub struct Sockets {
+    inner: Mutex<HashMap<UserKey, SocketHandle>>,
+}
+
+impl Sockets {
+    /// Add a socket; `false` if this user already has one here.
+    pub fn insert(&self, user: UserKey, handle: SocketHandle) -> bool {
+        let mut map = self.inner.lock().unwrap();
+        if map.contains_key(&user) {
+            return false;
+        }
+        map.insert(user, handle);
+        true
+    }
+
+    /// Remove a socket, only if it is still the one with `socket_id`.
+    pub fn remove(&self, user: &UserKey, socket_id: &str) -> bool {
+        let mut map = self.inner.lock().unwrap();
+        if map.get(user).is_some_and(|h| h.socket_id == socket_id) {
+            map.remove(user);
+            return true;
+        }
+        false
+    }
+
+    pub fn get(&self, user: &UserKey) -> Option<SocketHandle> {
+        self.inner.lock().unwrap().get(user).cloned()
+    }
+
+    /// Post `make()` to every socket.
+    pub fn post_all(&self, make: impl Fn() -> SocketMsg) {
+        for handle in self.inner.lock().unwrap().values() {
+            handle.post(make());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_socket_is_not_removed_by_the_earlier_ones_cleanup() {
+        let s = Sockets::default();
+        let u = UserKey::legacy("ann");
+        assert!(s.insert(u.clone(), SocketHandle::new("c1".into()).0));
+        assert!(!s.insert(u.clone(), SocketHandle::new("c2".into()).0));
+        assert!(s.remove(&u, "c1"));
+        assert!(s.insert(u.clone(), SocketHandle::new("c2".into()).0));
+        assert!(!s.remove(&u, "c1"));
+        assert_eq!(s.get(&u).unwrap().socket_id, "c2");
+    }
+
+    #[test]
+    fn a_full_mailbox_signals_overflow() {
+        let (h, mut mailbox) = SocketHandle::new("c".into());
+        for _ in 0..MAILBOX {
+            assert!(h.post(SocketMsg::NoticeWaiting));
+        }
+        assert!(!h.post(SocketMsg::NoticeWaiting));
+        assert!(matches!(
+            mailbox.rx.try_recv(),
+            Ok(SocketMsg::NoticeWaiting)
+        ));
+        let fired = mailbox.overflow.notified();
+        tokio::pin!(fired);
+        assert!(futures_util::FutureExt::now_or_never(fired).is_some());
+    }
+}

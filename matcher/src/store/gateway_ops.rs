@@ -1,0 +1,232 @@
+//! What a gateway asks of Redis: its liveness, where its sockets are,
+//! registrations, notices and chat.
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::Expiration;
+use wire::internal::{self, MatchedNotice, RegisterRequest};
+use wire::keys;
+use wire::stored::Location;
+use wire::user::UserKey;
+
+use super::scripts::run;
+use super::{Store, StoreError};
+
+/// Backstop TTL of a waiting key; gateways and workers clean up long before.
+const WAITING_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// Approximate cap on the register stream's length (acknowledged entries
+/// are trimmed away as new ones arrive).
+const STREAM_MAX_LEN: u64 = 100_000;
+
+/// What one heartbeat found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// The liveness key was still there.
+    Alive,
+    /// The liveness key had expired (or Redis was emptied).
+    Lapsed,
+    /// Redis did not answer.
+    Failed,
+}
+
+/// The outcome of recording a socket's location.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Located {
+    /// Recorded; with the `matched` notice that was waiting, if any.
+    Here(Option<MatchedNotice>),
+    /// Another live socket holds this legacy name.
+    NameTaken,
+}
+
+/// The outcome of a legacy chat line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChatOutcome {
+    Relayed,
+    NoPartner,
+    PeerOffline,
+}
+
+fn decode_notice(user: &UserKey, bytes: &[u8]) -> Option<MatchedNotice> {
+    match internal::decode::<MatchedNotice>(bytes) {
+        Ok(notice) => Some(notice),
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "undecodable matched notice dropped");
+            None
+        }
+    }
+}
+
+impl Store {
+    /// One heartbeat: the liveness key with its TTL, and membership of the
+    /// set of gateways that workers check.
+    pub async fn heartbeat(&self, gateway: &str, ttl: Duration) -> Beat {
+        let result: Result<(Option<String>, i64), StoreError> = async {
+            let pipe = self.redis.pipeline();
+            let _: () = pipe
+                .set(
+                    keys::gateway_alive(gateway),
+                    1,
+                    Some(Expiration::PX(ttl.as_millis() as i64)),
+                    None,
+                    true,
+                )
+                .await?;
+            let _: () = pipe.sadd(keys::gateways(), gateway).await?;
+            pipe.all().await
+        }
+        .await;
+        match result {
+            Ok((Some(_), _)) => Beat::Alive,
+            Ok((None, _)) => Beat::Lapsed,
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+                Beat::Failed
+            }
+        }
+    }
+
+    /// Mark `gateway` draining for `ttl`: workers no longer pair its users.
+    pub async fn mark_draining(&self, gateway: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.redis
+            .set(
+                keys::gateway_draining(gateway),
+                1,
+                Some(Expiration::PX(ttl.as_millis() as i64)),
+                None,
+                false,
+            )
+            .await
+    }
+
+    /// Remove `gateway`'s liveness at once (a clean exit): workers need not
+    /// wait for the TTL to purge what it left.
+    pub async fn forget_gateway(&self, gateway: &str) -> Result<(), StoreError> {
+        self.redis.del(keys::gateway_alive(gateway)).await
+    }
+
+    /// Record that `user`'s socket is at `location`, and take the notice
+    /// that waits for it. With `exclusive` (legacy names), refuse when
+    /// another live socket holds the name.
+    pub async fn locate(
+        &self,
+        user: &UserKey,
+        location: &Location,
+        exclusive: bool,
+    ) -> Result<Located, StoreError> {
+        let (located, notice): (i64, bytes::Bytes) = run(
+            &self.scripts.locate,
+            &self.redis,
+            vec![
+                keys::location(user),
+                keys::gateway_users(&location.gateway),
+                keys::notice(user),
+            ],
+            vec![
+                location.encode(),
+                user.to_string(),
+                if exclusive { "1" } else { "0" }.to_string(),
+            ],
+        )
+        .await?;
+        if located != 1 {
+            return Ok(Located::NameTaken);
+        }
+        let notice = (!notice.is_empty())
+            .then(|| decode_notice(user, &notice))
+            .flatten();
+        Ok(Located::Here(notice))
+    }
+
+    /// `user`'s socket at `location` closed: forget it and withdraw the user,
+    /// unless another socket took the user over. `true` when released.
+    pub async fn release(&self, user: &UserKey, location: &Location) -> Result<bool, StoreError> {
+        let released: i64 = run(
+            &self.scripts.release,
+            &self.redis,
+            vec![
+                keys::location(user),
+                keys::pool(),
+                keys::gateway_users(&location.gateway),
+                keys::waiting(user),
+                keys::notice(user),
+            ],
+            vec![location.encode(), user.to_string()],
+        )
+        .await?;
+        Ok(released == 1)
+    }
+
+    /// Put `user` in line for the pool under registration `reg`. `false`
+    /// when the user is already waiting.
+    pub async fn register(
+        &self,
+        user: &UserKey,
+        reg: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let request = internal::encode(&RegisterRequest {
+            v: wire::PROTOCOL_VERSION,
+            user: user.to_string(),
+            reg: reg.to_string(),
+        });
+        let args: Vec<Value> = vec![
+            reg.into(),
+            name.into(),
+            Value::Bytes(request.into()),
+            WAITING_TTL_MS.to_string().into(),
+            STREAM_MAX_LEN.to_string().into(),
+        ];
+        let queued: i64 = run(
+            &self.scripts.register,
+            &self.redis,
+            vec![keys::waiting(user), keys::register_stream()],
+            args,
+        )
+        .await?;
+        Ok(queued == 1)
+    }
+
+    /// Take `user` out of the pool. `true` if they were waiting.
+    pub async fn withdraw(&self, user: &UserKey) -> Result<bool, StoreError> {
+        let was: i64 = run(
+            &self.scripts.withdraw,
+            &self.redis,
+            vec![keys::waiting(user), keys::pool()],
+            vec![user.to_string()],
+        )
+        .await?;
+        Ok(was == 1)
+    }
+
+    /// Take `user`'s pending notice, if any (exactly once, whichever
+    /// gateway asks first).
+    pub async fn take_notice(&self, user: &UserKey) -> Result<Option<MatchedNotice>, StoreError> {
+        let taken: Option<bytes::Bytes> = self.redis.getdel(keys::notice(user)).await?;
+        Ok(taken.and_then(|bytes| decode_notice(user, &bytes)))
+    }
+
+    /// Relay a legacy chat line from `user` (display name `name`) to its
+    /// current partner's gateway.
+    pub async fn chat(
+        &self,
+        user: &UserKey,
+        name: &str,
+        message: &str,
+        sent_ms: u64,
+    ) -> Result<ChatOutcome, StoreError> {
+        let relayed: i64 = run(
+            &self.scripts.chat,
+            &self.redis,
+            vec![keys::partner(user)],
+            vec![name.to_string(), message.to_string(), sent_ms.to_string()],
+        )
+        .await?;
+        Ok(match relayed {
+            1 => ChatOutcome::Relayed,
+            0 => ChatOutcome::NoPartner,
+            _ => ChatOutcome::PeerOffline,
+        })
+    }
+}

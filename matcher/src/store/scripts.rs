@@ -1,0 +1,71 @@
+//! The matcher's Lua scripts, each in its own `.lua` file beside this one,
+//! each prefixed with the key and value prelude generated from `wire`
+//! ([`wire::keys::lua_prelude`]). Run with `EVALSHA`, reloaded by themselves
+//! after a Redis restart or failover.
+
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::{MultipleKeys, MultipleValues};
+
+/// Every script, loaded once per process.
+pub struct Scripts {
+    pub register: Script,
+    pub enqueue: Script,
+    pub pair: Script,
+    pub locate: Script,
+    pub release: Script,
+    pub withdraw: Script,
+    pub purge: Script,
+    pub chat: Script,
+}
+
+/// The body of every script, by name (for the key-discipline test).
+pub const SOURCES: [(&str, &str); 8] = [
+    ("register", include_str!("lua/register.lua")),
+    ("enqueue", include_str!("lua/enqueue.lua")),
+    ("pair", include_str!("lua/pair.lua")),
+    ("locate", include_str!("lua/locate.lua")),
+    ("release", include_str!("lua/release.lua")),
+    ("withdraw", include_str!("lua/withdraw.lua")),
+    ("purge", include_str!("lua/purge.lua")),
+    ("chat", include_str!("lua/chat.lua")),
+];
+
+impl Default for Scripts {
+    fn default() -> Self {
+        let prelude = wire::keys::lua_prelude();
+        let script = |name: &str| {
+            let (_, body) = SOURCES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("every script has a source");
+            Script::from_lua(format!("{prelude}{body}"))
+        };
+        Scripts {
+            register: script("register"),
+            enqueue: script("enqueue"),
+            pair: script("pair"),
+            locate: script("locate"),
+            release: script("release"),
+            withdraw: script("withdraw"),
+            purge: script("purge"),
+            chat: script("chat"),
+        }
+    }
+}
+
+/// Run `script` (EVALSHA, loading it on NOSCRIPT).
+pub async fn run<R, K, V>(
+    script: &Script,
+    redis: &Client,
+    keys: K,
+    args: V,
+) -> Result<R, fred::error::Error>
+where
+    R: FromValue,
+    K: Into<MultipleKeys> + Send,
+    V: TryInto<MultipleValues> + Send,
+    V::Error: Into<fred::error::Error> + Send,
+{
+    script.evalsha_with_reload(redis, keys, args).await
+}

@@ -1,0 +1,116 @@
+//! What a worker asks of Redis: the consumer group, moving registrations
+//! into the pool, pairing, taking over abandoned entries, purging the users
+//! of dead gateways.
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use wire::keys;
+
+use super::register_reader::RegisterEntry;
+use super::scripts::run;
+use super::{Store, StoreError};
+
+/// How the pairing script pairs.
+#[derive(Debug, Clone)]
+pub struct PairSettings {
+    pub pairs_per_call: usize,
+    pub room_ttl: Duration,
+    pub last_partner: Duration,
+    pub socket_grace: Duration,
+    pub notice_ttl: Duration,
+}
+
+impl Store {
+    /// Create the consumer group (and the stream) if missing. Starts at `0`
+    /// so that entries written before the group existed (after a Redis
+    /// restart, gateways register their waiting users again) are read too.
+    pub async fn ensure_group(&self) -> Result<(), StoreError> {
+        match self
+            .redis
+            .xgroup_create::<(), _, _, _>(keys::register_stream(), keys::WORKER_GROUP, "0", true)
+            .await
+        {
+            Err(e) if !e.details().contains("BUSYGROUP") => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Move a batch of read entries into the pool and acknowledge them, in
+    /// one script. On failure the entries stay pending, to be taken over.
+    /// Returns the number of users added.
+    pub async fn enqueue(&self, entries: &[RegisterEntry]) -> Result<i64, StoreError> {
+        let mut args: Vec<String> = vec![keys::WORKER_GROUP.to_string(), entries.len().to_string()];
+        args.extend(entries.iter().map(|e| e.id.clone()));
+        for e in entries {
+            match &e.request {
+                Some(r) => {
+                    args.push(r.user.clone());
+                    args.push(r.reg.clone());
+                }
+                None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
+            }
+        }
+        run(
+            &self.scripts.enqueue,
+            &self.redis,
+            vec![keys::pool(), keys::register_stream()],
+            args,
+        )
+        .await
+    }
+
+    /// One run of the pairing script: up to `pairs_per_call` pairs, returned
+    /// as (initiator, responder) user keys.
+    pub async fn pair(&self, s: &PairSettings) -> Result<Vec<(String, String)>, StoreError> {
+        let mut args: Vec<String> = vec![
+            s.room_ttl.as_millis().to_string(),
+            s.last_partner.as_millis().to_string(),
+            s.socket_grace.as_millis().to_string(),
+            s.notice_ttl.as_millis().to_string(),
+        ];
+        args.extend((0..s.pairs_per_call).map(|_| ulid::Ulid::new().to_string()));
+        let flat: Vec<String> =
+            run(&self.scripts.pair, &self.redis, vec![keys::pool()], args).await?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect())
+    }
+
+    /// Take over entries another consumer read and did not acknowledge
+    /// within `idle`, starting at `cursor`: the next cursor and the entries.
+    pub async fn take_over_pending(
+        &self,
+        consumer: &str,
+        idle: Duration,
+        cursor: &str,
+        count: u64,
+    ) -> Result<(String, Vec<RegisterEntry>), StoreError> {
+        let reply: Value = self
+            .redis
+            .xautoclaim(
+                keys::register_stream(),
+                keys::WORKER_GROUP,
+                consumer,
+                idle.as_millis() as u64,
+                cursor,
+                Some(count),
+                false,
+            )
+            .await?;
+        let (next, entries) = service::stream_reply::autoclaim(reply);
+        Ok((next, entries.into_iter().map(RegisterEntry::from).collect()))
+    }
+
+    /// Forget the users of gateways whose heartbeat expired. Returns how many.
+    pub async fn purge_dead_gateways(&self) -> Result<i64, StoreError> {
+        run(
+            &self.scripts.purge,
+            &self.redis,
+            vec![keys::gateways(), keys::pool()],
+            Vec::<String>::new(),
+        )
+        .await
+    }
+}
