@@ -13,3 +13,4 @@ pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod ticket_secret;
+pub mod ws;
