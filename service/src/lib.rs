@@ -14,3 +14,4 @@ pub mod shutdown;
 pub mod startup;
 pub mod stream_reply;
 pub mod ticket_secret;
+pub mod ws;

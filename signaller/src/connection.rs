@@ -1,37 +1,31 @@
-//! The async shell around one socket: it reads frames, feeds them to the
-//! socket's [`Session`], performs the session's [`Action`]s (Redis, the
-//! fan-out, the presence watch, writes to the socket) and feeds the results
-//! back. All protocol decisions are the session's; this file only does I/O.
-//!
-//! Also here, because they are about the socket itself: the flood limit
-//! (token bucket), the idle timeout with server pings, close codes for
-//! binary and oversized frames, and a bounded wait on every write so that a
-//! client that stops reading cannot hold the task forever.
+//! The adapter between one socket and its [`Session`]: it takes what the
+//! client sends from the shared WebSocket shell ([`service::ws::Socket`],
+//! which applies the flood limit, the idle timeout, the close codes for
+//! binary and oversized frames and the bounded writes) and what the node
+//! delivers from the socket's mailbox, feeds both to the session, performs
+//! the session's [`Action`]s (Redis, the fan-out, the presence watch,
+//! writes to the socket) and feeds the results back. All protocol
+//! decisions are the session's; this file only does I/O.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::WebSocket;
 use fred::prelude::Client;
-use futures_util::SinkExt;
-use service::rate_limit::TokenBucket;
 use service::shutdown::Shutdown;
+use service::ws::{Gone, Inbound, Socket, SocketLimits};
 use tracing::Instrument;
 use wire::internal::{LeaveReason, RoomEvent};
 use wire::signaller_api::SignallerEvent;
 
 use crate::admission::{self, JoinRefusal, Member};
-use crate::close;
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
 use crate::room_log::{JoinReply, RoomLog};
 use crate::secret::TicketSecret;
 use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, Session};
-
-/// Longest wait for one write to a socket before the client is given up.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most queued deliveries handled (and written with one flush) at once.
 const DELIVERY_BATCH: usize = 64;
@@ -47,17 +41,9 @@ pub struct Shared {
     pub fanout: Fanout,
     pub presence: Presence,
     pub secret: TicketSecret,
-    pub limits: Limits,
+    pub limits: SocketLimits,
     /// Triggered when the node drains: leave rooms, close with 1001.
     pub drain: Shutdown,
-}
-
-/// Per-socket limits from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub idle_timeout: Duration,
-    pub rate: u32,
-    pub burst: u32,
 }
 
 /// Whether to keep serving the socket.
@@ -69,18 +55,12 @@ enum Flow {
 
 struct Connection {
     id: ConnId,
-    socket: WebSocket,
+    socket: Socket,
     session: Session,
     shared: Arc<Shared>,
     mailbox: Mailbox,
     /// Who we are in the room, once joined (for the events we write).
     me: Option<Member>,
-    bucket: TokenBucket,
-    /// Events were queued on the socket and not flushed yet.
-    unflushed: bool,
-    /// `rate_limited` was sent and no frame has been accepted since.
-    limited: bool,
-    last_seen: Instant,
 }
 
 /// Count a live signal or chat handed to this socket, and how long it took
@@ -120,18 +100,13 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
         let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "signaller");
         open.increment(1.0);
         let (mailbox, mut inbox) = mailbox::new();
-        let now = Instant::now();
         let mut conn = Connection {
             id,
-            socket,
+            socket: Socket::new(socket, shared.limits),
             session: Session::new(dialect, shared.node.clone()),
-            bucket: TokenBucket::new(shared.limits.rate, shared.limits.burst, now),
             shared,
             mailbox,
             me: None,
-            unflushed: false,
-            limited: false,
-            last_seen: now,
         };
         let why = conn.serve(&mut inbox).await;
         conn.finish().await;
@@ -145,9 +120,6 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
 impl Connection {
     async fn serve(&mut self, inbox: &mut Inbox) -> &'static str {
         let mut drain = self.shared.drain.clone();
-        let every = (self.shared.limits.idle_timeout / 3).max(Duration::from_millis(100));
-        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let actions = self.session.on_open();
         if let Flow::End(why) = self.perform(actions).await {
             return why;
@@ -159,10 +131,11 @@ impl Connection {
                 _ = drain.wait() => {
                     let actions = self.session.on_drain();
                     self.perform(actions).await;
-                    self.close(close::GOING_AWAY, "server shutting down").await;
+                    self.socket.close(wire::CloseCode::GoingAway).await;
                     Flow::End("node draining")
                 }
-                frame = self.socket.recv() => self.on_frame(frame).await,
+                // Cancel-safe: a delivery winning the race loses no frame.
+                inbound = self.socket.next() => self.on_inbound(inbound).await,
                 Some(delivery) = inbox.rx.recv() => {
                     let mut actions = self.on_delivery(delivery);
                     // Whatever else is queued already goes out in the same write.
@@ -173,7 +146,6 @@ impl Connection {
                     self.perform(actions).await
                 }
                 _ = inbox.resync.wanted() => self.resync().await,
-                _ = pings.tick() => self.on_ping_tick().await,
             };
             if let Flow::End(why) = flow {
                 return why;
@@ -202,71 +174,20 @@ impl Connection {
         self.shared.presence.unwatch(self.id);
     }
 
-    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Flow {
-        let message = match frame {
-            None => return Flow::End("closed"),
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
-                if is_too_big(e) {
-                    self.close(close::TOO_BIG, "message too big").await;
-                    return Flow::End("message too big");
-                }
-                return Flow::End("socket error");
-            }
+    async fn on_inbound(&mut self, inbound: Inbound) -> Flow {
+        let actions = match inbound {
+            Inbound::Text(text) => self.session.on_text(text.as_str()),
+            Inbound::RateLimited(text) => self.session.on_rate_limited(text.as_str()),
+            Inbound::End(reason) => return Flow::End(reason.as_str()),
         };
-        let now = Instant::now();
-        self.last_seen = now;
-        match message {
-            Message::Text(text) => {
-                if !self.bucket.allow(now) {
-                    if self.limited {
-                        return Flow::Continue;
-                    }
-                    self.limited = true;
-                    tracing::info!("rate limited");
-                    metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited")
-                        .increment(1);
-                    let limited = SignallerEvent::error(
-                        wire::ErrorCode::RateLimited,
-                        "too many frames; slow down",
-                    );
-                    return self.perform(vec![Action::Send(limited)]).await;
-                }
-                self.limited = false;
-                let actions = self.session.on_text(text.as_str());
-                self.perform(actions).await
-            }
-            Message::Binary(_) => {
-                self.close(close::UNSUPPORTED, "binary frames are not supported")
-                    .await;
-                Flow::End("binary frame")
-            }
-            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
-            Message::Close(_) => Flow::End("closed by client"),
-        }
-    }
-
-    async fn on_ping_tick(&mut self) -> Flow {
-        if self.last_seen.elapsed() >= self.shared.limits.idle_timeout {
-            self.close(close::IDLE, "idle timeout").await;
-            return Flow::End("idle timeout");
-        }
-        match tokio::time::timeout(
-            SEND_TIMEOUT,
-            self.socket.send(Message::Ping(Default::default())),
-        )
-        .await
-        {
-            Ok(Ok(())) => Flow::Continue,
-            _ => Flow::End("ping failed"),
-        }
+        self.perform(actions).await
     }
 
     /// Perform `actions` in order, and whatever they lead to; what they
     /// send to the client is flushed once, at the end.
     async fn perform(&mut self, actions: Vec<Action>) -> Flow {
         match self.perform_unflushed(actions).await {
-            Flow::Continue if self.unflushed => self.flush().await,
+            Flow::Continue => written(self.socket.flush().await),
             flow => flow,
         }
     }
@@ -285,7 +206,7 @@ impl Connection {
                     }
                 }
                 Action::Close { code, reason } => {
-                    self.close(code, reason).await;
+                    self.socket.close(code).await;
                     return Flow::End(reason);
                 }
                 Action::Join(request) => {
@@ -447,45 +368,15 @@ impl Connection {
     }
 
     /// Queue an event for the client (written once the buffer fills, or
-    /// at the next [`Connection::flush`]).
+    /// when [`Connection::perform`] flushes).
     async fn send(&mut self, event: &SignallerEvent) -> Flow {
-        self.unflushed = true;
-        written(
-            tokio::time::timeout(
-                SEND_TIMEOUT,
-                self.socket.feed(Message::text(event.to_json())),
-            )
-            .await,
-        )
-    }
-
-    async fn flush(&mut self) -> Flow {
-        self.unflushed = false;
-        written(tokio::time::timeout(SEND_TIMEOUT, self.socket.flush()).await)
-    }
-
-    async fn close(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ =
-            tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await;
+        written(self.socket.feed(event.to_json()).await)
     }
 }
 
-fn written(result: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>) -> Flow {
+fn written(result: Result<(), Gone>) -> Flow {
     match result {
-        Ok(Ok(())) => Flow::Continue,
-        Ok(Err(_)) => Flow::End("write failed"),
-        Err(_) => Flow::End("client not reading"),
+        Ok(()) => Flow::Continue,
+        Err(Gone(reason)) => Flow::End(reason.as_str()),
     }
-}
-
-/// Whether a read failed because a frame or message was over the limit.
-fn is_too_big(error: axum::Error) -> bool {
-    matches!(
-        error.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

@@ -16,9 +16,7 @@
 //! benchmark and the end-to-end harness all use it.
 
 pub mod admission;
-pub mod close;
 pub mod config;
-pub mod conn_tasks;
 pub mod connection;
 pub mod fanout;
 pub mod mailbox;
@@ -37,12 +35,12 @@ use fred::prelude::*;
 use service::health::Health;
 use service::origin::AllowedOrigins;
 use service::shutdown::{self, ShutdownTrigger};
+use service::ws::{ConnTasks, SocketLimits};
 use tokio::task::JoinHandle;
 
 pub use config::Config;
 
-use conn_tasks::ConnTasks;
-use connection::{Limits, Shared};
+use connection::Shared;
 use fanout::Fanout;
 use presence::Presence;
 use room_log::RoomLog;
@@ -143,11 +141,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         fanout,
         presence,
         secret,
-        limits: Limits {
-            idle_timeout: config.idle_timeout(),
-            rate: config.rate_limit,
-            burst: config.rate_burst,
-        },
+        limits: SocketLimits::new(config.idle_timeout(), config.rate_limit, config.rate_burst),
         drain: drain_rx.clone(),
     });
     let health = Health::new(redis.clone());

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use wire::internal::{RoomEvent, StreamId};
 
-/// Identifies one socket on this node. Per-connection, never per-user: a
-/// legacy client that skips opens a new socket under the same name moments
-/// after closing the old one, and the old one's clean-up must not touch it.
-pub type ConnId = ulid::Ulid;
+/// Identifies one socket on this node (given by [`service::ws::ConnTasks`]).
+pub use service::ws::ConnId;
 
 /// Room events and notices a connection may have queued before it reads
 /// them (live publications arrive while it runs its join, for instance).

@@ -1,5 +1,5 @@
-//! The HTTP side: routes, the WebSocket upgrade with its limits, and the
-//! Origin allow-list as a middleware in front of the socket routes.
+//! The HTTP side: routes, and in front of the socket routes the shared
+//! WebSocket handshake (`service::ws`: Origin allow-list, limits, buffers).
 //!
 //! | route | |
 //! |---|---|
@@ -9,27 +9,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State, WebSocketUpgrade};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use service::health::Health;
 use service::origin::AllowedOrigins;
+use service::ws::ConnTasks;
 
-use crate::conn_tasks::ConnTasks;
 use crate::connection::{self, Shared};
 use crate::session::Dialect;
-
-/// Read buffer per socket. Frames are small (signals of a few KiB) and most
-/// sockets are idle for the length of a call, so keep it small; a bigger
-/// frame grows the buffer as needed, up to the message limit.
-const READ_BUFFER: usize = 4 * 1024;
-
-/// Below this much buffered output a write is not yet flushed; every send
-/// here is flushed at once anyway, so keep it small too.
-const WRITE_BUFFER: usize = 4 * 1024;
 
 #[derive(Clone)]
 struct App {
@@ -49,7 +39,7 @@ pub fn router(
         .route("/ws/{name}", any(legacy))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(origins),
-            check_origin,
+            service::ws::check_origin,
         ))
         .with_state(App { shared, tasks })
         .merge(service::health::routes(health))
@@ -71,33 +61,9 @@ async fn legacy(
 }
 
 fn upgrade(app: App, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
-    ws.max_message_size(wire::limits::MAX_MESSAGE_BYTES)
-        .max_frame_size(wire::limits::MAX_MESSAGE_BYTES)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let shared = app.shared.clone();
-            app.tasks
-                .spawn(move |id| connection::run(socket, dialect, shared, id));
-        })
-}
-
-/// Refuse WebSocket handshakes from browser origins not on the allow-list
-/// (403). Requests without an `Origin` come from programs, not browsers,
-/// and pass.
-async fn check_origin(
-    State(origins): State<Arc<AllowedOrigins>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or(""));
-    if origins.allows(origin) {
-        next.run(request).await
-    } else {
-        tracing::info!("WebSocket refused: origin not allowed");
-        (StatusCode::FORBIDDEN, "origin not allowed").into_response()
-    }
+    service::ws::configure(ws).on_upgrade(move |socket| async move {
+        let shared = app.shared.clone();
+        app.tasks
+            .spawn(move |id| connection::run(socket, dialect, shared, id));
+    })
 }

@@ -66,8 +66,12 @@ pub struct JoinOutcome {
 pub enum Action {
     /// Send this event to the client.
     Send(SignallerEvent),
-    /// Send this close code to the client and end the connection.
-    Close { code: u16, reason: &'static str },
+    /// Close the socket with this code and end the connection; `reason`
+    /// is for the log (the close frame carries [`wire::CloseCode::reason`]).
+    Close {
+        code: wire::CloseCode,
+        reason: &'static str,
+    },
     /// Check the request, subscribe, run the join script, and call
     /// [`Session::on_join_result`].
     Join(JoinRequest),
@@ -145,7 +149,7 @@ impl Session {
                         "the name must be 1 to 64 characters, without control characters",
                     )),
                     Action::Close {
-                        code: crate::close::POLICY,
+                        code: wire::CloseCode::Policy,
                         reason: "bad name",
                     },
                 ]
@@ -182,6 +186,15 @@ impl Session {
     /// Whether the room is live for this socket (joined, not over).
     pub fn in_room(&self) -> bool {
         matches!(self.state, State::InRoom(_))
+    }
+
+    /// A text frame the flood limit refused: it is not processed, and the
+    /// client is told which one, every time (nothing vanishes unanswered).
+    pub fn on_rate_limited(&mut self, text: &str) -> Vec<Action> {
+        vec![error(
+            wire::ErrorCode::RateLimited,
+            service::ws::rate_limited_message(text),
+        )]
     }
 
     /// A text frame from the client.
@@ -626,6 +639,18 @@ mod tests {
     }
 
     #[test]
+    fn every_frame_refused_for_rate_is_answered() {
+        let (mut s, _) = joined(Dialect::Native, None);
+        for _ in 0..3 {
+            let answer = sent(&s.on_rate_limited(r#"{"event":"signal","data":{}}"#));
+            assert_eq!(answer.len(), 1);
+            assert_eq!(answer[0]["code"], "rate_limited");
+            assert!(answer[0]["message"].as_str().unwrap().contains("signal"));
+        }
+        assert!(s.in_room(), "refusing frames changes nothing else");
+    }
+
+    #[test]
     fn a_bad_legacy_name_is_refused_at_once() {
         let mut s = Session::new(
             Dialect::Legacy {
@@ -635,7 +660,13 @@ mod tests {
         );
         let actions = s.on_open();
         assert_eq!(sent(&actions)[0]["code"], "bad_name");
-        assert!(matches!(actions[1], Action::Close { .. }));
+        assert!(matches!(
+            actions[1],
+            Action::Close {
+                code: wire::CloseCode::Policy,
+                ..
+            }
+        ));
         assert!(Session::new(legacy(), NODE).on_open().is_empty());
     }
 

@@ -1,6 +1,6 @@
-//! Every socket task of this node, so that the node can abort them all at
+//! Every socket task of a node, so that the node can abort them all at
 //! once (a simulated crash: no clean-up runs) or wait for them to finish
-//! (a graceful drain).
+//! (a graceful drain). Each task gets a fresh [`ConnId`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,8 +9,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::mailbox::ConnId;
+/// Identifies one socket on this node. Per socket, never per user: a
+/// client that reconnects opens a new socket under the same user moments
+/// after closing the old one, and the old one's clean-up must not touch it.
+pub type ConnId = ulid::Ulid;
 
+/// The live socket tasks of a node; cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct ConnTasks {
     inner: Arc<Inner>,
@@ -46,7 +50,8 @@ impl Drop for Deregister {
 }
 
 impl ConnTasks {
-    /// Run `task(id)` for a new socket with a fresh id (not after `abort_all`).
+    /// Run `task(id)` for a new socket with a fresh id (not after
+    /// `abort_all`: then the task is dropped without running).
     pub fn spawn<F, Fut>(&self, task: F)
     where
         F: FnOnce(ConnId) -> Fut,
@@ -72,6 +77,7 @@ impl ConnTasks {
         tasks.live.insert(id, handle.abort_handle());
     }
 
+    /// Number of live socket tasks.
     pub fn len(&self) -> usize {
         self.inner.tasks.lock().unwrap().live.len()
     }

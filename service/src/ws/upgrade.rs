@@ -1,0 +1,23 @@
+//! The handshake settings every WebSocket endpoint uses.
+
+use axum::extract::WebSocketUpgrade;
+
+/// Read buffer per socket. Frames are small (signals of a few KiB, matcher
+/// events of a few hundred bytes) and most sockets are idle for minutes,
+/// so keep it small; a bigger frame grows the buffer as needed, up to the
+/// message limit.
+pub const READ_BUFFER: usize = 4 * 1024;
+
+/// Below this much buffered output a write is not yet flushed; the shell
+/// flushes after every batch anyway, so keep it small too.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+
+/// Apply the message and frame limit ([`wire::limits::MAX_MESSAGE_BYTES`]:
+/// a larger one is refused with close 1009 by [`super::Socket`]) and the
+/// small buffers to a handshake.
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(wire::limits::MAX_MESSAGE_BYTES)
+        .max_frame_size(wire::limits::MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+}
