@@ -9,6 +9,7 @@ use wire::keys;
 
 #[tokio::test]
 async fn entries_read_by_a_dead_worker_are_taken_over() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let gateway = common::start(&redis.url(), "gateway", &[]).await;
     let addr = gateway.gateway_addr().unwrap();

@@ -48,6 +48,7 @@ async fn scrape(addr: std::net::SocketAddr) -> Vec<(String, f64)> {
 
 #[tokio::test]
 async fn metrics_parse_and_move_when_a_match_happens() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();
@@ -124,6 +125,7 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn bad_configuration_fails_at_start_with_one_clear_line() {
+    let _panics = testkit::panics::guard();
     let (code, err) = run_to_exit(&["--redis-url", "nonsense://x"]);
     assert_ne!(code, 0);
     assert!(err.contains("--redis-url"), "{err}");
@@ -148,6 +150,7 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_gateway() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");

@@ -37,6 +37,7 @@ async fn scrape(node: &signaller::RunningNode) -> String {
 
 #[tokio::test]
 async fn relay_counters_and_latency_move() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
     let room = new_room();
