@@ -8,6 +8,7 @@
 //!   outside the test code (a server task that died silently).
 
 pub mod panics;
+pub mod prometheus;
 mod redis_server;
 mod ws_client;
 
