@@ -5,6 +5,7 @@ use matcher::Config;
 
 #[tokio::main]
 async fn main() {
+    service::panic::exit_on_panic("matcher");
     let config = Config::parse();
     service::logging::init(config.shared.log_format);
     let started = matcher::spawn(config).await;

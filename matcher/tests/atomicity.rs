@@ -15,6 +15,7 @@ const USERS: usize = 2000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_workers_two_gateways_2000_users_each_matched_exactly_once() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let gateways = [
         common::start(&redis.url(), "gateway", &[]).await,

@@ -11,6 +11,7 @@ use wire::keys;
 
 #[tokio::test]
 async fn users_on_different_gateways_are_matched_and_both_notified() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let one = common::start_all(&redis.url()).await;
     let two = common::start(&redis.url(), "gateway", &[]).await;
@@ -38,6 +39,7 @@ async fn users_on_different_gateways_are_matched_and_both_notified() {
 
 #[tokio::test]
 async fn closing_the_socket_withdraws_a_waiting_user() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     // Gateway only first: nobody can be paired while we set the scene.
     let gw = common::start(&redis.url(), "gateway", &[]).await;
@@ -64,6 +66,7 @@ async fn closing_the_socket_withdraws_a_waiting_user() {
 
 #[tokio::test]
 async fn a_dead_gateways_users_are_purged_in_bounded_time() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let doomed = common::start(&redis.url(), "gateway", &["--gateway-ttl-ms", "1000"]).await;
     let (_ghost_socket, _) = common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
@@ -98,6 +101,7 @@ async fn a_dead_gateways_users_are_purged_in_bounded_time() {
 
 #[tokio::test]
 async fn native_cancel_and_bad_input() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let m = common::start(&redis.url(), "gateway", &[]).await;
     let addr = m.gateway_addr().unwrap();

@@ -30,6 +30,7 @@ async fn legacy_socket(addr: std::net::SocketAddr, name: &str) -> WsClient {
 
 #[tokio::test]
 async fn scripted_legacy_client_round() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();
@@ -150,6 +151,7 @@ async fn scripted_legacy_client_round() {
 
 #[tokio::test]
 async fn register_before_the_socket_connects_still_delivers_matched() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();
@@ -181,6 +183,7 @@ async fn register_before_the_socket_connects_still_delivers_matched() {
 
 #[tokio::test]
 async fn register_on_one_gateway_with_the_socket_on_another() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let a = common::start_all(&redis.url()).await;
     let b = common::start(&redis.url(), "gateway", &[]).await;

@@ -9,73 +9,58 @@ use std::time::{Duration, Instant};
 use testkit::{Next, RedisServer, WsClient};
 use wire::keys;
 
-/// Parse Prometheus text: metric line → value, skipping comments. Panics on
-/// a line that is not `name{labels} value`.
-fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').expect("`name value` line");
-            let value: f64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
-            assert!(
-                name.chars().next().unwrap().is_ascii_alphabetic(),
-                "bad metric name in {l:?}"
-            );
-            (name.to_string(), value)
-        })
-        .collect()
-}
-
-fn value(metrics: &[(String, f64)], name: &str) -> f64 {
-    metrics
-        .iter()
-        .filter(|(n, _)| n == name || n.starts_with(&format!("{name}{{")))
-        .map(|(_, v)| *v)
-        .sum()
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
+/// A matcher process of its own (gateway and worker), so its `/metrics`
+/// moves only with what this test does.
+async fn own_process(redis: &RedisServer) -> (common::MatcherProcess, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
+        .parse()
         .unwrap();
-    parse_prometheus(&text)
+    let listen = addr.to_string();
+    let process = common::MatcherProcess::start(&redis.url(), "all", &["--listen", &listen]);
+    testkit::eventually(testkit::STEP, "matcher ready", || async {
+        (common::get_status(addr, "/readyz").await == 200).then_some(())
+    })
+    .await;
+    (process, addr)
 }
 
 #[tokio::test]
-async fn metrics_parse_and_move_when_a_match_happens() {
+async fn metrics_move_by_exactly_what_a_match_does() {
+    let _panics = testkit::panics::guard();
+    use testkit::prometheus::{delta, scrape, series};
     let redis = RedisServer::start();
-    let m = common::start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_process, addr) = own_process(&redis).await;
     let before = scrape(addr).await;
+    assert_eq!(series(&before, r#"rvc_sockets_open{role="matcher"}"#), 0.0);
     let (mut a, _) = common::native_waiting(addr, "ann").await;
     let (mut b, _) = common::native_waiting(addr, "bob").await;
     a.recv_event("matched").await;
     b.recv_event("matched").await;
     a.send_text("not json").await;
-    a.recv_event("error").await;
-    let after = testkit::eventually(testkit::STEP, "counters move", || async {
+    assert_eq!(a.recv_event("error").await["code"], "bad_json");
+    // The worker counts its pair after the script ran: wait for it.
+    let after = testkit::eventually(testkit::STEP, "the match is counted", || async {
         let after = scrape(addr).await;
-        (value(&after, "rvc_matches_total") >= value(&before, "rvc_matches_total") + 1.0)
-            .then_some(after)
+        (delta(&before, &after, "rvc_matches_total") > 0.0).then_some(after)
     })
     .await;
-    for name in [
-        "rvc_registrations_total",
-        "rvc_matched_delivered_total",
-        "rvc_time_to_match_seconds_count",
+    for (name, moved) in [
+        ("rvc_matches_total", 1.0),
+        ("rvc_registrations_total", 2.0),
+        ("rvc_matched_delivered_total", 2.0),
+        ("rvc_time_to_match_seconds_count", 2.0),
+        (r#"rvc_errors_total{kind="bad_input"}"#, 1.0),
+        (r#"rvc_errors_total{kind="redis"}"#, 0.0),
+        (r#"rvc_errors_total{kind="rate_limited"}"#, 0.0),
     ] {
-        assert!(
-            value(&after, name) >= value(&before, name) + 2.0,
-            "{name} moved by two"
-        );
+        assert_eq!(delta(&before, &after, name), moved, "{name}");
     }
-    assert!(value(&after, "rvc_errors_total") >= 1.0);
-    assert!(value(&after, "rvc_sockets_open") >= 2.0);
+    assert_eq!(series(&after, r#"rvc_sockets_open{role="matcher"}"#), 2.0);
+    a.close().await;
+    testkit::eventually(testkit::STEP, "a closed socket is counted out", || async {
+        (series(&scrape(addr).await, r#"rvc_sockets_open{role="matcher"}"#) == 1.0).then_some(())
+    })
+    .await;
 }
 
 /// The real `matcher` binary, killed when dropped.
@@ -124,6 +109,7 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn bad_configuration_fails_at_start_with_one_clear_line() {
+    let _panics = testkit::panics::guard();
     let (code, err) = run_to_exit(&["--redis-url", "nonsense://x"]);
     assert_ne!(code, 0);
     assert!(err.contains("--redis-url"), "{err}");
@@ -148,6 +134,7 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_gateway() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");

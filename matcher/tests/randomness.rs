@@ -1,147 +1,173 @@
-//! Invariant 2: when more than two users wait, each is equally likely to be
-//! picked. Runs the real pairing script against a real Redis many times.
+//! Invariant 2: when more than two users wait, every pair of them is equally
+//! likely to be matched, and either may be the initiator; the partner a user
+//! just left is avoided while anyone else waits.
+//!
+//! Everything goes through the public paths: native sockets register on a
+//! real gateway, a real `matcher --role worker` process pairs them. To have
+//! all K users in the pool when pairing happens, the worker process is paused
+//! (SIGSTOP) while they register and resumed after: it then reads them all
+//! and pairs them from a full pool, which is what a busy pool looks like.
+
+mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use fred::prelude::*;
-use matcher::scripts::Scripts;
-use matcher::worker::{pair_once, WorkerSettings};
-use testkit::RedisServer;
-use wire::keys;
-use wire::user::UserKey;
+use serde_json::json;
+use testkit::{RedisServer, WsClient};
 
-fn settings(last_partner: Duration) -> WorkerSettings {
-    WorkerSettings {
-        backoff_initial: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(100),
-        claim_idle: Duration::from_secs(5),
-        purge_interval: Duration::from_secs(1),
-        read_batch: 100,
-        pairs_per_call: 1,
-        room_ttl: Duration::from_secs(60),
-        last_partner,
-        // No sockets in this test: the users are legacy users registered
-        // over HTTP whose socket has not connected yet, which the pool
-        // accepts for this long.
-        socket_grace: Duration::from_secs(3600),
-        notice_ttl: Duration::from_secs(60),
+/// Register every socket in `users` with its name, in this order; each is
+/// answered `queued`.
+async fn register_all(users: &mut [(&mut WsClient, &str)]) {
+    for (ws, name) in users.iter_mut() {
+        ws.send_json(&json!({"event": "register", "name": name}))
+            .await;
+        ws.recv_event("queued").await;
     }
 }
 
-/// Put `users` in the pool as registrations would, in one round trip.
-async fn add_waiting(redis: &Client, users: &[&str]) {
-    let now = service::clock::now_ms();
-    let pipe = redis.pipeline();
-    for user in users {
-        let key = UserKey::from_raw(*user);
-        let _: () = pipe
-            .set(
-                keys::waiting(&key),
-                format!("r{now} {user}"),
-                None,
-                None,
-                false,
-            )
-            .await
-            .unwrap();
-        let _: () = pipe
-            .zadd(keys::pool(), None, None, false, false, (now as f64, *user))
-            .await
-            .unwrap();
-    }
-    let _: Vec<Value> = pipe.all().await.unwrap();
-}
-
-#[tokio::test]
-async fn every_waiting_user_is_equally_likely_to_be_picked() {
-    const K: usize = 20;
-    const PAIRINGS: usize = 10_000;
-    // Chi-square critical value for K-1 = 19 degrees of freedom at p = 1e-4:
-    // a fair picker fails this test once in ten thousand runs.
-    const CRITICAL: f64 = 51.0;
-
-    let server = RedisServer::start();
-    let redis = service::redis_conn::connect(&server.url()).await.unwrap();
-    let scripts = Scripts::default();
-    let s = settings(Duration::ZERO);
-    let users: Vec<String> = (0..K).map(|i| format!("n:user{i:02}")).collect();
-    add_waiting(
-        &redis,
-        &users.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
-    let mut picked: HashMap<String, u64> = HashMap::new();
-    let mut initiator: HashMap<String, u64> = HashMap::new();
-    for _ in 0..PAIRINGS {
-        let pairs = pair_once(&scripts, &redis, &s).await.unwrap();
-        assert_eq!(pairs.len(), 1, "with {K} waiting, one pair per call");
-        let (a, b) = &pairs[0];
-        assert_ne!(a, b);
-        *picked.entry(a.clone()).or_default() += 1;
-        *picked.entry(b.clone()).or_default() += 1;
-        *initiator.entry(a.clone()).or_default() += 1;
-        add_waiting(&redis, &[a, b]).await;
-    }
-
-    let chi_square = |counts: &HashMap<String, u64>, total: f64| -> f64 {
-        let expected = total / K as f64;
-        users
-            .iter()
-            .map(|u| {
-                let o = *counts.get(u).unwrap_or(&0) as f64;
-                (o - expected).powi(2) / expected
-            })
-            .sum()
-    };
-    let picks = chi_square(&picked, 2.0 * PAIRINGS as f64);
-    let initiators = chi_square(&initiator, PAIRINGS as f64);
-    println!("chi-square picks = {picks:.2}, initiators = {initiators:.2} (critical {CRITICAL})");
-    assert!(
-        picks < CRITICAL,
-        "picks are not uniform: chi-square {picks:.2}, counts {picked:?}"
-    );
-    assert!(
-        initiators < CRITICAL,
-        "initiator role is not uniform: chi-square {initiators:.2}"
-    );
-}
-
-#[tokio::test]
-async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
-    let server = RedisServer::start();
-    let redis = service::redis_conn::connect(&server.url()).await.unwrap();
-    let scripts = Scripts::default();
-    let s = settings(Duration::from_secs(60));
-    // a and b were just paired.
-    add_waiting(&redis, &["n:a", "n:b"]).await;
-    let first = pair_once(&scripts, &redis, &s).await.unwrap();
-    assert_eq!(first.len(), 1);
-    // Both come back, with c waiting: a and b must never meet again.
-    for _ in 0..100 {
-        add_waiting(&redis, &["n:a", "n:b", "n:c"]).await;
-        let pairs = pair_once(&scripts, &redis, &s).await.unwrap();
-        let (x, y) = &pairs[0];
-        let mut pair = [x.as_str(), y.as_str()];
-        pair.sort();
-        assert_ne!(pair, ["n:a", "n:b"], "re-paired with the partner just left");
-        // Empty the pool for the next round. The new pair now remembers
-        // each other; a and b are kept as each other's last partner.
-        let _: () = redis.del(keys::pool()).await.unwrap();
-        for (u, last) in [("n:a", "n:b"), ("n:b", "n:a")] {
-            let _: () = redis
-                .set(
-                    keys::last_partner(&UserKey::from_raw(u)),
-                    last,
-                    None,
-                    None,
-                    false,
-                )
-                .await
-                .unwrap();
+/// Chi-square over the unordered pairs of K users after `rounds` rounds of
+/// a pool of K drained into K/2 pairs. Each round, a given pair is matched
+/// with probability p = 1/(K-1) (a uniform random perfect matching), so its
+/// count is Binomial(rounds, p); the statistic normalises by that variance.
+/// With one linear constraint (K/2 pairs per round) it follows chi-square
+/// with K(K-1)/2 - 1 degrees of freedom.
+fn pair_chi_square(counts: &HashMap<(usize, usize), u64>, k: usize, rounds: usize) -> f64 {
+    let p = 1.0 / (k - 1) as f64;
+    let expected = rounds as f64 * p;
+    let variance = expected * (1.0 - p);
+    let mut sum = 0.0;
+    for i in 0..k {
+        for j in i + 1..k {
+            let o = *counts.get(&(i, j)).unwrap_or(&0) as f64;
+            sum += (o - expected).powi(2) / variance;
         }
     }
-    // Alone together, they may be paired again rather than wait forever.
-    add_waiting(&redis, &["n:a", "n:b"]).await;
-    assert_eq!(pair_once(&scripts, &redis, &s).await.unwrap().len(), 1);
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pair_of_waiting_users_is_equally_likely() {
+    let _panics = testkit::panics::guard();
+    const K: usize = 20;
+    const ROUNDS: usize = 400;
+    // Chi-square with 189 degrees of freedom: P(X < 125.1) = P(X > 270.0)
+    // = 1e-4. A fair picker fails either bound once in 5,000 runs; a picker
+    // that favours some pairs (FIFO, "partner = next in line") goes over the
+    // upper bound, one that is too regular (a fixed rotation) under the lower.
+    const PAIRS_LOW: f64 = 125.1;
+    const PAIRS_HIGH: f64 = 270.0;
+    // Initiator counts per user, 19 degrees of freedom, same p-values.
+    const INIT_LOW: f64 = 3.97;
+    const INIT_HIGH: f64 = 50.8;
+
+    let redis = RedisServer::start();
+    // Each socket registers once per round, faster than the flood limit.
+    let gateway = common::start(&redis.url(), "gateway", &["--rate-limit", "10000"]).await;
+    let addr = gateway.gateway_addr().unwrap();
+    // No last-partner memory: it deliberately skews who meets whom.
+    let worker = common::MatcherProcess::worker(&redis, &["--last-partner-secs", "0"]).await;
+
+    let mut users = Vec::new();
+    for _ in 0..K {
+        users.push(common::native(addr).await.0);
+    }
+    let mut pairs: HashMap<(usize, usize), u64> = HashMap::new();
+    let mut initiator = vec![0u64; K];
+    let started = std::time::Instant::now();
+    for round in 0..ROUNDS {
+        worker.pause().await;
+        register_all(&mut users.iter_mut().map(|ws| (ws, "u")).collect::<Vec<_>>()).await;
+        worker.resume();
+        let mut rooms: HashMap<String, Vec<(usize, bool)>> = HashMap::new();
+        for (i, ws) in users.iter_mut().enumerate() {
+            let m = ws.recv_event("matched").await;
+            rooms
+                .entry(m["room_code"].as_str().unwrap().to_string())
+                .or_default()
+                .push((i, m["initiator"].as_bool().unwrap()));
+        }
+        assert_eq!(rooms.len(), K / 2, "round {round}: everyone paired once");
+        for (room, members) in rooms {
+            let [(a, a_init), (b, b_init)] = members[..] else {
+                panic!("room {room} has {members:?}");
+            };
+            assert!(a_init != b_init, "room {room}: exactly one initiator");
+            *pairs.entry((a.min(b), a.max(b))).or_default() += 1;
+            initiator[if a_init { a } else { b }] += 1;
+        }
+    }
+    let pair_stat = pair_chi_square(&pairs, K, ROUNDS);
+    // Each user is in one pair per round and initiates with probability 1/2.
+    let init_stat: f64 = initiator
+        .iter()
+        .map(|&o| (o as f64 - ROUNDS as f64 / 2.0).powi(2) / (ROUNDS as f64 / 4.0))
+        .sum();
+    println!(
+        "{ROUNDS} rounds of {K} in {:?}: pair chi-square {pair_stat:.1} (df 189), \
+         initiator chi-square {init_stat:.1} (df 19); {} of 190 pairs seen",
+        started.elapsed(),
+        pairs.len()
+    );
+    assert!(
+        pair_stat < PAIRS_HIGH,
+        "some pairs are matched far more often than others: chi-square {pair_stat:.1} > {PAIRS_HIGH}; counts {pairs:?}"
+    );
+    assert!(
+        pair_stat > PAIRS_LOW,
+        "pairs are too regular to be random: chi-square {pair_stat:.1} < {PAIRS_LOW}; counts {pairs:?}"
+    );
+    assert!(
+        (INIT_LOW..INIT_HIGH).contains(&init_stat),
+        "initiator role is not a fair coin: chi-square {init_stat:.1}; counts {initiator:?}"
+    );
+    assert_eq!(redis.command(&["ZCARD", &wire::keys::pool()]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
+    let _panics = testkit::panics::guard();
+    // Without the avoidance, a and b meet again one time in three: passing
+    // 30 rounds by chance has probability (2/3)^30 < 1e-5.
+    const ROUNDS: usize = 30;
+    let redis = RedisServer::start();
+    let gateway = common::start(&redis.url(), "gateway", &[]).await;
+    let addr = gateway.gateway_addr().unwrap();
+    // The real default memory (60 s), set explicitly.
+    let worker = common::MatcherProcess::worker(&redis, &["--last-partner-secs", "60"]).await;
+    let (mut a, _) = common::native(addr).await;
+    let (mut b, _) = common::native(addr).await;
+    let (mut c, _) = common::native(addr).await;
+    let names = ["a", "b", "c"];
+    let register = |name: &'static str| json!({"event": "register", "name": name});
+
+    for round in 0..ROUNDS {
+        // a and b, alone together, are paired: each is now the other's last
+        // partner. (Alone together they may meet again rather than wait.)
+        a.send_json(&register(names[0])).await;
+        b.send_json(&register(names[1])).await;
+        let ma = a.recv_event("matched").await;
+        let mb = b.recv_event("matched").await;
+        assert_eq!(ma["room_code"], mb["room_code"], "round {round}");
+
+        // Both come back while c waits; all three are in the pool at once.
+        worker.pause().await;
+        register_all(&mut [(&mut c, "c"), (&mut a, "a"), (&mut b, "b")]).await;
+        worker.resume();
+        // Avoidance leaves one pairing: c with a or with b.
+        let mc = c.recv_event("matched").await;
+        let (partner, left) = match mc["peer_name"].as_str() {
+            Some("a") => (&mut a, &mut b),
+            Some("b") => (&mut b, &mut a),
+            other => panic!("round {round}: c paired with {other:?}"),
+        };
+        assert_eq!(
+            partner.recv_event("matched").await["room_code"],
+            mc["room_code"]
+        );
+        // The one left over still waits (its next frame answers the cancel,
+        // not a `matched` with the partner it just left).
+        left.send_json(&json!({"event": "cancel"})).await;
+        let next = left.recv().await;
+        assert_eq!(next["event"], "cancelled", "round {round}: {next}");
+    }
 }

@@ -14,6 +14,7 @@ const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_and_worker_survive_a_redis_restart() {
+    let _panics = testkit::panics::guard();
     let mut redis = RedisServer::start();
     let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();

@@ -7,6 +7,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod origin;
+pub mod panic;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod settings;

@@ -6,6 +6,7 @@ use signaller::Config;
 
 #[tokio::main]
 async fn main() {
+    service::panic::exit_on_panic("signaller");
     let config = Config::parse();
     service::logging::init(config.shared.log_format);
     let started = signaller::spawn(config).await;

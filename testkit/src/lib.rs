@@ -4,11 +4,15 @@
 //!   when dropped. Every Redis-touching test uses one; nothing assumes 6379.
 //! * [`WsClient`]: a real WebSocket client with bounded waits, so a missing
 //!   event fails the test quickly instead of hanging it.
+//! * [`panics::guard`]: fails a test when anything in the process panicked
+//!   outside the test code (a server task that died silently).
 
+pub mod panics;
+pub mod prometheus;
 mod redis_server;
 mod ws_client;
 
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, Reply};
 pub use ws_client::{Next, WsClient};
 
 use std::time::Duration;

@@ -122,6 +122,89 @@ impl RedisServer {
         }
         line.trim_end().trim_start_matches([':', '+']).to_string()
     }
+
+    /// Run one command and return its whole reply, parsed: for read-only
+    /// assertions on replies of more than one line (`CLIENT LIST`,
+    /// `XPENDING`, `ZRANGE`, ...).
+    pub fn query(&self, args: &[&str]) -> Reply {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect redis");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        stream.write_all(req.as_bytes()).expect("write redis");
+        read_reply(&mut BufReader::new(stream))
+    }
+
+    /// The clients connected to this server, one `CLIENT LIST` line each
+    /// (`id=.. addr=.. age=.. idle=.. flags=.. cmd=..`).
+    pub fn clients(&self) -> Vec<String> {
+        match self.query(&["CLIENT", "LIST"]) {
+            Reply::Text(t) => t.lines().map(str::to_string).collect(),
+            other => panic!("CLIENT LIST: {other:?}"),
+        }
+    }
+}
+
+/// A Redis reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Text(String),
+    Error(String),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The reply as text (integers too), or panic.
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Text(t) => t.clone(),
+            Reply::Int(i) => i.to_string(),
+            other => panic!("expected a text reply, got {other:?}"),
+        }
+    }
+
+    /// The elements of an array reply (nil: none), or panic.
+    pub fn items(&self) -> Vec<Reply> {
+        match self {
+            Reply::Array(v) => v.clone(),
+            Reply::Nil => Vec::new(),
+            other => panic!("expected an array reply, got {other:?}"),
+        }
+    }
+}
+
+fn read_reply(r: &mut impl BufRead) -> Reply {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read redis");
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" => Reply::Text(rest.to_string()),
+        "-" => Reply::Error(rest.to_string()),
+        ":" => Reply::Int(rest.parse().expect("integer reply")),
+        "$" => {
+            let len: i64 = rest.parse().expect("bulk length");
+            if len < 0 {
+                return Reply::Nil;
+            }
+            let mut buf = vec![0u8; len as usize + 2];
+            r.read_exact(&mut buf).expect("read bulk");
+            buf.truncate(len as usize);
+            Reply::Text(String::from_utf8_lossy(&buf).into_owned())
+        }
+        "*" => {
+            let n: i64 = rest.parse().expect("array length");
+            if n < 0 {
+                return Reply::Nil;
+            }
+            Reply::Array((0..n).map(|_| read_reply(r)).collect())
+        }
+        _ => panic!("unexpected reply line {line:?}"),
+    }
 }
 
 fn ping(port: u16) -> bool {

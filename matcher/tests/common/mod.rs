@@ -12,33 +12,39 @@ use testkit::WsClient;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
-/// A config for tests: short heartbeats and purges so bounds are quick to
-/// check (3 s gateway TTL: a loaded CI machine must not look dead); `extra`
-/// flags override.
+/// The flags every test process gets unless `extra` sets them: short
+/// heartbeats and purges so bounds are quick to check (3 s gateway TTL: a
+/// loaded CI machine must not look dead), a 500 ms back-off cap.
+pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("--listen", "127.0.0.1:0".into()),
+        ("--redis-url", redis_url.into()),
+        ("--ticket-secret", SECRET.into()),
+        ("--signaller-url", "ws://127.0.0.1:4000/ws".into()),
+        ("--heartbeat-ms", "200".into()),
+        ("--gateway-ttl-ms", "3000".into()),
+        ("--purge-interval-ms", "200".into()),
+        ("--backoff-max-ms", "500".into()),
+    ]
+}
+
+/// Command-line arguments for `role`: the test defaults, each unless
+/// `extra` sets it, then `extra`.
+pub fn args(redis_url: &str, role: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--role".to_string(), role.to_string()];
+    for (flag, value) in default_flags(redis_url) {
+        if !extra.contains(&flag) {
+            args.push(flag.to_string());
+            args.push(value);
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A config for tests (see [`args`]).
 pub fn config(redis_url: &str, role: &str, extra: &[&str]) -> Config {
-    let mut args = vec![
-        "matcher",
-        "--role",
-        role,
-        "--listen",
-        "127.0.0.1:0",
-        "--redis-url",
-        redis_url,
-        "--ticket-secret",
-        SECRET,
-        "--signaller-url",
-        "ws://127.0.0.1:4000/ws",
-        "--heartbeat-ms",
-        "200",
-        "--gateway-ttl-ms",
-        "3000",
-        "--purge-interval-ms",
-        "200",
-        "--backoff-max-ms",
-        "500",
-    ];
-    args.extend_from_slice(extra);
-    Config::parse_from(args)
+    Config::parse_from(std::iter::once("matcher".to_string()).chain(args(redis_url, role, extra)))
 }
 
 pub async fn start(redis_url: &str, role: &str, extra: &[&str]) -> Running {
@@ -116,4 +122,113 @@ pub fn encode(name: &str) -> String {
         }
     }
     out
+}
+
+/// A real `matcher` process (the binary), killed when dropped. Lets a test
+/// pause a worker (SIGSTOP) so that several registrations reach the stream
+/// before it reads them, and kill it outright (SIGKILL) in the middle of its
+/// work, as a crash would.
+pub struct MatcherProcess {
+    child: std::process::Child,
+}
+
+impl MatcherProcess {
+    /// Start `matcher --role <role>` with the test defaults and `extra`.
+    pub fn start(redis_url: &str, role: &str, extra: &[&str]) -> MatcherProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_matcher"))
+            .args(args(redis_url, role, extra))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("run the matcher binary");
+        MatcherProcess { child }
+    }
+
+    /// Start a worker process and wait until it reads the register stream
+    /// (it has created the group).
+    pub async fn worker(redis: &testkit::RedisServer, extra: &[&str]) -> MatcherProcess {
+        let before = stream_readers(redis);
+        let worker = MatcherProcess::start(&redis.url(), "worker", extra);
+        testkit::eventually(
+            testkit::STEP,
+            "the worker process reads the stream",
+            || async { (stream_readers(redis) > before).then_some(()) },
+        )
+        .await;
+        worker
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} {}", self.pid());
+    }
+
+    /// The process state letter from /proc (`T`: stopped).
+    fn state(&self) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/<pid>/stat");
+        // `pid (comm) S ...`: the state follows the last ')'.
+        stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap()
+    }
+
+    /// SIGSTOP, and wait until every thread of the process is stopped.
+    pub async fn pause(&self) {
+        self.signal("-STOP");
+        testkit::eventually(testkit::STEP, "the process is stopped", || async {
+            (self.state() == 'T').then_some(())
+        })
+        .await;
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// SIGKILL: no clean-up of any kind, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+}
+
+impl Drop for MatcherProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How many clients of this Redis last ran `XREADGROUP`: the workers'
+/// stream readers.
+pub fn stream_readers(redis: &testkit::RedisServer) -> usize {
+    redis
+        .clients()
+        .iter()
+        .filter(|c| c.contains(" cmd=xreadgroup"))
+        .count()
+}
+
+/// A `key=value` field of a `CLIENT LIST` line.
+pub fn field<'a>(client: &'a str, key: &str) -> &'a str {
+    client
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or("")
 }

@@ -17,6 +17,7 @@ use crate::common::*;
 /// carries on undisturbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_answered_and_harms_nobody() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
     let strict = node(

@@ -17,6 +17,7 @@ use crate::common::*;
 /// configured bound. Also a graceful drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_leave_skip_and_node_death_tell_the_peer() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
 

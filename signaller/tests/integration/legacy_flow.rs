@@ -134,6 +134,7 @@ fn candidate(who: &str, i: u32) -> Value {
 /// works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_react_client_flow_end_to_end() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let matcher = matcher(&redis).await;
     let m = matcher.gateway_addr().expect("gateway runs");

@@ -16,6 +16,7 @@ async fn status(url: &str) -> Option<u16> {
 /// and a room whose sockets stayed open, through restored subscriptions).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_survive_a_redis_restart() {
+    let _panics = testkit::panics::guard();
     let mut redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
     let ready = http_url(&n1, "/readyz");

@@ -28,6 +28,7 @@ fn candidate(from: &str, i: u32) -> Value {
 /// `from` set by the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
     let room = new_room();
@@ -97,6 +98,7 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
 /// joining, in order, and nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_sent_before_the_peer_joins_are_delivered_once_in_order() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
     let room = new_room();
@@ -132,6 +134,7 @@ const LOAD_WAIT: Duration = Duration::from_secs(40);
 /// different nodes: none lost, none reordered, none in the wrong room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordering_under_load_across_100_rooms() {
+    let _panics = testkit::panics::guard();
     const ROOMS: usize = 100;
     const MESSAGES: u64 = 200;
     let redis = RedisServer::start();

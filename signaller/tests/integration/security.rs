@@ -12,6 +12,7 @@ use crate::common::*;
 /// notice nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_two_matched_users_can_join() {
+    let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
 

@@ -14,6 +14,7 @@ async fn start_error(extra: &[&str]) -> String {
 
 #[tokio::test]
 async fn bad_configuration_fails_at_start_with_a_clear_error() {
+    let _panics = testkit::panics::guard();
     let e = start_error(&["--redis-url", "http://nope"]).await;
     assert!(e.starts_with("--redis-url"), "{e}");
     let e = start_error(&["--ticket-secret", "short"]).await;
