@@ -70,8 +70,8 @@ impl JoinRefusal {
     }
 }
 
-/// Longest room code looked up; codes are ULIDs (26 characters).
-const MAX_ROOM_CODE: usize = 128;
+/// Longest room code looked up, in characters: `<name>_<name>_<ULID>`.
+const MAX_ROOM_CODE: usize = wire::limits::MAX_ROOM_CODE_CHARS;
 
 /// Check a native ticket. `room_hint` is the `room_code` the client sent
 /// along, if any: it must be the ticket's room.
@@ -105,7 +105,7 @@ pub fn admit_native(
 
 /// Whether a legacy room code is worth looking up at all.
 pub fn plausible_room_code(room: &str) -> bool {
-    !room.is_empty() && room.len() <= MAX_ROOM_CODE && !room.chars().any(char::is_control)
+    !room.is_empty() && room.chars().count() <= MAX_ROOM_CODE && !room.chars().any(char::is_control)
 }
 
 /// Check a legacy `name` against the room record (`HGETALL` of
@@ -192,9 +192,9 @@ mod tests {
 
     fn record() -> HashMap<String, String> {
         [
-            ("n:alice", "initiator"),
+            ("l:alice", "initiator"),
             ("name:n:alice", "alice"),
-            ("n:bob", "responder"),
+            ("l:bob", "responder"),
             ("name:n:bob", "bob"),
         ]
         .into_iter()

@@ -120,10 +120,13 @@ pub fn signaller_alive(node: &str) -> String {
     format!("{PREFIX}:sig:{node}")
 }
 
+/// Builds one key from its one argument (a user key, room code or gateway id).
+type KeyBuilder = fn(&str) -> String;
+
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, fn(&str) -> String); 10] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 10] {
     [
         ("waiting", |u| waiting(&UserKey::from_raw(u))),
         ("location", |u| location(&UserKey::from_raw(u))),

@@ -47,16 +47,6 @@ pub enum MatcherClientMsg {
 }
 
 impl MatcherClientMsg {
-    /// The event's name, as the client sent it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            MatcherClientMsg::Register { .. } => "register",
-            MatcherClientMsg::Cancel => "cancel",
-            MatcherClientMsg::Chat { .. } => "chat",
-            MatcherClientMsg::Ping => "ping",
-        }
-    }
-
     /// Decode a text frame. Never panics; an error says why.
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
         #[derive(Deserialize)]

@@ -114,10 +114,8 @@ impl Connection {
             let actions = tokio::select! {
                 inbound = self.socket.next() => match inbound {
                     Inbound::Text(text) => self.session.on_text(text.as_str()),
-                    Inbound::RateLimited(text) => {
-                        metrics::counter!(service::metrics::ERRORS, "kind" => "rate_limited").increment(1);
-                        self.session.on_rate_limited(text.as_str())
-                    }
+                    // Counted and logged by the shell.
+                    Inbound::RateLimited(text) => self.session.on_rate_limited(text.as_str()),
                     Inbound::End(why) => return why.as_str(),
                 },
                 Some(msg) = mailbox.rx.recv() => match msg {
@@ -208,7 +206,10 @@ impl Connection {
                             Ok(Some(Waiting { reg, name, since }))
                         }
                         Ok(false) => Ok(None),
-                        Err(e) => Err(redis_failed(e)),
+                        Err(e) => {
+                            redis_failed(e);
+                            Err(())
+                        }
                     };
                     queue.extend(self.session.on_registered(result));
                 }

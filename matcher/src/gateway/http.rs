@@ -98,11 +98,8 @@ async fn register_http(State(gw): State<SharedGateway>, body: Bytes) -> Response
 
 /// Why a handshake is refused: an origin not allowed, or a draining node.
 fn refusal(gw: &SharedGateway, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers
-        .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if !gw.settings.origins.allows(origin) {
-        return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    if let Some(refused) = service::ws::origin::refusal(&gw.settings.origins, headers) {
+        return Some(refused);
     }
     if gw.health.is_draining() {
         return Some((StatusCode::SERVICE_UNAVAILABLE, "draining").into_response());

@@ -265,12 +265,9 @@ impl Session {
     /// A text frame over the socket's rate: refused, and the client is told
     /// which (nothing is dropped silently).
     pub fn on_rate_limited(&mut self, text: &str) -> Vec<Action> {
-        let event = MatcherClientMsg::decode(text)
-            .map(|m| m.name())
-            .unwrap_or("frame");
         vec![send_error(
             ErrorCode::RateLimited,
-            format!("too many messages: this {event} was not processed; slow down"),
+            service::ws::rate_limited_message(text),
         )]
     }
 
