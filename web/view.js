@@ -178,18 +178,14 @@ export class View {
     this.doc.body.dataset.phase = c.phase;
 
     el.peerLabel.hidden = c.peerLabel === null;
-    el.peerLabel.textContent = c.peerLabel ?? '';
+    setText(el.peerLabel, c.peerLabel ?? '');
     el.remotePlaceholder.hidden = c.placeholderHidden;
-    el.remotePlaceholder.textContent = c.placeholder;
+    setText(el.remotePlaceholder, c.placeholder);
 
-    if (c.notice) {
-      el.notice.textContent = c.notice.text;
-      el.notice.dataset.kind = c.notice.kind;
-      el.notice.hidden = false;
-    } else if (!el.notice.hidden) {
-      el.notice.hidden = true;
-      el.notice.textContent = '';
-    }
+    // The notice is an alert: rewritten only when it changes, so it is announced once.
+    setText(el.notice, c.notice ? c.notice.text : '');
+    if (c.notice) el.notice.dataset.kind = c.notice.kind;
+    el.notice.hidden = !c.notice;
     if (chat && chat.enabled !== c.chatEnabled) chat.setEnabled(c.chatEnabled);
     return c.ticking;
   }
@@ -242,6 +238,10 @@ export class View {
   focusName() {
     this.el.name.focus();
   }
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 /** Start a muted/local video; a refusal only means the user must press play. */
