@@ -5,9 +5,9 @@
 // peer (the non-initiator) gives way when offers collide.
 //
 // Signals are opaque to the servers. We send them in the shape simple-peer
-// uses ({type, sdp} for descriptions, {type: "candidate", candidate} for ICE),
-// plus a `seq` number so a replayed signal (after a signaller rejoin) is
-// ignored.
+// uses ({type, sdp} for descriptions, {type: "candidate", candidate} for ICE).
+// The signaller delivers each of them exactly once and in order, so there
+// is no replay to guard against.
 //
 // Events (CustomEvent, payload in `detail`):
 //   remote-stream  {stream}
@@ -36,8 +36,6 @@ export class Call extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.settingRemoteAnswerPending = false;
-    this.outSeq = 0;
-    this.inSeq = 0;
     this.closed = false;
     this.remoteStream = null;
     this.state = 'connecting';
@@ -115,8 +113,7 @@ export class Call extends EventTarget {
 
   #send(data) {
     if (this.closed) return;
-    this.outSeq += 1;
-    this.sendSignal({ ...data, seq: this.outSeq });
+    this.sendSignal(data);
   }
 
   #releaseFirstOffer() {
@@ -149,10 +146,6 @@ export class Call extends EventTarget {
 
   async #handle(data) {
     if (this.closed || !data || typeof data !== 'object') return;
-    if (typeof data.seq === 'number') {
-      if (data.seq <= this.inSeq) return; // a replay
-      this.inSeq = data.seq;
-    }
     const description = describe(data);
     const candidate = data.candidate;
     if (description) {

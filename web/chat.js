@@ -34,6 +34,7 @@ export class ChatPanel {
   /** Allow or forbid typing (only while in a room). */
   setEnabled(enabled) {
     const hadFocus = document.activeElement === this.input;
+    this.enabled = enabled;
     this.input.disabled = !enabled;
     this.send.disabled = !enabled;
     this.input.placeholder = enabled ? 'Type a message…' : 'Chat opens with a stranger';

@@ -1,17 +1,18 @@
-// The matcher socket (native protocol, `WS /ws` on the page's own origin):
-// hello → register → queued → matched. It reconnects by itself with backoff
-// and tells the page what is going on through events.
+// One matcher socket (native protocol, `WS /ws` on the page's own origin):
+// hello → register → queued → matched. It does not reconnect by itself:
+// when it closes it says so (`closed`), and the page's state machine
+// (state.js) decides when to open a new one, so the backoff lives in one
+// place and is tested there.
 //
 // Events (CustomEvent, payload in `detail`):
-//   hello      {session}             a (new) session is open; register now if you want a partner
+//   hello      {session}             the session is open; register now if you want a partner
 //   queued     {}                    in the pool
-//   cancelled  {}
 //   matched    {room_code, initiator, peer_name, ticket, signaller_url}
 //   chat       {sender, message, timestamp}   (legacy-style chat via the matcher)
 //   error      {code, message}
-//   down       {retryInMs, everUp, draining}  the socket is gone; a retry is scheduled
+//   reconnect  {reason}              the gateway is draining: open a new socket now
+//   closed     {}                    the socket is gone (never after `close()`)
 
-import { Backoff } from './backoff.js';
 import { closeQuietly, parseEvent } from './socket.js';
 
 const PING_EVERY_MS = 20000;
@@ -23,30 +24,35 @@ export class MatcherClient extends EventTarget {
     this.url = url;
     this.ws = null;
     this.session = null;
-    this.wanted = false; // whether we should stay connected
-    this.everUp = false; // whether any socket reached `hello`
-    this.backoff = new Backoff(500, 15000);
-    this.retryTimer = null;
     this.pingTimer = null;
   }
 
-  /** Connect (and keep reconnecting) until `close()`. */
+  /** Connect once. */
   open() {
-    this.wanted = true;
-    if (!this.ws) this.#connect();
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      console.warn('matcher: bad socket URL', this.url, err);
+      queueMicrotask(() => this.#emit('closed'));
+      return;
+    }
+    this.ws = ws;
+    ws.onmessage = (ev) => this.#onFrame(ws, ev.data);
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.#drop();
+      this.#emit('closed');
+    };
+    // `error` is always followed by `close`; nothing to do here.
+    ws.onerror = () => {};
   }
 
-  /** Disconnect for good. */
+  /** Disconnect for good; no event follows. */
   close() {
-    this.wanted = false;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.#drop(1000, 'bye');
-  }
-
-  /** Whether a session is open (hello received) and frames can be sent. */
-  get ready() {
-    return !!this.ws && this.ws.readyState === WebSocket.OPEN && this.session !== null;
+    const ws = this.ws;
+    this.#drop();
+    closeQuietly(ws, 1000, 'bye');
   }
 
   /** Join the waiting pool; `name` may be empty for the default. */
@@ -60,43 +66,14 @@ export class MatcherClient extends EventTarget {
     return this.#send({ event: 'cancel' });
   }
 
-  /** Reconnect right away (the server asked us to). */
-  reconnectNow(reason) {
-    this.#drop(1000, 'reconnect');
-    this.#scheduleRetry(0, true, reason);
-  }
-
   #send(frame) {
-    if (!this.ready) return false;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.session === null) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
   }
 
   #emit(type, detail = {}) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  #connect() {
-    this.session = null;
-    let ws;
-    try {
-      ws = new WebSocket(this.url);
-    } catch (err) {
-      console.warn('matcher: bad socket URL', this.url, err);
-      this.#scheduleRetry(this.backoff.next(), false);
-      return;
-    }
-    this.ws = ws;
-    ws.onmessage = (ev) => this.#onFrame(ws, ev.data);
-    ws.onclose = () => {
-      if (this.ws !== ws) return; // an old socket we replaced
-      this.ws = null;
-      this.session = null;
-      clearInterval(this.pingTimer);
-      if (this.wanted) this.#scheduleRetry(this.backoff.next(), false);
-    };
-    // `error` is always followed by `close`; nothing to do here.
-    ws.onerror = () => {};
   }
 
   #onFrame(ws, data) {
@@ -106,45 +83,27 @@ export class MatcherClient extends EventTarget {
     switch (msg.event) {
       case 'hello':
         this.session = msg.session;
-        this.everUp = true;
-        this.backoff.reset();
         clearInterval(this.pingTimer);
         this.pingTimer = setInterval(() => this.#send({ event: 'ping' }), PING_EVERY_MS);
         this.#emit('hello', { session: msg.session });
         break;
-      case 'reconnect':
-        // The gateway is draining: go elsewhere (the load balancer decides) now.
-        this.reconnectNow(msg.reason || 'draining');
-        break;
-      case 'pong':
-        break;
       case 'queued':
-      case 'cancelled':
       case 'matched':
       case 'chat':
       case 'error':
+      case 'reconnect':
         this.#emit(msg.event, msg);
         break;
       default:
-        // Newer servers may add events; an old page ignores them.
+        // pong, cancelled, and whatever newer servers may add: nothing to do.
         break;
     }
   }
 
-  #drop(code, reason) {
+  #drop() {
     clearInterval(this.pingTimer);
-    const ws = this.ws;
+    this.pingTimer = null;
     this.ws = null;
     this.session = null;
-    closeQuietly(ws, code, reason);
-  }
-
-  #scheduleRetry(delayMs, draining, reason) {
-    clearTimeout(this.retryTimer);
-    this.#emit('down', { retryInMs: delayMs, everUp: this.everUp, draining: !!draining, reason });
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (this.wanted && !this.ws) this.#connect();
-    }, delayMs);
   }
 }

@@ -2,14 +2,19 @@
 // from `matched`, then relay WebRTC signals and chat with the one peer.
 //
 // Events (CustomEvent, payload in `detail`):
-//   joined       {room_code, role, peer_present, peer_name}  (again after a rejoin)
+//   joined       {room_code, role, peer_present, peer_name}  (once per room)
 //   peer-joined  {peer_name}
 //   signal       {from, data}
 //   chat         {sender, message, timestamp}
 //   peer-left    {peer_name, reason}
 //   error        {code, message}
-//   rejoining    {}        joining again (the server asked us to reconnect, or was busy)
+//   rejoining    {}        joining again after a pause (the join was refused for now)
 //   lost         {reason}  the room cannot be reached any more (socket gone, join refused)
+//
+// The signaller delivers each room event exactly once (what the peer sent
+// before our join, then live events), and a socket is never joined again
+// after a successful join (a socket lost after the join loses the room), so
+// nothing here deduplicates.
 
 import { closeQuietly, parseEvent } from './socket.js';
 
@@ -36,8 +41,6 @@ export class RoomClient extends EventTarget {
     this.rejoins = 0;
     this.pingTimer = null;
     this.joinTimer = null;
-    // A rejoin may replay what we already had; these drop repeats.
-    this.seenChats = new Set();
   }
 
   open() {
@@ -141,24 +144,14 @@ export class RoomClient extends EventTarget {
       case 'signal':
         if (msg.data && typeof msg.data === 'object') this.#emit('signal', msg);
         break;
-      case 'chat': {
-        const key = `${msg.timestamp}\u0000${msg.sender}\u0000${msg.message}`;
-        if (this.seenChats.has(key)) break;
-        this.seenChats.add(key);
+      case 'chat':
         this.#emit('chat', msg);
         break;
-      }
       case 'peer-left':
       case 'peer-disconnected':
         this.over = true;
         this.#emit('peer-left', { peer_name: msg.peer_name, reason: msg.reason || 'disconnected' });
         this.#drop(1000, 'peer left');
-        break;
-      case 'reconnect':
-        if (this.rejoins < MAX_REJOINS) {
-          this.#drop(1000, 'reconnect');
-          this.#rejoin();
-        }
         break;
       case 'error':
         if (this.joined) {

@@ -1,0 +1,616 @@
+// The page's states and transitions, in one place and without I/O.
+//
+// `step(state, event, env)` is the whole machine: it returns the next state
+// and the list of effects the shell (app.js) must perform. It opens no
+// socket, touches no DOM, reads no clock and starts no timer: the shell
+// passes the time and a random source in `env`, performs the effects, and
+// feeds what happens (socket frames, closes, timers firing, the camera's
+// answer) back in as events. That is why every state and transition can be
+// tested with plain `node --test`, and why the page can never be in a state
+// the table below does not name.
+//
+// ## Phases (what the user is doing)
+//
+//   idle         nothing yet                                  (start page)
+//   starting     waiting for the camera and microphone
+//   media-error  the camera was refused or missing; Start again
+//   searching    in (or on the way into) the matcher's pool
+//   joining      matched; the room socket is joining with the ticket
+//   in-call      joined the room: WebRTC call and chat with the stranger
+//   peer-left    the stranger left the room; Next or Stop
+//   lost         the room could not be reached any more; Next or Stop
+//   stopped      the user pressed Stop; like idle, says so
+//
+// ## Transition table (phase × event → phase); every other pair is refused
+//
+//   idle, stopped, media-error
+//       start ──────────────────▶ starting (open-media)
+//                                 searching, when the camera is already open
+//   starting
+//       media-ready ────────────▶ searching
+//       media-failed ───────────▶ media-error
+//   searching
+//       matcher-queued ─────────▶ searching (in the pool)
+//       matcher-matched ────────▶ joining (open-room)
+//       matcher-error ──────────▶ searching (retry / reconnect) or idle (bad name)
+//       timer register-retry ───▶ searching (register again)
+//       stop ───────────────────▶ stopped
+//   joining
+//       room-joined ────────────▶ in-call (start-call)
+//       room-rejoining, room-error ▶ joining
+//       room-peer-left ─────────▶ peer-left
+//       room-lost ──────────────▶ lost
+//       next ───────────────────▶ searching
+//       stop ───────────────────▶ stopped
+//       matcher-matched ────────▶ joining (release-room: we are not looking)
+//       matcher-error ──────────▶ joining
+//   in-call
+//       room-peer-joined, room-signal, room-chat, matcher-chat, room-error,
+//       call-state, call-remote-stream, send-chat ▶ in-call
+//       timer no-show ──────────▶ searching (the stranger never came)
+//       room-peer-left ─────────▶ peer-left
+//       room-lost ──────────────▶ lost
+//       next ───────────────────▶ searching
+//       stop ───────────────────▶ stopped
+//       matcher-matched ────────▶ in-call (release-room)
+//       matcher-error ──────────▶ in-call
+//   peer-left, lost
+//       next ───────────────────▶ searching
+//       stop ───────────────────▶ stopped
+//       matcher-matched ────────▶ same (release-room)
+//       matcher-error ──────────▶ same
+//   any phase
+//       page-hide ──────────────▶ stopped where Stop is allowed, else no change
+//
+// ## The matcher link (the matcher socket), beside the phase
+//
+// The matcher socket stays open from the first search until Stop, through
+// calls, so Next registers again at once. Its own small table:
+//
+//   off ──(a search needs it: open-matcher)──▶ connecting
+//   connecting ──matcher-hello──▶ up            (register, if searching)
+//   connecting, up ──matcher-closed──▶ down     (start-timer matcher-retry, with backoff)
+//   down ──timer matcher-retry──▶ connecting    (open-matcher)
+//   up ──matcher-reconnect, or error `draining`──▶ connecting
+//        (the gateway is draining: close-matcher, open-matcher at once; the
+//         load balancer sends the new socket elsewhere)
+//   any ──stop──▶ off                           (close-matcher)
+//
+// Frames from the matcher (matcher-queued, -matched, -error, -chat) are
+// refused unless the link is up: the shell only delivers frames of the
+// current socket, so such a frame means a bug, not a race.
+//
+// ## Refusals
+//
+// An event the table does not allow in the current state is refused:
+// `step` returns the very same state object, no effects, and `refused`
+// with the reason. Nothing is half-applied. Refusals are expected in a
+// few races (a timer the shell could not cancel in time, a late frame of a
+// room we have left) and are harmless there; the shell logs them.
+//
+// ## Not here, on purpose
+//
+// The signaller's replays: it delivers each room event exactly once (the
+// room's log is read once, after the join, then live events), and a room
+// socket never rejoins after a successful join, so there is nothing to
+// deduplicate. The signaller sends no `reconnect`; only the matcher does.
+
+/** How long a matched stranger may take to appear in the room. */
+export const PEER_NO_SHOW_MS = 15000;
+/** Reconnecting the matcher socket: first delay and ceiling. */
+export const LINK_BACKOFF = { firstMs: 500, maxMs: 15000 };
+/** Registering again after `unavailable` / `rate_limited`: first delay and ceiling. */
+export const REGISTER_BACKOFF = { firstMs: 1000, maxMs: 15000 };
+
+export const PHASES = Object.freeze([
+  'idle',
+  'starting',
+  'media-error',
+  'searching',
+  'joining',
+  'in-call',
+  'peer-left',
+  'lost',
+  'stopped',
+]);
+
+/** The state of a page that was just opened. */
+export function initialState() {
+  return {
+    phase: 'idle',
+    /** {text, kind: 'info'|'error'} shown beside the controls, or null. */
+    notice: null,
+    /** The camera problem's code (media.js MediaProblem) while in media-error. */
+    mediaProblem: null,
+    /** Whether we hold the camera stream (kept from a bad-name stop to the next Start). */
+    hasMedia: false,
+    /** The matcher socket; see the link table above. */
+    link: { state: 'off', everUp: false, attempt: 0, retryAt: 0, draining: false },
+    /**
+     * While searching, the registration:
+     * reg: 'waiting' (for the socket) | 'sent' | 'queued' | 'backoff' (register-retry timer running);
+     * trouble: the last register was answered `unavailable`.
+     */
+    search: null,
+    /** Consecutive `unavailable`/`rate_limited` answers to register (backoff step). */
+    registerAttempt: 0,
+    /** The current room from matched until it is over; see enterRoom. */
+    room: null,
+    /** Room ids count up so a late event of an older room is recognised. */
+    roomSeq: 0,
+    /** The stranger's name (kept after the room ends, for peer-left/lost). */
+    peerName: 'Stranger',
+    /** Why the last room ended (peer-left reason or lost reason). */
+    endReason: '',
+  };
+}
+
+// ---- the tables -------------------------------------------------------------
+
+/** Events handled the same way in every phase that allows Next/Stop. */
+const AFTER_MATCH = {
+  next: onNext,
+  stop: onStop,
+  'matcher-matched': onMatchedElsewhere,
+  'matcher-error': onMatcherError,
+};
+
+const ROOM_EVENTS_WHILE_JOINING = {
+  'room-joined': onRoomJoined,
+  'room-rejoining': onRoomRejoining,
+  'room-error': onRoomError,
+  'room-peer-left': onPeerLeft,
+  'room-lost': onRoomLost,
+};
+
+/** phase → event type → handler. A pair missing here is refused. */
+const PAGE = {
+  idle: { start: onStart },
+  stopped: { start: onStart },
+  'media-error': { start: onStart },
+  starting: {
+    'media-ready': onMediaReady,
+    'media-failed': onMediaFailed,
+  },
+  searching: {
+    stop: onStop,
+    'matcher-queued': onQueued,
+    'matcher-matched': onMatched,
+    'matcher-error': onMatcherError,
+    'timer:register-retry': onRegisterRetry,
+  },
+  joining: { ...AFTER_MATCH, ...ROOM_EVENTS_WHILE_JOINING },
+  'in-call': {
+    ...AFTER_MATCH,
+    'room-peer-joined': onPeerJoined,
+    'room-signal': onSignal,
+    'room-chat': onPeerChat,
+    'matcher-chat': onPeerChat,
+    'room-error': onRoomError,
+    'room-peer-left': onPeerLeft,
+    'room-lost': onRoomLost,
+    'call-state': onCallState,
+    'call-remote-stream': onRemoteStream,
+    'send-chat': onSendChat,
+    'timer:no-show': onNoShow,
+  },
+  'peer-left': { ...AFTER_MATCH },
+  lost: { ...AFTER_MATCH },
+};
+
+/** Events about the matcher socket itself: link state → event → handler. */
+const LINK = {
+  off: {},
+  connecting: { 'matcher-hello': onHello, 'matcher-closed': onLinkClosed },
+  up: { 'matcher-closed': onLinkClosed, 'matcher-reconnect': onDrainReconnect },
+  down: { 'timer:matcher-retry': onLinkRetry },
+};
+const LINK_EVENTS = new Set(['matcher-hello', 'matcher-closed', 'matcher-reconnect', 'timer:matcher-retry']);
+
+/** Frames from the matcher: only while its socket is up. */
+const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error', 'matcher-chat']);
+
+/** Room and call events name their room; those of another room are refused. */
+const ROOM_SCOPED = (type) => type.startsWith('room-') || type.startsWith('call-');
+
+// ---- the machine ------------------------------------------------------------
+
+/**
+ * One transition.
+ *
+ * @param {object} state  the current state (never modified)
+ * @param {{type: string}} event  what happened; timers are `{type: 'timer', name}`
+ * @param {{now: number, random?: () => number}} env  the time (ms) and a random
+ *   source in [0, 1) for backoff jitter (0.5 means none)
+ * @returns {{state: object, effects: object[], refused?: string}}
+ */
+export function step(state, event, env) {
+  const type = eventType(event);
+  const ctx = { now: env.now, random: env.random || (() => 0.5), effects: [] };
+
+  let handler;
+  if (type === 'page-hide') {
+    handler = onPageHide;
+  } else if (LINK_EVENTS.has(type)) {
+    handler = LINK[state.link.state][type];
+    if (!handler) return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
+  } else {
+    if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') {
+      return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
+    }
+    handler = PAGE[state.phase][type];
+    if (!handler) return refuse(state, `${type} is not allowed in ${state.phase}`);
+  }
+  if (ROOM_SCOPED(type) && (!state.room || event.room !== state.room.id)) {
+    return refuse(state, `${type} of room ${event.room}, which is not the current room`);
+  }
+
+  const out = handler(state, event, ctx);
+  if (out && out.refused) return refuse(state, out.refused);
+  return { state: out, effects: ctx.effects };
+}
+
+/** Whether `type` would be accepted now (e.g. whether the Next button works). */
+export function allowed(state, type) {
+  if (LINK_EVENTS.has(type)) return !!LINK[state.link.state][type];
+  if (type === 'page-hide') return true;
+  if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') return false;
+  return !!PAGE[state.phase][type];
+}
+
+/** A small holder for the shell: the current state, and `dispatch`. */
+export class Machine {
+  /** @param {{now: () => number, random: () => number}} env */
+  constructor(env) {
+    this.env = env;
+    this.state = initialState();
+  }
+
+  /** Apply one event; returns the effects to perform (and `refused`, if so). */
+  dispatch(event) {
+    const out = step(this.state, event, { now: this.env.now(), random: this.env.random });
+    this.state = out.state;
+    return out;
+  }
+}
+
+function eventType(event) {
+  return event.type === 'timer' ? `timer:${event.name}` : event.type;
+}
+
+function refuse(state, reason) {
+  return { state, effects: [], refused: reason };
+}
+
+/** The delay before retry number `attempt` (0-based): doubling, capped, ±20% jitter. */
+export function backoffDelay({ firstMs, maxMs }, attempt, random) {
+  const base = Math.min(maxMs, firstMs * 2 ** attempt);
+  return Math.round(base * (0.8 + random() * 0.4));
+}
+
+// ---- user actions -----------------------------------------------------------
+
+function onStart(s, _ev, ctx) {
+  if (s.hasMedia) {
+    // Kept from a search that ended on a refused name: no need to ask again.
+    ctx.effects.push({ type: 'chat-clear' });
+    return enterSearch({ ...s, notice: null, mediaProblem: null }, ctx);
+  }
+  ctx.effects.push({ type: 'open-media' });
+  return { ...s, phase: 'starting', notice: null, mediaProblem: null };
+}
+
+function onMediaReady(s, ev, ctx) {
+  const notice = ev.note ? { text: ev.note, kind: 'info' } : null;
+  ctx.effects.push({ type: 'chat-clear' });
+  return enterSearch({ ...s, hasMedia: true, notice }, ctx);
+}
+
+function onMediaFailed(s, ev) {
+  return {
+    ...s,
+    phase: 'media-error',
+    mediaProblem: ev.code || 'failed',
+    notice: { text: ev.message || 'Your camera could not be started.', kind: 'error' },
+  };
+}
+
+/** Next: leave the stranger (telling them) and look for another. */
+function onNext(s, _ev, ctx) {
+  const wasTalking = s.phase === 'joining' || s.phase === 'in-call';
+  const left = leaveRoom(s, ctx, true);
+  if (wasTalking) ctx.effects.push({ type: 'chat-system', text: 'You left the chat.' });
+  return enterSearch(left, ctx);
+}
+
+/** Stop: leave everything, close every socket, turn the camera off. */
+function onStop(s, _ev, ctx) {
+  const left = leaveRoom(s, ctx, true);
+  ctx.effects.push(
+    { type: 'cancel-timer', name: 'register-retry' },
+    { type: 'cancel-timer', name: 'matcher-retry' },
+  );
+  if (s.link.state !== 'off') {
+    ctx.effects.push({ type: 'close-matcher', cancel: s.phase === 'searching' && s.link.state === 'up' });
+  }
+  ctx.effects.push({ type: 'stop-media' });
+  return {
+    ...left,
+    phase: 'stopped',
+    hasMedia: false,
+    search: null,
+    registerAttempt: 0,
+    link: initialState().link,
+  };
+}
+
+/** The page goes away (navigation, closing the tab): as Stop, where Stop is allowed. */
+function onPageHide(s, ev, ctx) {
+  return PAGE[s.phase].stop ? onStop(s, ev, ctx) : s;
+}
+
+function onSendChat(s, ev, ctx) {
+  if (typeof ev.text !== 'string' || !ev.text) return { refused: 'empty chat line' };
+  ctx.effects.push({ type: 'room-chat', text: ev.text });
+  return s;
+}
+
+// ---- searching --------------------------------------------------------------
+
+/** Into the pool: register now if the socket is up, else once it is. */
+function enterSearch(s, ctx) {
+  let next = { ...s, phase: 'searching', search: { reg: 'waiting', sentAt: 0, trouble: false, retryAt: 0 } };
+  if (next.link.state === 'off') {
+    ctx.effects.push({ type: 'open-matcher' });
+    next = { ...next, link: { ...next.link, state: 'connecting' } };
+  }
+  return next.link.state === 'up' ? sendRegister(next, ctx) : next;
+}
+
+function sendRegister(s, ctx) {
+  ctx.effects.push({ type: 'send-register' });
+  return { ...s, search: { ...s.search, reg: 'sent', sentAt: ctx.now, retryAt: 0 } };
+}
+
+function onQueued(s) {
+  return { ...s, registerAttempt: 0, search: { ...s.search, reg: 'queued', trouble: false, retryAt: 0 } };
+}
+
+function onRegisterRetry(s, _ev, ctx) {
+  if (s.search.reg !== 'backoff') return { refused: `register-retry while the registration is ${s.search.reg}` };
+  if (s.link.state !== 'up') return { ...s, search: { ...s.search, reg: 'waiting', retryAt: 0 } };
+  return sendRegister(s, ctx);
+}
+
+function onMatcherError(s, ev, ctx) {
+  const code = ev.code;
+  const message = ev.message || '';
+  const searching = s.phase === 'searching';
+  switch (code) {
+    case 'already_waiting':
+      // We are in the pool already: as good as `queued`.
+      return searching ? onQueued(s) : s;
+    case 'draining':
+      // This gateway is shutting down: go elsewhere and register there.
+      return onDrainReconnect(s, ev, ctx);
+    case 'unavailable':
+    case 'rate_limited': {
+      // Redis is away behind the gateway, or we were too fast: register
+      // again after a growing pause. Outside a search there is nothing to redo.
+      if (!searching) return s;
+      const delay = backoffDelay(REGISTER_BACKOFF, s.registerAttempt, ctx.random);
+      ctx.effects.push({ type: 'start-timer', name: 'register-retry', ms: delay });
+      const trouble = code === 'unavailable' || s.search.trouble;
+      return {
+        ...s,
+        registerAttempt: s.registerAttempt + 1,
+        search: { ...s.search, reg: 'backoff', trouble, retryAt: ctx.now + delay },
+      };
+    }
+    case 'bad_name':
+    case 'name_taken': {
+      // The name is refused (name_taken: only legacy names must be unique,
+      // but the socket is closed after it either way): stop searching and
+      // let the user change it. The camera stays on for the next Start.
+      const notice = {
+        text: `That name cannot be used: ${message || 'choose another'}. Change it and press Start.`,
+        kind: 'error',
+      };
+      if (!searching) return { ...s, notice };
+      ctx.effects.push(
+        { type: 'cancel-timer', name: 'register-retry' },
+        { type: 'cancel-timer', name: 'matcher-retry' },
+        { type: 'close-matcher', cancel: false },
+        { type: 'focus', target: 'name' },
+      );
+      return { ...s, phase: 'idle', notice, search: null, link: initialState().link };
+    }
+    case 'no_partner':
+      return s;
+    default:
+      ctx.effects.push({ type: 'log', message: `matcher error ${code}: ${message}` });
+      if (searching || s.phase === 'joining' || s.phase === 'in-call') {
+        return { ...s, notice: { text: `Server: ${message || code}`, kind: 'info' } };
+      }
+      return s;
+  }
+}
+
+// ---- the matcher link -------------------------------------------------------
+
+function onHello(s, _ev, ctx) {
+  const next = { ...s, link: { state: 'up', everUp: true, attempt: 0, retryAt: 0, draining: false } };
+  if (next.phase === 'searching' && next.search.reg === 'waiting') return sendRegister(next, ctx);
+  return next;
+}
+
+/** The socket is gone: try again after a growing pause; the registration went with it. */
+function onLinkClosed(s, _ev, ctx) {
+  const delay = backoffDelay(LINK_BACKOFF, s.link.attempt, ctx.random);
+  ctx.effects.push({ type: 'start-timer', name: 'matcher-retry', ms: delay });
+  const link = { ...s.link, state: 'down', attempt: s.link.attempt + 1, retryAt: ctx.now + delay, draining: false };
+  return withRegistrationLost({ ...s, link }, ctx);
+}
+
+function onLinkRetry(s, _ev, ctx) {
+  ctx.effects.push({ type: 'open-matcher' });
+  return { ...s, link: { ...s.link, state: 'connecting' } };
+}
+
+/** The gateway drains (`reconnect`, or a register answered `draining`): move now. */
+function onDrainReconnect(s, _ev, ctx) {
+  if (s.link.state !== 'up') return { refused: `drain while the matcher socket is ${s.link.state}` };
+  ctx.effects.push({ type: 'close-matcher', cancel: false }, { type: 'open-matcher' });
+  const link = { ...s.link, state: 'connecting', retryAt: ctx.now, draining: true };
+  return withRegistrationLost({ ...s, link }, ctx);
+}
+
+/** The matcher socket went away: a search must register again on the next one. */
+function withRegistrationLost(s, ctx) {
+  if (s.phase !== 'searching') return s;
+  ctx.effects.push({ type: 'cancel-timer', name: 'register-retry' });
+  return { ...s, search: { ...s.search, reg: 'waiting', retryAt: 0 } };
+}
+
+// ---- the room ---------------------------------------------------------------
+
+function onMatched(s, ev, ctx) {
+  if (!ev.ticket || !ev.signaller_url) return { refused: 'matched without ticket or signaller_url' };
+  const id = s.roomSeq + 1;
+  const peerName = ev.peer_name || 'Stranger';
+  ctx.effects.push(
+    { type: 'chat-clear' },
+    { type: 'chat-system', text: `You are now talking to ${peerName}. Say hi!` },
+    { type: 'open-room', room: id, url: ev.signaller_url, ticket: ev.ticket },
+  );
+  return {
+    ...s,
+    phase: 'joining',
+    notice: null,
+    search: null,
+    roomSeq: id,
+    peerName,
+    endReason: '',
+    room: {
+      id,
+      polite: !ev.initiator,
+      joined: false,
+      peerPresent: false,
+      rejoining: false,
+      callState: 'connecting',
+      remoteStream: false,
+      startedAt: ctx.now,
+    },
+  };
+}
+
+/** Matched after we stopped looking: join and leave at once so the other person is told. */
+function onMatchedElsewhere(s, ev, ctx) {
+  if (!ev.ticket || !ev.signaller_url) return { refused: 'matched without ticket or signaller_url' };
+  ctx.effects.push({ type: 'release-room', url: ev.signaller_url, ticket: ev.ticket });
+  return s;
+}
+
+function onRoomJoined(s, ev, ctx) {
+  const peerPresent = !!ev.peer_present;
+  ctx.effects.push({ type: 'start-call', polite: s.room.polite });
+  if (peerPresent) ctx.effects.push({ type: 'call-peer-present' });
+  else ctx.effects.push({ type: 'start-timer', name: 'no-show', ms: PEER_NO_SHOW_MS });
+  return {
+    ...s,
+    phase: 'in-call',
+    peerName: ev.peer_name || s.peerName,
+    room: { ...s.room, joined: true, rejoining: false, peerPresent },
+  };
+}
+
+function onRoomRejoining(s) {
+  return { ...s, room: { ...s.room, rejoining: true } };
+}
+
+function onPeerJoined(s, ev, ctx) {
+  ctx.effects.push({ type: 'cancel-timer', name: 'no-show' }, { type: 'call-peer-present' });
+  return { ...s, peerName: ev.peer_name || s.peerName, room: { ...s.room, peerPresent: true } };
+}
+
+function onSignal(s, ev, ctx) {
+  if (!ev.data || typeof ev.data !== 'object') return { refused: 'signal without data' };
+  ctx.effects.push({ type: 'cancel-timer', name: 'no-show' }, { type: 'call-receive', data: ev.data });
+  return s.room.peerPresent ? s : { ...s, room: { ...s.room, peerPresent: true } };
+}
+
+function onPeerChat(s, ev, ctx) {
+  if (typeof ev.message !== 'string') return { refused: 'chat without a message' };
+  ctx.effects.push({ type: 'chat-peer', who: ev.sender || s.peerName, text: ev.message, timestamp: ev.timestamp });
+  return s;
+}
+
+function onRoomError(s, ev, ctx) {
+  const { code, message } = ev;
+  if (code === 'too_long' || code === 'rate_limited') {
+    ctx.effects.push({ type: 'chat-system', text: `Not sent: ${message || code}.` });
+  } else {
+    ctx.effects.push({ type: 'log', message: `signaller error ${code}: ${message || ''}` });
+  }
+  return s;
+}
+
+function onCallState(s, ev, ctx) {
+  const room = { ...s.room, callState: ev.state };
+  if (ev.state === 'connected') {
+    room.peerPresent = true;
+    ctx.effects.push({ type: 'cancel-timer', name: 'no-show' });
+  }
+  return { ...s, room };
+}
+
+function onRemoteStream(s, ev, ctx) {
+  ctx.effects.push({ type: 'attach-remote', stream: ev.stream });
+  return { ...s, room: { ...s.room, remoteStream: true } };
+}
+
+/** The stranger was matched but never came into the room: look again. */
+function onNoShow(s, _ev, ctx) {
+  if (s.room.peerPresent) return { refused: 'no-show, but the peer is present' };
+  const left = leaveRoom(s, ctx, true);
+  ctx.effects.push({ type: 'chat-system', text: `${s.peerName} never arrived. Looking for someone else…` });
+  return enterSearch(left, ctx);
+}
+
+function onPeerLeft(s, ev, ctx) {
+  const reason = ev.reason || 'left';
+  const ended = endRoom(s, ctx, 'peer-left', reason);
+  ctx.effects.push({ type: 'chat-system', text: peerLeftLine(s.peerName, reason) }, { type: 'focus', target: 'next' });
+  return ended;
+}
+
+function onRoomLost(s, ev, ctx) {
+  const ended = endRoom(s, ctx, 'lost', ev.reason || '');
+  ctx.effects.push({ type: 'chat-system', text: `Lost the connection to ${s.peerName}.` }, { type: 'focus', target: 'next' });
+  return ended;
+}
+
+/** The room is over by the other side or the network: close it, offer Next. */
+function endRoom(s, ctx, phase, reason) {
+  return { ...leaveRoom(s, ctx, false), phase, endReason: reason };
+}
+
+/** Close the call and the room socket; `leave` tells the peer first. */
+function leaveRoom(s, ctx, leave) {
+  if (!s.room) return s;
+  ctx.effects.push({ type: 'cancel-timer', name: 'no-show' }, { type: 'close-room', leave });
+  return { ...s, room: null };
+}
+
+/** What to say when the stranger is gone, by the server's reason. */
+export function peerLeftLine(peer, reason) {
+  switch (reason) {
+    case 'disconnected':
+      return `${peer} left (disconnected).`;
+    case 'node_lost':
+    case 'drained':
+      return `${peer} left: their connection to the server was lost.`;
+    default:
+      return `${peer} left.`;
+  }
+}
