@@ -193,9 +193,9 @@ mod tests {
     fn record() -> HashMap<String, String> {
         [
             ("l:alice", "initiator"),
-            ("name:n:alice", "alice"),
+            ("name:l:alice", "alice"),
             ("l:bob", "responder"),
-            ("name:n:bob", "bob"),
+            ("name:l:bob", "bob"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -207,7 +207,7 @@ mod tests {
         let ok = admit_legacy("bob", "R", &record()).unwrap();
         assert_eq!(ok.me.role, Role::Responder);
         assert_eq!(ok.me.name, "bob");
-        assert_eq!(ok.me.user.as_str(), "n:bob");
+        assert_eq!(ok.me.user.as_str(), "l:bob");
         assert_eq!(
             admit_legacy("carol", "R", &record()),
             Err(JoinRefusal::NotMember)
@@ -218,7 +218,7 @@ mod tests {
         );
         // `name:` fields are not members.
         assert_eq!(
-            admit_legacy("name:n:bob", "R", &record())
+            admit_legacy("name:l:bob", "R", &record())
                 .unwrap_err()
                 .code(),
             ErrorCode::NotMember
@@ -230,7 +230,14 @@ mod tests {
         assert!(plausible_room_code("01JD00000000000000000000AA"));
         assert!(plausible_room_code("alice_bob"));
         assert!(!plausible_room_code(""));
-        assert!(!plausible_room_code(&"x".repeat(129)));
+        assert!(!plausible_room_code(
+            &"x".repeat(wire::limits::MAX_ROOM_CODE_CHARS + 1)
+        ));
+        assert!(plausible_room_code(&format!(
+            "{}_{}_01JD00000000000000000000AA",
+            "é".repeat(64),
+            "b".repeat(64)
+        )));
         assert!(!plausible_room_code("a\nb"));
     }
 }

@@ -590,7 +590,7 @@ mod tests {
 
     fn bob_on(node: &str) -> PeerInfo {
         PeerInfo {
-            user: "n:bob".into(),
+            user: "l:bob".into(),
             name: "bob".into(),
             node: Some(node.into()),
         }
@@ -711,18 +711,18 @@ mod tests {
             (
                 id(1),
                 ev(
-                    "n:bob",
+                    "l:bob",
                     "bob",
                     RoomBody::Joined {
                         node: "node-b".into(),
                     },
                 ),
             ),
-            (id(2), ev("n:bob", "bob", signal(1))),
-            (id(3), ev("n:bob", "bob", signal(2))),
+            (id(2), ev("l:bob", "bob", signal(1))),
+            (id(3), ev("l:bob", "bob", signal(2))),
             (
                 id(10),
-                ev("n:alice", "alice", RoomBody::Joined { node: NODE.into() }),
+                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
             ),
         ];
         let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
@@ -734,13 +734,13 @@ mod tests {
         assert_eq!(out[2]["data"], json!({"n":2}));
         // Live copies of what the backlog held are not delivered again.
         assert!(s
-            .on_room_event(id(3), &ev("n:bob", "bob", signal(2)))
+            .on_room_event(id(3), &ev("l:bob", "bob", signal(2)))
             .is_empty());
         assert!(s
-            .on_room_event(id(10), &ev("n:bob", "bob", signal(9)))
+            .on_room_event(id(10), &ev("l:bob", "bob", signal(9)))
             .is_empty());
         assert_eq!(
-            sent(&s.on_room_event(id(11), &ev("n:bob", "bob", signal(3)))).len(),
+            sent(&s.on_room_event(id(11), &ev("l:bob", "bob", signal(3)))).len(),
             1
         );
         assert_eq!(s.last_delivered(), Some(id(11)));
@@ -752,7 +752,7 @@ mod tests {
         let out = sent(&s.on_room_event(
             id(11),
             &ev(
-                "n:bob",
+                "l:bob",
                 "bob",
                 RoomBody::Signal {
                     data_json: r#"{"sdp":"v=0\r\n"}"#.into(),
@@ -814,7 +814,7 @@ mod tests {
         let out = sent(&s.on_room_event(
             id(11),
             &ev(
-                "n:bob",
+                "l:bob",
                 "bob",
                 RoomBody::Left {
                     reason: LeaveReason::Disconnected,
@@ -837,7 +837,7 @@ mod tests {
         let out = sent(&s.on_room_event(
             id(11),
             &ev(
-                "n:bob",
+                "l:bob",
                 "bob",
                 RoomBody::Left {
                     reason: LeaveReason::Left,
@@ -882,7 +882,7 @@ mod tests {
             vec![
                 Action::Unwatch,
                 Action::DeclarePeerLost {
-                    user: "n:bob".into(),
+                    user: "l:bob".into(),
                     name: "bob".into()
                 }
             ]
@@ -891,7 +891,7 @@ mod tests {
         let out = sent(&s.on_room_event(
             id(12),
             &ev(
-                "n:bob",
+                "l:bob",
                 "bob",
                 RoomBody::Left {
                     reason: LeaveReason::NodeLost,
@@ -921,7 +921,7 @@ mod tests {
         let out = sent(&s.on_room_event(
             id(12),
             &ev(
-                "n:alice",
+                "l:alice",
                 "alice",
                 RoomBody::Left {
                     reason: LeaveReason::NodeLost,

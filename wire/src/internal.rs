@@ -179,7 +179,7 @@ mod tests {
     fn register_round_trip() {
         let r = RegisterRequest {
             v: 1,
-            user: "n:bob".into(),
+            user: "l:bob".into(),
             reg: "01J".into(),
         };
         assert_eq!(decode::<RegisterRequest>(&encode(&r)).unwrap(), r);
