@@ -25,7 +25,9 @@ class App {
     this.chat = new ChatPanel({ log: el.chatLog, form: el.chatForm, input: el.chatInput, send: el.chatSend }, (text) =>
       this.sendChat(text),
     );
-    this.iceServers = readIceServers();
+    // ICE servers are never chosen by the URL (a crafted link must not route
+    // a call through someone else's relay); the server will hand them out.
+    this.iceServers = [];
 
     // What the effects act on; each is replaced, never reused.
     this.localStream = null;
@@ -285,26 +287,6 @@ function releaseRoom(url, ticket) {
 }
 
 /** ICE servers from `?ice=`; none by default. */
-function readIceServers() {
-  const raw = new URLSearchParams(location.search).get('ice');
-  if (!raw) return [];
-  try {
-    if (raw.trim().startsWith('[')) {
-      const list = JSON.parse(raw);
-      if (Array.isArray(list)) return list.filter((s) => s && (typeof s.urls === 'string' || Array.isArray(s.urls)));
-      return [];
-    }
-    return raw
-      .split(',')
-      .map((u) => u.trim())
-      .filter(Boolean)
-      .map((urls) => ({ urls }));
-  } catch (err) {
-    console.warn('ignoring ?ice=: not a JSON list of ICE servers', err);
-    return [];
-  }
-}
-
 const app = new App();
 // For debugging in the console and for tests that want to look inside.
 window.rvc = app;

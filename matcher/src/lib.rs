@@ -101,6 +101,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
                 tracing::error!(error = %e, "gateway server failed");
             }
         }));
+        gw.settings.origins.warn_if_open();
         tracing::info!(gateway = %gw.id, %addr, "gateway listening");
         gateway = Some((addr, gw));
     }

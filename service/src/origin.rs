@@ -24,6 +24,17 @@ impl AllowedOrigins {
         self.any
     }
 
+    /// Say at start when any site may use this service from its visitors'
+    /// browsers: fine on a laptop, not in production.
+    pub fn warn_if_open(&self) {
+        if self.any {
+            tracing::warn!(
+                "--allowed-origins is * (any site may open sockets and register from its \
+                 visitors' browsers); set the page's origin(s) in production"
+            );
+        }
+    }
+
     pub fn list(&self) -> &[String] {
         &self.list
     }

@@ -146,12 +146,9 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();
-    let app = server::router(
-        shared.clone(),
-        conns.clone(),
-        AllowedOrigins::new(&config.shared.allowed_origins),
-        health.clone(),
-    );
+    let origins = AllowedOrigins::new(&config.shared.allowed_origins);
+    origins.warn_if_open();
+    let app = server::router(shared.clone(), conns.clone(), origins, health.clone());
     let mut stop_accepting = drain_rx;
     let server = tokio::spawn(async move {
         let served = axum::serve(service::listener::no_delay(listener), app)

@@ -50,9 +50,30 @@ fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> R
         .into_response()
 }
 
-/// Legacy `POST /registerForMatching {"name": ..}`. The body is read as JSON
-/// whatever its content type, as the original server did.
-async fn register_http(State(gw): State<SharedGateway>, body: Bytes) -> Response {
+/// Legacy `POST /registerForMatching {"name": ..}`, as `application/json`
+/// only: a cross-site `text/plain` form needs no CORS preflight, so any site
+/// could otherwise make its visitors register names here. The Origin
+/// allow-list holds as for the sockets.
+async fn register_http(
+    State(gw): State<SharedGateway>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = service::ws::origin::refusal(&gw.settings.origins, &headers) {
+        return refused;
+    }
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RegisterStatus::Error,
+            "send the body as application/json",
+        );
+    }
     let Ok(RegisterBody { name }) = serde_json::from_slice::<RegisterBody>(&body) else {
         return reply(
             StatusCode::BAD_REQUEST,

@@ -28,17 +28,31 @@ pub async fn serve(State(gw): State<SharedGateway>, uri: Uri) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     let mime = mime_of(path);
-    if let Some(dir) = &gw.settings.web_dir {
-        return match tokio::fs::read(dir.join(path)).await {
-            Ok(body) => ([(header::CONTENT_TYPE, mime)], body).into_response(),
-            Err(_) => StatusCode::NOT_FOUND.into_response(),
-        };
-    }
-    match Assets::get(path) {
-        Some(file) => ([(header::CONTENT_TYPE, mime)], file.data.into_owned()).into_response(),
+    let body = match &gw.settings.web_dir {
+        Some(dir) => tokio::fs::read(dir.join(path)).await.ok(),
+        None => Assets::get(path).map(|file| file.data.into_owned()),
+    };
+    match body {
+        Some(body) => (
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            body,
+        )
+            .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+/// The page runs only its own scripts and styles, talks only to its own
+/// origin and to WebSocket endpoints (the signaller may be on another host
+/// or port), and may not be framed by another site (clickjacking).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; \
+    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn mime_of(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {
