@@ -184,8 +184,9 @@ const PAGE = {
     ...AFTER_MATCH,
     'room-peer-joined': onPeerJoined,
     'room-signal': onSignal,
+    // Chat in a room comes from the room only: a line relayed by the
+    // matcher (from a previous partner, say) is refused, never shown.
     'room-chat': onPeerChat,
-    'matcher-chat': onPeerChat,
     'room-error': onRoomError,
     'room-peer-left': onPeerLeft,
     'room-lost': onRoomLost,

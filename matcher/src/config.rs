@@ -19,6 +19,13 @@ pub enum Role {
     All,
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// Matcher: pairs strangers at random and tells them their room.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "matcher", version, about, args_override_self = true)]
@@ -43,9 +50,15 @@ pub struct Config {
     #[arg(long, env = "RVC_WEB_DIR")]
     pub web_dir: Option<std::path::PathBuf>,
 
-    /// Gateway id (unique per gateway process). Default: a fresh ULID.
+    /// Gateway id (unique per gateway process, no spaces). Default: a fresh ULID.
     #[arg(long, env = "RVC_GATEWAY_ID")]
     pub gateway_id: Option<String>,
+
+    /// Serve the original React client's API (`POST /registerForMatching`,
+    /// `WS /ws/{name}`). Its identity is weaker: a legacy user is known by
+    /// the name it types, bound to its client address.
+    #[arg(long, env = "RVC_LEGACY_API", value_enum, default_value = "on")]
+    pub legacy_api: Switch,
 
     /// How often a gateway refreshes its liveness in Redis, ms.
     #[arg(long, env = "RVC_HEARTBEAT_MS", default_value_t = 1000)]
@@ -127,6 +140,14 @@ impl Config {
                 Ok(())
             }
         };
+        if let Some(id) = &self.gateway_id {
+            if id.is_empty() || id.chars().any(char::is_whitespace) {
+                return invalid(
+                    "--gateway-id",
+                    format!("({id:?}) must be non-empty, without spaces"),
+                );
+            }
+        }
         at_least("--heartbeat-ms", self.heartbeat_ms, 10)?;
         if self.gateway_ttl_ms < 2 * self.heartbeat_ms {
             return invalid(
@@ -214,5 +235,6 @@ mod tests {
             refused(&["--idle-timeout-secs", "0"]),
             "--idle-timeout-secs"
         );
+        assert_eq!(refused(&["--gateway-id", "a b"]), "--gateway-id");
     }
 }

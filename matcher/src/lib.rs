@@ -84,6 +84,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             drain: drain_rx.clone(),
             kill: kill_rx.clone(),
             needs_restore: Default::default(),
+            pending_releases: Default::default(),
         });
         gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
         let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
@@ -94,6 +95,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         let app = gateway::router(gw.clone());
         let mut stop_accepting = drain_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(service::listener::no_delay(listener), app)
                 .with_graceful_shutdown(async move { stop_accepting.wait().await })
                 .await;

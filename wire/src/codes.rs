@@ -184,16 +184,20 @@ pub enum CloseCode {
     Idle,
     /// Another live socket holds this legacy name.
     NameTaken,
+    /// A newer socket took this one's place (a legacy name's registrant,
+    /// or the same user connecting again).
+    Replaced,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 6] = [
+    pub const ALL: [CloseCode; 7] = [
         CloseCode::GoingAway,
         CloseCode::Unsupported,
         CloseCode::Policy,
         CloseCode::TooBig,
         CloseCode::Idle,
         CloseCode::NameTaken,
+        CloseCode::Replaced,
     ];
 
     /// The number sent in the close frame.
@@ -205,6 +209,7 @@ impl CloseCode {
             CloseCode::TooBig => 1009,
             CloseCode::Idle => 4408,
             CloseCode::NameTaken => 4409,
+            CloseCode::Replaced => 4410,
         }
     }
 
@@ -217,6 +222,7 @@ impl CloseCode {
             CloseCode::TooBig => "message too big",
             CloseCode::Idle => "idle timeout",
             CloseCode::NameTaken => "name already connected",
+            CloseCode::Replaced => "replaced by a newer connection",
         }
     }
 }

@@ -47,6 +47,9 @@ pub enum GatewayMessage {
     Matched { user: String },
     /// Legacy chat relayed to the user's current partner.
     Chat(ChatNotice),
+    /// `user`'s socket `socket` on this gateway was replaced by the socket of
+    /// the name's registrant, from another address: close it.
+    Replaced { user: String, socket: String },
 }
 
 /// What the pairing script tells each of the two users, kept in the user's
@@ -58,6 +61,9 @@ pub struct MatchedNotice {
     pub user: String,
     /// The registration that was matched.
     pub reg: String,
+    /// The client address the registration came from: a legacy socket
+    /// takes the notice only from that address.
+    pub addr: String,
     /// Room code: a ULID, or `<initiator name>_<responder name>_<ULID>`
     /// when a legacy user is in the pair.
     pub room: String,
@@ -190,6 +196,7 @@ mod tests {
         let notice = MatchedNotice {
             user: "l:a".into(),
             reg: "01J".into(),
+            addr: "127.0.0.1".into(),
             room: "R".into(),
             initiator: true,
             peer: "s:1".into(),

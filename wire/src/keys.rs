@@ -51,6 +51,19 @@ pub fn partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:partner:{user}")
 }
 
+/// The client address a legacy name is bound to (set by its register, kept
+/// for the match): a socket for that name from another address never gets
+/// the name's notice, and cannot take the name over from it.
+pub fn binding(user: &UserKey) -> String {
+    format!("{PREFIX}:{{m}}:bind:{user}")
+}
+
+/// The registration `user` was last matched with: registering it again (a
+/// restore racing the pairing) is refused.
+pub fn last_match(user: &UserKey) -> String {
+    format!("{PREFIX}:{{m}}:lastmatch:{user}")
+}
+
 /// The partner `user` just left; not handed to them again while others wait.
 pub fn last_partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:last:{user}")
@@ -126,8 +139,10 @@ type KeyBuilder = fn(&str) -> String;
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, KeyBuilder); 10] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 12] {
     [
+        ("binding", |u| binding(&UserKey::from_raw(u))),
+        ("last_match", |u| last_match(&UserKey::from_raw(u))),
         ("waiting", |u| waiting(&UserKey::from_raw(u))),
         ("location", |u| location(&UserKey::from_raw(u))),
         ("notice", |u| notice(&UserKey::from_raw(u))),
@@ -183,19 +198,27 @@ pub fn lua_prelude() -> String {
     let room_sep = lua_string(&ROOM_CODE_SEP.to_string());
     let legacy = lua_string(UserKey::LEGACY_PREFIX);
     lua.push_str(&format!(
-        r"function V.waiting(reg, name) return reg .. {field} .. name end
+        r"function V.waiting(reg, addr, name) return reg .. {field} .. addr .. {field} .. name end
 function V.waiting_parse(v)
   local i = string.find(v, {field}, 1, true)
   if not i then return nil end
-  return string.sub(v, 1, i - 1), string.sub(v, i + 1)
+  local j = string.find(v, {field}, i + 1, true)
+  if not j then return nil end
+  return string.sub(v, 1, i - 1), string.sub(v, i + 1, j - 1), string.sub(v, j + 1)
 end
-function V.location(gateway, socket) return gateway .. {loc} .. socket end
-function V.gateway_of(v)
+function V.location(addr, gateway, socket) return addr .. {field} .. gateway .. {loc} .. socket end
+function V.location_parse(v)
+  local i = string.find(v, {field}, 1, true)
+  if not i then return nil end
   local last = nil
-  local i = string.find(v, {loc}, 1, true)
-  while i do last = i; i = string.find(v, {loc}, i + 1, true) end
+  local j = string.find(v, {loc}, i + 1, true)
+  while j do last = j; j = string.find(v, {loc}, j + 1, true) end
   if not last then return nil end
-  return string.sub(v, 1, last - 1)
+  return string.sub(v, 1, i - 1), string.sub(v, i + 1, last - 1), string.sub(v, last + 1)
+end
+function V.gateway_of(v)
+  local _, gateway = V.location_parse(v)
+  return gateway
 end
 function V.partner(room, peer) return #peer .. {field} .. peer .. room end
 function V.partner_parse(v)
@@ -242,6 +265,8 @@ mod tests {
     fn matcher_keys_share_one_slot_even_with_braces_in_names() {
         let user = UserKey::legacy("we}ird{name");
         for key in [
+            binding(&user),
+            last_match(&user),
             register_stream(),
             pool(),
             waiting(&user),

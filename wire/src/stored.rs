@@ -16,42 +16,57 @@ pub const LOCATION_SEP: char = '/';
 /// Separates the parts of a legacy room code.
 pub const ROOM_CODE_SEP: char = '_';
 
-/// The value of a user's waiting key: `<registration id> <display name>`.
+/// The value of a user's waiting key: `<registration id> <client address>
+/// <display name>` (addresses and registration ids hold no spaces).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingValue {
     pub reg: String,
+    pub addr: String,
     pub name: String,
 }
 
 impl WaitingValue {
     pub fn encode(&self) -> String {
-        format!("{}{FIELD_SEP}{}", self.reg, self.name)
+        format!(
+            "{}{FIELD_SEP}{}{FIELD_SEP}{}",
+            self.reg, self.addr, self.name
+        )
     }
 
     pub fn parse(v: &str) -> Option<WaitingValue> {
-        let (reg, name) = v.split_once(FIELD_SEP)?;
+        let (reg, rest) = v.split_once(FIELD_SEP)?;
+        let (addr, name) = rest.split_once(FIELD_SEP)?;
         Some(WaitingValue {
             reg: reg.to_string(),
+            addr: addr.to_string(),
             name: name.to_string(),
         })
     }
 }
 
-/// Where a user's matching socket is: `<gateway id>/<socket id>`.
+/// Where a user's matching socket is, and from which client address:
+/// `<client address> <gateway id>/<socket id>`. Gateway ids hold no spaces
+/// (checked at start) but may hold `/`; socket ids (ULIDs) hold neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    pub addr: String,
     pub gateway: String,
     pub socket: String,
 }
 
 impl Location {
     pub fn encode(&self) -> String {
-        format!("{}{LOCATION_SEP}{}", self.gateway, self.socket)
+        format!(
+            "{}{FIELD_SEP}{}{LOCATION_SEP}{}",
+            self.addr, self.gateway, self.socket
+        )
     }
 
     pub fn parse(v: &str) -> Option<Location> {
-        let (gateway, socket) = v.rsplit_once(LOCATION_SEP)?;
+        let (addr, rest) = v.split_once(FIELD_SEP)?;
+        let (gateway, socket) = rest.rsplit_once(LOCATION_SEP)?;
         Some(Location {
+            addr: addr.to_string(),
             gateway: gateway.to_string(),
             socket: socket.to_string(),
         })
@@ -102,6 +117,7 @@ mod tests {
         for name in ["bob", "a b c", "x/y", "5 9", "_", "é 日本"] {
             let w = WaitingValue {
                 reg: "01J".into(),
+                addr: "::1".into(),
                 name: name.into(),
             };
             assert_eq!(WaitingValue::parse(&w.encode()), Some(w));
@@ -112,6 +128,7 @@ mod tests {
             assert_eq!(PartnerValue::parse(&p.encode()), Some(p));
         }
         let l = Location {
+            addr: "127.0.0.9".into(),
             gateway: "pod/a".into(),
             socket: "01K".into(),
         };

@@ -30,6 +30,11 @@ pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
                     socket.post(SocketMsg::NoticeWaiting);
                 }
             }
+            ChannelEvent::Message(GatewayMessage::Replaced { user, socket }) => {
+                if let Some(handle) = gw.sockets.get(&UserKey::from_raw(user)) {
+                    handle.post(SocketMsg::Replaced { socket_id: socket });
+                }
+            }
             ChannelEvent::Message(GatewayMessage::Chat(chat)) => {
                 if let Some(socket) = gw.sockets.get(&UserKey::from_raw(chat.to.clone())) {
                     socket.post(SocketMsg::Chat(chat));

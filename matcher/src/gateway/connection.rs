@@ -18,7 +18,7 @@ use wire::CloseCode;
 use super::session::{Action, Identity, Session, TicketIssuer, Waiting};
 use super::sockets::{Mailbox, SocketHandle, SocketMsg};
 use super::SharedGateway;
-use crate::store::Located;
+use crate::store::{Located, Registered, WAIT_REFRESH};
 
 /// First wait before recording a location again after Redis failed.
 const LOCATE_RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -54,6 +54,7 @@ pub async fn run(
     gw: SharedGateway,
     ws: WebSocket,
     identity: Identity,
+    client: std::net::IpAddr,
     signaller_url: String,
     id: ConnId,
 ) {
@@ -72,6 +73,7 @@ pub async fn run(
             socket: Socket::new(ws, gw.settings.socket),
             session: Session::new(identity, issuer),
             location: Location {
+                addr: client.to_string(),
                 gateway: gw.id.clone(),
                 socket: socket_id.clone(),
             },
@@ -101,6 +103,9 @@ pub async fn run(
 impl Connection {
     async fn serve(&mut self, mailbox: &mut Mailbox) -> &'static str {
         let mut drain = self.gw.drain.clone();
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + WAIT_REFRESH, WAIT_REFRESH);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let actions = self.session.on_open();
         if let Flow::End(why) = self.perform(actions).await {
             return why;
@@ -123,7 +128,12 @@ impl Connection {
                     SocketMsg::Chat(chat) => self.session.on_chat(chat),
                     SocketMsg::RegisteredElsewhere(w) => self.session.on_registered_elsewhere(w),
                     SocketMsg::Restore => self.session.on_restore(),
+                    SocketMsg::Replaced { socket_id } if socket_id == self.location.socket => {
+                        self.session.on_replaced()
+                    }
+                    SocketMsg::Replaced { .. } => Vec::new(),
                 },
+                _ = ticks.tick() => self.session.on_tick(),
                 _ = mailbox.overflow.notified() => {
                     self.socket.close(CloseCode::Policy).await;
                     return "not keeping up with its messages";
@@ -200,12 +210,14 @@ impl Connection {
                 Action::Register { name } => {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
-                    let result = match Box::pin(store.register(user, &reg, &name)).await {
-                        Ok(true) => {
-                            metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
-                            Ok(Some(Waiting { reg, name, since }))
+                    let addr = &self.location.addr;
+                    let result = match Box::pin(store.register(user, &reg, addr, &name)).await {
+                        Ok(outcome) => {
+                            if outcome == Registered::Queued {
+                                metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+                            }
+                            Ok((outcome, Waiting { reg, name, since }))
                         }
-                        Ok(false) => Ok(None),
                         Err(e) => {
                             redis_failed(e);
                             Err(())
@@ -214,9 +226,17 @@ impl Connection {
                     queue.extend(self.session.on_registered(result));
                 }
                 Action::Requeue(w) => {
-                    if let Err(e) = Box::pin(store.register(user, &w.reg, &w.name)).await {
-                        redis_failed(e);
+                    let addr = &self.location.addr;
+                    let result = Box::pin(store.register(user, &w.reg, addr, &w.name)).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(error = %e, "Redis command failed");
                         self.gw.request_restore();
+                    }
+                    queue.extend(self.session.on_requeued(result.map_err(|_| ())));
+                }
+                Action::RefreshWait { reg } => {
+                    if let Err(e) = Box::pin(store.refresh_wait(user, &reg)).await {
+                        redis_failed(e);
                     }
                 }
                 Action::Withdraw { reply } => {
@@ -225,16 +245,18 @@ impl Connection {
                         queue.extend(self.session.on_withdrawn(result));
                     }
                 }
-                Action::TakeNotice => match Box::pin(store.take_notice(user)).await {
-                    Ok(notice) => {
-                        queue.extend(self.session.on_notice(notice, service::clock::now_ms()))
+                Action::TakeNotice => {
+                    match Box::pin(store.take_notice(user, &self.location.addr)).await {
+                        Ok(notice) => {
+                            queue.extend(self.session.on_notice(notice, service::clock::now_ms()))
+                        }
+                        // The notice waits in Redis; the next restore delivers it.
+                        Err(e) => {
+                            redis_failed(e);
+                            self.gw.request_restore();
+                        }
                     }
-                    // The notice waits in Redis; the next restore delivers it.
-                    Err(e) => {
-                        redis_failed(e);
-                        self.gw.request_restore();
-                    }
-                },
+                }
                 Action::Chat { name, message } => {
                     let sent = service::clock::now_ms();
                     let result = Box::pin(store.chat(user, &name, &message, sent))
@@ -252,7 +274,12 @@ impl Connection {
                 }
                 Action::Release => {
                     if let Err(e) = Box::pin(store.release(user, &self.location)).await {
-                        tracing::warn!(%user, error = %e, "release failed; the gateway purge will catch it");
+                        tracing::warn!(%user, error = %e, "release failed; retried on the next heartbeat");
+                        self.gw
+                            .pending_releases
+                            .lock()
+                            .unwrap()
+                            .push((user.clone(), self.location.clone()));
                     }
                 }
             }

@@ -21,6 +21,7 @@ pub async fn run(gw: SharedGateway) {
                     tracing::warn!("heartbeat had lapsed; restoring this gateway's users");
                     gw.request_restore();
                 }
+                gw.retry_releases().await;
                 if gw.needs_restore.swap(false, Ordering::SeqCst) {
                     if let Err(e) = super::restore(&gw).await {
                         tracing::warn!(error = %e, "restore failed; retrying");

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
 use super::connection;
 use super::session::Identity;
 use super::{web, SharedGateway};
+use crate::store::Registered;
 
 /// All routes of a gateway.
 pub fn router(gw: SharedGateway) -> Router {
@@ -28,10 +29,15 @@ pub fn router(gw: SharedGateway) -> Router {
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
-    Router::new()
-        .route("/registerForMatching", post(register_http))
-        .route("/ws", get(native_ws))
-        .route("/ws/{name}", get(legacy_ws))
+    let routes = Router::new().route("/ws", get(native_ws));
+    let routes = if gw.settings.legacy_api {
+        routes
+            .route("/registerForMatching", post(register_http))
+            .route("/ws/{name}", get(legacy_ws))
+    } else {
+        routes
+    };
+    routes
         .merge(service::health::routes(gw.health.clone()))
         .merge(service::metrics::routes())
         .fallback(web::serve)
@@ -56,6 +62,7 @@ fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> R
 /// allow-list holds as for the sockets.
 async fn register_http(
     State(gw): State<SharedGateway>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -95,13 +102,18 @@ async fn register_http(
             "this server is shutting down; retry",
         );
     }
-    match gw.register_legacy(&name).await {
-        Ok(true) => reply(
+    match gw.register_legacy(&name, client_ip(peer)).await {
+        Ok(Registered::Queued | Registered::AlreadyMatched) => reply(
             StatusCode::OK,
             RegisterStatus::Queued,
             format!("{name} added to the matching queue"),
         ),
-        Ok(false) => reply(
+        Ok(Registered::BoundElsewhere) => reply(
+            StatusCode::CONFLICT,
+            RegisterStatus::Error,
+            format!("{name} is in use from another address"),
+        ),
+        Ok(Registered::AlreadyWaiting) => reply(
             StatusCode::OK,
             RegisterStatus::Exists,
             format!("{name} is already waiting"),
@@ -148,17 +160,29 @@ fn signaller_url(gw: &SharedGateway, headers: &HeaderMap) -> String {
     format!("{}://{host}:4000/ws", if secure { "wss" } else { "ws" })
 }
 
+/// The client's address. (Behind a proxy this is the proxy's address.)
+fn client_ip(peer: std::net::SocketAddr) -> std::net::IpAddr {
+    peer.ip()
+}
+
 /// Upgrade to a matching socket served by its own tracked task.
-fn upgrade(gw: SharedGateway, ws: WebSocketUpgrade, identity: Identity, url: String) -> Response {
+fn upgrade(
+    gw: SharedGateway,
+    ws: WebSocketUpgrade,
+    identity: Identity,
+    client: std::net::IpAddr,
+    url: String,
+) -> Response {
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let tasks = gw.tasks.clone();
-        tasks.spawn(move |id| connection::run(gw, socket, identity, url, id));
+        tasks.spawn(move |id| connection::run(gw, socket, identity, client, url, id));
     })
 }
 
 async fn legacy_ws(
     State(gw): State<SharedGateway>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -173,11 +197,12 @@ async fn legacy_ws(
             .into_response();
     }
     let url = signaller_url(&gw, &headers);
-    upgrade(gw, ws, Identity::Legacy { name }, url)
+    upgrade(gw, ws, Identity::Legacy { name }, client_ip(peer), url)
 }
 
 async fn native_ws(
     State(gw): State<SharedGateway>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -186,5 +211,5 @@ async fn native_ws(
     }
     let url = signaller_url(&gw, &headers);
     let session = ulid::Ulid::new().to_string();
-    upgrade(gw, ws, Identity::Native { session }, url)
+    upgrade(gw, ws, Identity::Native { session }, client_ip(peer), url)
 }

@@ -29,7 +29,7 @@ use service::shutdown::Shutdown;
 use service::ws::{ConnTasks, SocketLimits};
 use wire::user::UserKey;
 
-use crate::store::{Beat, Store, StoreError};
+use crate::store::{Beat, Registered, Store, StoreError};
 use session::Waiting;
 use sockets::{SocketMsg, Sockets};
 
@@ -48,6 +48,8 @@ pub struct GatewaySettings {
     pub ticket_ttl: Duration,
     pub socket: SocketLimits,
     pub drain_grace: Duration,
+    /// Whether the original React client's API is served.
+    pub legacy_api: bool,
 }
 
 impl From<&crate::Config> for GatewaySettings {
@@ -67,6 +69,7 @@ impl From<&crate::Config> for GatewaySettings {
                 c.rate_limit.saturating_mul(4),
             ),
             drain_grace: Duration::from_secs(c.drain_grace_secs),
+            legacy_api: c.legacy_api == crate::config::Switch::On,
         }
     }
 }
@@ -89,24 +92,46 @@ pub struct Gateway {
     /// Set when Redis reconnected or the heartbeat lapsed; the heartbeat
     /// task restores this gateway's state until it succeeds.
     pub needs_restore: AtomicBool,
+    /// Releases of closed sockets that Redis refused: retried on every
+    /// heartbeat while this gateway lives (if it dies, the workers' purge
+    /// cleans up), so a name is never left taken by a socket that is gone.
+    pub pending_releases: std::sync::Mutex<Vec<(UserKey, wire::stored::Location)>>,
 }
 
 pub type SharedGateway = Arc<Gateway>;
 
 impl Gateway {
+    /// Retry the releases Redis refused; keep those that fail again.
+    pub async fn retry_releases(&self) {
+        let pending = std::mem::take(&mut *self.pending_releases.lock().unwrap());
+        for (user, location) in pending {
+            if self.store.release(&user, &location).await.is_err() {
+                self.pending_releases.lock().unwrap().push((user, location));
+            }
+        }
+    }
+
     /// Ask for a restore on the next heartbeat.
     pub fn request_restore(&self) {
         self.needs_restore.store(true, Ordering::SeqCst);
     }
 
-    /// Register a legacy user over HTTP (the socket may come later, or be
-    /// here already). `true` when queued, `false` when already waiting.
-    pub async fn register_legacy(&self, name: &str) -> Result<bool, StoreError> {
+    /// Register a legacy user over HTTP from client address `addr` (the
+    /// socket may come later, or be here already); the name is bound to
+    /// that address for as long as the registration and its match last.
+    pub async fn register_legacy(
+        &self,
+        name: &str,
+        addr: std::net::IpAddr,
+    ) -> Result<Registered, StoreError> {
         let user = UserKey::legacy(name);
         let reg = ulid::Ulid::new().to_string();
         let since = std::time::Instant::now();
-        let queued = self.store.register(&user, &reg, name).await?;
-        if queued {
+        let outcome = self
+            .store
+            .register(&user, &reg, &addr.to_string(), name)
+            .await?;
+        if outcome == Registered::Queued {
             metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
             if let Some(socket) = self.sockets.get(&user) {
                 socket.post(SocketMsg::RegisteredElsewhere(Waiting {
@@ -116,7 +141,7 @@ impl Gateway {
                 }));
             }
         }
-        Ok(queued)
+        Ok(outcome)
     }
 }
 

@@ -19,7 +19,7 @@ use wire::ticket::{self, Ticket};
 use wire::user::{Role, UserKey};
 use wire::{CloseCode, ErrorCode};
 
-use crate::store::{ChatOutcome, Located};
+use crate::store::{ChatOutcome, Located, Registered};
 
 /// Display name of a native user who gives none.
 pub const DEFAULT_NAME: &str = "Stranger";
@@ -81,9 +81,12 @@ pub enum Action {
     /// Register the user with a fresh registration id under `name`; then
     /// call [`Session::on_registered`].
     Register { name: String },
-    /// Register again with an existing registration (after Redis lost it).
-    /// A failure asks the gateway for another restore.
+    /// Register again with an existing registration (after Redis lost it);
+    /// then call [`Session::on_requeued`] (a failure asks the gateway for
+    /// another restore).
     Requeue(Waiting),
+    /// Keep the waiting registration alive in Redis (it has a short lifetime).
+    RefreshWait { reg: String },
     /// Take the user out of the pool; then call [`Session::on_withdrawn`]
     /// when `reply`, else ignore the outcome.
     Withdraw { reply: bool },
@@ -271,22 +274,60 @@ impl Session {
         )]
     }
 
-    /// The result of [`Action::Register`]: `Ok(Some(waiting))` when queued,
-    /// `Ok(None)` when the user already waits.
-    pub fn on_registered(&mut self, result: Result<Option<Waiting>, ()>) -> Vec<Action> {
+    /// The result of [`Action::Register`], with the registration it made.
+    pub fn on_registered(&mut self, result: Result<(Registered, Waiting), ()>) -> Vec<Action> {
         match result {
-            Ok(Some(w)) => {
+            Ok((Registered::Queued, w)) => {
                 if self.last_matched_reg.as_deref() != Some(w.reg.as_str()) {
                     self.waiting = Some(w);
                 }
                 vec![Action::Send(MatcherEvent::Queued {})]
             }
-            Ok(None) => vec![send_error(
+            Ok((Registered::AlreadyWaiting, _)) => vec![send_error(
                 ErrorCode::AlreadyWaiting,
                 "already waiting for a partner",
             )],
+            // A fresh registration id is never matched already; if it were,
+            // its notice waits.
+            Ok((Registered::AlreadyMatched, _)) => vec![Action::TakeNotice],
+            Ok((Registered::BoundElsewhere, _)) => vec![send_error(
+                ErrorCode::NameTaken,
+                "this name is registered from another address",
+            )],
             Err(()) => vec![unavailable()],
         }
+    }
+
+    /// The result of [`Action::Requeue`]. A registration matched meanwhile
+    /// is not put back: its notice is taken instead (never two matches).
+    pub fn on_requeued(&mut self, result: Result<Registered, ()>) -> Vec<Action> {
+        match result {
+            Ok(Registered::AlreadyMatched) => {
+                self.waiting = None;
+                vec![Action::TakeNotice]
+            }
+            Ok(Registered::BoundElsewhere) => {
+                self.waiting = None;
+                Vec::new()
+            }
+            Ok(Registered::Queued | Registered::AlreadyWaiting) | Err(()) => Vec::new(),
+        }
+    }
+
+    /// The periodic tick of a waiting socket: keep the registration alive.
+    pub fn on_tick(&mut self) -> Vec<Action> {
+        match (&self.state, &self.waiting) {
+            (State::Open, Some(w)) => vec![Action::RefreshWait { reg: w.reg.clone() }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The name's registrant connected from another address and took this
+    /// socket's place: it receives nothing more.
+    pub fn on_replaced(&mut self) -> Vec<Action> {
+        self.state = State::Closed;
+        self.waiting = None;
+        vec![Action::Close(CloseCode::Replaced)]
     }
 
     /// The user was registered by another path (the legacy HTTP register).
@@ -515,6 +556,7 @@ mod tests {
         MatchedNotice {
             user: user.into(),
             reg: reg.into(),
+            addr: "127.0.0.1".into(),
             room: "ann_bob_01J".into(),
             initiator: true,
             peer: "l:bob".into(),
@@ -582,10 +624,14 @@ mod tests {
                 name: "Zoë".into()
             }]
         );
-        let actions = s.on_registered(Ok(Some(waiting("R1"))));
+        let actions = s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(sent(&actions)[0]["event"], "queued");
         assert_eq!(s.waiting().unwrap().reg, "R1");
-        assert_eq!(error_code(&s.on_registered(Ok(None))), "already_waiting");
+        assert_eq!(
+            error_code(&s.on_registered(Ok((Registered::AlreadyWaiting, waiting("R2"))))),
+            "already_waiting"
+        );
+        assert_eq!(s.waiting().unwrap().reg, "R1");
     }
 
     #[test]
@@ -615,7 +661,7 @@ mod tests {
     #[test]
     fn matched_clears_the_wait_and_times_it() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(s.on_notice_waiting(), vec![Action::TakeNotice]);
         let actions = s.on_notice(Some(notice("s:S1", "R1")), NOW);
         assert_eq!(sent(&actions)[0]["event"], "matched");
@@ -641,7 +687,7 @@ mod tests {
     #[test]
     fn cancel_withdraws_and_reports_whether_the_user_waited() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(
             s.on_text(r#"{"event":"cancel"}"#),
             vec![Action::Withdraw { reply: true }]
@@ -720,7 +766,7 @@ mod tests {
     #[test]
     fn drain_withdraws_a_waiting_user_and_asks_native_clients_to_move() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         let actions = s.on_drain();
         assert_eq!(actions[0], Action::Withdraw { reply: false });
         assert_eq!(sent(&actions)[0]["event"], "reconnect");
@@ -751,7 +797,7 @@ mod tests {
         assert_eq!(s.on_located(Err(()), NOW), vec![Action::LocateLater]);
         // The user registers meanwhile (Redis answered that one).
         s.on_text(r#"{"event":"register"}"#);
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         let actions = s.on_located(Ok(Located::Here(None)), NOW);
         assert_eq!(actions, vec![Action::Requeue(s.waiting().unwrap().clone())]);
     }
@@ -759,7 +805,7 @@ mod tests {
     #[test]
     fn restore_relocates_then_delivers_a_pending_notice_instead_of_waiting_again() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(s.on_restore(), vec![Action::Locate { exclusive: false }]);
         let actions = s.on_located(Ok(Located::Here(Some(notice("s:S1", "R1")))), NOW);
         assert_eq!(sent(&actions)[0]["event"], "matched");
@@ -769,16 +815,64 @@ mod tests {
     #[test]
     fn restore_registers_a_still_waiting_user_again() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         s.on_restore();
         let actions = s.on_located(Ok(Located::Here(None)), NOW);
         assert_eq!(actions, vec![Action::Requeue(s.waiting().unwrap().clone())]);
     }
 
     #[test]
+    fn a_legacy_register_for_a_name_bound_elsewhere_is_refused() {
+        let mut s = open(legacy("ann"));
+        s.on_text(r#"{"event":"register"}"#);
+        let actions = s.on_registered(Ok((Registered::BoundElsewhere, waiting("R1"))));
+        assert_eq!(error_code(&actions), "name_taken");
+        assert!(s.waiting().is_none());
+    }
+
+    #[test]
+    fn a_requeue_of_a_registration_matched_meanwhile_takes_the_notice_instead() {
+        let mut s = open(native());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        s.on_restore();
+        let actions = s.on_located(Ok(Located::Here(None)), NOW);
+        assert!(matches!(actions[0], Action::Requeue(_)));
+        assert_eq!(
+            s.on_requeued(Ok(Registered::AlreadyMatched)),
+            vec![Action::TakeNotice]
+        );
+        assert!(s.waiting().is_none());
+    }
+
+    #[test]
+    fn a_waiting_socket_keeps_its_registration_alive_and_an_idle_one_does_not() {
+        let mut s = open(native());
+        assert!(s.on_tick().is_empty());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        assert_eq!(s.on_tick(), vec![Action::RefreshWait { reg: "R1".into() }]);
+        s.on_notice(Some(notice("s:S1", "R1")), NOW);
+        assert!(s.on_tick().is_empty());
+    }
+
+    #[test]
+    fn a_replaced_socket_is_closed_and_receives_nothing_more() {
+        let mut s = open(legacy("ann"));
+        assert_eq!(s.on_replaced(), vec![Action::Close(CloseCode::Replaced)]);
+        assert!(s.on_notice(Some(notice("l:ann", "R1")), NOW).is_empty());
+        assert!(s
+            .on_chat(ChatNotice {
+                to: "l:ann".into(),
+                sender: "bob".into(),
+                message: "x".into(),
+                sent_ms: 1
+            })
+            .is_empty());
+    }
+
+    #[test]
     fn closing_releases_and_forgets_the_wait() {
         let mut s = open(native());
-        s.on_registered(Ok(Some(waiting("R1"))));
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(s.on_closed(), vec![Action::Release]);
         assert!(s.waiting().is_none());
         assert!(s.on_notice(Some(notice("s:S1", "R1")), NOW).is_empty());

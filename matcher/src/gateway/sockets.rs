@@ -25,6 +25,9 @@ pub enum SocketMsg {
     RegisteredElsewhere(Waiting),
     /// Redis came back or this gateway was presumed dead: restore.
     Restore,
+    /// The name's registrant took over the socket with this id (from
+    /// another address): close it if it is this one.
+    Replaced { socket_id: String },
 }
 
 /// How to reach one connected socket.

@@ -13,12 +13,29 @@ use wire::user::UserKey;
 use super::scripts::run;
 use super::{Store, StoreError};
 
-/// Backstop TTL of a waiting key; gateways and workers clean up long before.
-const WAITING_TTL_MS: u64 = 24 * 3600 * 1000;
+/// Lifetime of a waiting key. The user's socket refreshes it every
+/// [`WAIT_REFRESH`] while it waits; a registration whose socket is gone
+/// (and whose gateway could not clean up) ends by itself this soon.
+pub const WAITING_TTL: Duration = Duration::from_secs(60);
 
-/// Approximate cap on the register stream's length (acknowledged entries
-/// are trimmed away as new ones arrive).
-const STREAM_MAX_LEN: u64 = 100_000;
+/// How often a waiting user's socket refreshes its waiting key.
+pub const WAIT_REFRESH: Duration = Duration::from_secs(20);
+
+/// Lifetime of a legacy name's binding to its registrant's address until
+/// it is matched (then it lasts as long as the room).
+const BINDING_TTL: Duration = Duration::from_secs(300);
+
+/// What a register came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Queued,
+    AlreadyWaiting,
+    /// This very registration was matched meanwhile (a restore racing the
+    /// pairing): its notice waits.
+    AlreadyMatched,
+    /// The legacy name is bound to another client address.
+    BoundElsewhere,
+}
 
 /// What one heartbeat found.
 #[derive(Debug, PartialEq, Eq)]
@@ -107,8 +124,10 @@ impl Store {
     }
 
     /// Record that `user`'s socket is at `location`, and take the notice
-    /// that waits for it. With `exclusive` (legacy names), refuse when
-    /// another live socket holds the name.
+    /// that waits for it. With `exclusive` (legacy names), refuse when the
+    /// name is bound to another address or held by another live socket of
+    /// this address, take it over from a socket of another address, and
+    /// take only a notice made for this address.
     pub async fn locate(
         &self,
         user: &UserKey,
@@ -122,11 +141,13 @@ impl Store {
                 keys::location(user),
                 keys::gateway_users(&location.gateway),
                 keys::notice(user),
+                keys::binding(user),
             ],
             vec![
                 location.encode(),
                 user.to_string(),
-                if exclusive { "1" } else { "0" }.to_string(),
+                flag(exclusive),
+                location.addr.clone(),
             ],
         )
         .await?;
@@ -151,21 +172,24 @@ impl Store {
                 keys::gateway_users(&location.gateway),
                 keys::waiting(user),
                 keys::notice(user),
+                keys::partner(user),
+                keys::binding(user),
             ],
-            vec![location.encode(), user.to_string()],
+            vec![location.encode(), user.to_string(), location.addr.clone()],
         )
         .await?;
         Ok(released == 1)
     }
 
-    /// Put `user` in line for the pool under registration `reg`. `false`
-    /// when the user is already waiting.
+    /// Put `user` in line for the pool under registration `reg`, made from
+    /// client address `addr` (a legacy name is bound to it).
     pub async fn register(
         &self,
         user: &UserKey,
         reg: &str,
+        addr: &str,
         name: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Registered, StoreError> {
         let request = internal::encode(&RegisterRequest {
             v: wire::PROTOCOL_VERSION,
             user: user.to_string(),
@@ -173,19 +197,43 @@ impl Store {
         });
         let args: Vec<Value> = vec![
             reg.into(),
+            addr.into(),
             name.into(),
             Value::Bytes(request.into()),
-            WAITING_TTL_MS.to_string().into(),
-            STREAM_MAX_LEN.to_string().into(),
+            WAITING_TTL.as_millis().to_string().into(),
+            flag(user.is_legacy()).into(),
+            BINDING_TTL.as_millis().to_string().into(),
         ];
-        let queued: i64 = run(
+        let outcome: i64 = run(
             &self.scripts.register,
             &self.redis,
-            vec![keys::waiting(user), keys::register_stream()],
+            vec![
+                keys::waiting(user),
+                keys::register_stream(),
+                keys::binding(user),
+                keys::last_match(user),
+            ],
             args,
         )
         .await?;
-        Ok(queued == 1)
+        Ok(match outcome {
+            1 => Registered::Queued,
+            0 => Registered::AlreadyWaiting,
+            2 => Registered::AlreadyMatched,
+            _ => Registered::BoundElsewhere,
+        })
+    }
+
+    /// Keep `user`'s registration `reg` alive while its socket waits.
+    pub async fn refresh_wait(&self, user: &UserKey, reg: &str) -> Result<(), StoreError> {
+        let _: i64 = run(
+            &self.scripts.refresh_wait,
+            &self.redis,
+            vec![keys::waiting(user)],
+            vec![reg.to_string(), WAITING_TTL.as_millis().to_string()],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Take `user` out of the pool. `true` if they were waiting.
@@ -201,10 +249,23 @@ impl Store {
     }
 
     /// Take `user`'s pending notice, if any (exactly once, whichever
-    /// gateway asks first).
-    pub async fn take_notice(&self, user: &UserKey) -> Result<Option<MatchedNotice>, StoreError> {
-        let taken: Option<bytes::Bytes> = self.redis.getdel(keys::notice(user)).await?;
-        Ok(taken.and_then(|bytes| decode_notice(user, &bytes)))
+    /// gateway asks first); for a legacy name, only a notice made for a
+    /// registration from `addr`.
+    pub async fn take_notice(
+        &self,
+        user: &UserKey,
+        addr: &str,
+    ) -> Result<Option<MatchedNotice>, StoreError> {
+        let taken: bytes::Bytes = run(
+            &self.scripts.take_notice,
+            &self.redis,
+            vec![keys::notice(user)],
+            vec![flag(user.is_legacy()), addr.to_string()],
+        )
+        .await?;
+        Ok((!taken.is_empty())
+            .then(|| decode_notice(user, &taken))
+            .flatten())
     }
 
     /// Relay a legacy chat line from `user` (display name `name`) to its
@@ -220,7 +281,12 @@ impl Store {
             &self.scripts.chat,
             &self.redis,
             vec![keys::partner(user)],
-            vec![name.to_string(), message.to_string(), sent_ms.to_string()],
+            vec![
+                user.to_string(),
+                name.to_string(),
+                message.to_string(),
+                sent_ms.to_string(),
+            ],
         )
         .await?;
         Ok(match relayed {
@@ -229,4 +295,8 @@ impl Store {
             _ => ChatOutcome::PeerOffline,
         })
     }
+}
+
+fn flag(on: bool) -> String {
+    if on { "1" } else { "0" }.to_string()
 }

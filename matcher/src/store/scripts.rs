@@ -17,10 +17,12 @@ pub struct Scripts {
     pub withdraw: Script,
     pub purge: Script,
     pub chat: Script,
+    pub take_notice: Script,
+    pub refresh_wait: Script,
 }
 
 /// The body of every script, by name (for the key-discipline test).
-pub const SOURCES: [(&str, &str); 8] = [
+pub const SOURCES: [(&str, &str); 10] = [
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
     ("pair", include_str!("lua/pair.lua")),
@@ -29,6 +31,8 @@ pub const SOURCES: [(&str, &str); 8] = [
     ("withdraw", include_str!("lua/withdraw.lua")),
     ("purge", include_str!("lua/purge.lua")),
     ("chat", include_str!("lua/chat.lua")),
+    ("take_notice", include_str!("lua/take_notice.lua")),
+    ("refresh_wait", include_str!("lua/refresh_wait.lua")),
 ];
 
 impl Default for Scripts {
@@ -50,6 +54,8 @@ impl Default for Scripts {
             withdraw: script("withdraw"),
             purge: script("purge"),
             chat: script("chat"),
+            take_notice: script("take_notice"),
+            refresh_wait: script("refresh_wait"),
         }
     }
 }

@@ -1,21 +1,41 @@
 -- Record where a user's matching socket is, and take the `matched` notice
 -- that may be waiting for it, in one step.
 --
--- KEYS[1] location key of the user, KEYS[2] this gateway's user set,
--- KEYS[3] notice key of the user
--- ARGV[1] this socket's location value, ARGV[2] user key
--- ARGV[3] '1' when the name is exclusive (legacy): refuse if another live
---         socket holds it; '0' to take it over regardless
+-- A legacy name is its only credential, so a legacy socket (ARGV[3] '1'):
+-- * is refused when the name is bound to another address (registered from
+--   there), or when another live socket from its own address holds it (a
+--   second tab);
+-- * otherwise takes the name over from a live socket of another address
+--   (which never registered it), whose gateway is told to close it;
+-- * takes the notice only if it was made for a registration from its own
+--   address: a stranger who opens the socket first receives nothing.
 --
--- Returns { 1, notice or '' } when located, { 0, '' } when another live
--- socket holds the name.
+-- KEYS[1] location key, KEYS[2] this gateway's user set, KEYS[3] notice
+-- key, KEYS[4] binding key (all of the user, but KEYS[2])
+-- ARGV[1] this socket's location value, ARGV[2] user key
+-- ARGV[3] '1' for a legacy name, '0' to take the location over regardless
+-- ARGV[4] this socket's client address
+--
+-- Returns { 1, notice or '' } when located, { 0, '' } when refused.
+local legacy = ARGV[3] == '1'
+if legacy then
+  local bound = redis.call('GET', KEYS[4])
+  if bound and bound ~= ARGV[4] then return { 0, '' } end
+end
 local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] and ARGV[3] == '1' then
-  local gateway = V.gateway_of(current)
+if legacy and current and current ~= ARGV[1] then
+  local holder_addr, gateway, socket = V.location_parse(current)
   if gateway and redis.call('EXISTS', K.gateway_alive(gateway)) == 1 then
-    return { 0, '' }
+    if holder_addr == ARGV[4] then return { 0, '' } end
+    redis.call('PUBLISH', K.gateway_channel(gateway),
+      cmsgpack.pack({ kind = 'replaced', user = ARGV[2], socket = socket }))
   end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-return { 1, redis.call('GETDEL', KEYS[3]) or '' }
+local notice = redis.call('GET', KEYS[3])
+if notice and (not legacy or cmsgpack.unpack(notice).addr == ARGV[4]) then
+  redis.call('DEL', KEYS[3])
+  return { 1, notice }
+end
+return { 1, '' }

@@ -26,18 +26,19 @@ local grace, notice_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- The user's registration and display name if they can be matched now,
+-- The user's registration { reg, addr, name } if they can be matched now,
 -- else nil (and they are gone from the pool).
 local function usable(user)
   local waiting = redis.call('GET', K.waiting(user))
   if waiting then
-    local reg, name = V.waiting_parse(waiting)
+    local reg, addr, name = V.waiting_parse(waiting)
+    local r = { reg = reg, addr = addr, name = name }
     local loc = redis.call('GET', K.location(user))
     if loc then
       local gateway = V.gateway_of(loc)
       if redis.call('EXISTS', K.gateway_alive(gateway)) == 1
           and redis.call('EXISTS', K.gateway_draining(gateway)) == 0 then
-        return reg, name
+        return r
       end
     elseif V.is_legacy(user) then
       -- A legacy user registers over HTTP before its socket connects. (A
@@ -45,7 +46,7 @@ local function usable(user)
       -- socket is gone, and its gateway registers it again if it comes back.)
       local since = redis.call('ZSCORE', pool, user)
       if since and now - tonumber(since) < grace then
-        return reg, name
+        return r
       end
     end
   end
@@ -58,8 +59,8 @@ local function pick_first()
   for _ = 1, 64 do
     if redis.call('ZCARD', pool) < 2 then return nil end
     local user = redis.call('ZRANDMEMBER', pool)
-    local reg, name = usable(user)
-    if reg then return user, reg, name end
+    local r = usable(user)
+    if r then return user, r end
   end
   return nil
 end
@@ -70,13 +71,13 @@ local function pick_partner(a)
     if redis.call('ZCARD', pool) < 2 then return nil end
     local b = redis.call('ZRANDMEMBER', pool)
     if b ~= a then
-      local reg, name = usable(b)
-      if reg then
+      local r = usable(b)
+      if r then
         -- The partner just left is acceptable only when nobody else waits.
         -- (Partners are remembered in both directions at once, so checking
         -- a's memory is enough.)
         if last_a ~= b or redis.call('ZCARD', pool) <= 2 then
-          return b, reg, name
+          return b, r
         end
       end
     end
@@ -86,11 +87,17 @@ end
 
 -- Store the notice for `user` and tell the gateway holding its socket (a
 -- socket elsewhere, or not yet connected, takes the notice when it comes).
-local function notify(user, reg, name, code, initiator, peer, peer_name)
+-- The registration that was matched is remembered, so that registering it
+-- again (a gateway's restore racing this pairing) is refused.
+local function notify(user, r, code, initiator, peer, peer_name)
   redis.call('SET', K.notice(user), cmsgpack.pack({
-    user = user, reg = reg, name = name, room = code, initiator = initiator,
-    peer = peer, peer_name = peer_name,
+    user = user, reg = r.reg, addr = r.addr, name = r.name, room = code,
+    initiator = initiator, peer = peer, peer_name = peer_name,
   }), 'PX', notice_ttl)
+  redis.call('SET', K.last_match(user), r.reg, 'PX', room_ttl)
+  if V.is_legacy(user) then
+    redis.call('PEXPIRE', K.binding(user), room_ttl)
+  end
   local loc = redis.call('GET', K.location(user))
   if loc then
     redis.call('PUBLISH', K.gateway_channel(V.gateway_of(loc)),
@@ -100,14 +107,15 @@ end
 
 local made = {}
 for i = 5, #ARGV do
-  local a, reg_a, name_a, b, reg_b, name_b
+  local a, ra, b, rb
   for _ = 1, 8 do
-    a, reg_a, name_a = pick_first()
+    a, ra = pick_first()
     if not a then break end
-    b, reg_b, name_b = pick_partner(a)
+    b, rb = pick_partner(a)
     if b then break end
   end
   if not (a and b) then break end
+  local name_a, name_b = ra.name, rb.name
   local code = ARGV[i]
   if V.is_legacy(a) or V.is_legacy(b) then
     code = V.legacy_room_code(name_a, name_b, code)
@@ -123,8 +131,8 @@ for i = 5, #ARGV do
     redis.call('SET', K.last_partner(a), b, 'PX', last_ttl)
     redis.call('SET', K.last_partner(b), a, 'PX', last_ttl)
   end
-  notify(a, reg_a, name_a, code, true, b, name_b)
-  notify(b, reg_b, name_b, code, false, a, name_a)
+  notify(a, ra, code, true, b, name_b)
+  notify(b, rb, code, false, a, name_a)
   made[#made + 1] = a
   made[#made + 1] = b
 end

@@ -1,15 +1,31 @@
 -- Put a user in line for the waiting pool, atomically: the user's waiting
 -- key (refusing a second registration) and the request on the stream.
 --
--- KEYS[1] waiting key of the user, KEYS[2] register stream
--- ARGV[1] registration id (ULID), ARGV[2] display name
--- ARGV[3] MessagePack RegisterRequest for the stream
--- ARGV[4] TTL of the waiting key, ms (a backstop; gateways clean up)
--- ARGV[5] approximate maximum length of the stream
+-- KEYS[1] waiting key, KEYS[2] register stream, KEYS[3] binding key,
+-- KEYS[4] last-match key (all of the user)
+-- ARGV[1] registration id (ULID), ARGV[2] client address, ARGV[3] display name
+-- ARGV[4] MessagePack RegisterRequest for the stream
+-- ARGV[5] lifetime of the waiting key, ms (the user's socket refreshes it)
+-- ARGV[6] '1' for a legacy name, which is bound to the registrant's address
+-- ARGV[7] lifetime of the binding, ms
 --
--- Returns 1 when queued, 0 when the user is already waiting.
-if not redis.call('SET', KEYS[1], V.waiting(ARGV[1], ARGV[2]), 'NX', 'PX', ARGV[4]) then
+-- Returns 1 when queued, 0 when the user is already waiting, 2 when this
+-- registration was already matched (a restore racing the pairing), -1 when
+-- the legacy name is bound to another address.
+--
+-- The stream is never trimmed here: workers delete the entries they have
+-- moved into the pool, so no entry is dropped before a worker reads it.
+local legacy = ARGV[6] == '1'
+if legacy then
+  local bound = redis.call('GET', KEYS[3])
+  if bound and bound ~= ARGV[2] then return -1 end
+end
+if redis.call('GET', KEYS[4]) == ARGV[1] then return 2 end
+if not redis.call('SET', KEYS[1], V.waiting(ARGV[1], ARGV[2], ARGV[3]), 'NX', 'PX', ARGV[5]) then
   return 0
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'm', ARGV[3])
+if legacy then
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[7])
+end
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[4])
 return 1
