@@ -194,21 +194,28 @@ export class TestPage {
         { timeout: 10000, polling: 100 },
       );
 
+      // totalAudioEnergy sums level² × seconds: the fake microphone's beeps
+      // reach ~1 within a few seconds; a disabled track's silence stays
+      // near 1e-8 however long it plays.
       step = 'audio energy';
-      await this.page.waitForFunction(
-        async () => {
+      // getStats() is asynchronous, which waitForFunction does not await:
+      // poll from here, within a bound.
+      const audible = () =>
+        this.page.evaluate(async (AUDIBLE) => {
           for (const pc of window.__rvcPeers || []) {
             if (pc.connectionState === 'closed') continue;
             const stats = await pc.getStats();
             for (const r of stats.values()) {
-              if (r.type === 'inbound-rtp' && r.kind === 'audio' && r.totalAudioEnergy > 0) return true;
+              if (r.type === 'inbound-rtp' && r.kind === 'audio' && r.totalAudioEnergy > AUDIBLE) return true;
             }
           }
           return false;
-        },
-        null,
-        { timeout: 10000, polling: 200 },
-      );
+        }, 0.01);
+      const deadline = Date.now() + 10000;
+      while (!(await audible())) {
+        if (Date.now() > deadline) throw new Error('no audible audio within 10000 ms (totalAudioEnergy <= 0.01)');
+        await new Promise((r) => setTimeout(r, 200));
+      }
     } catch (err) {
       const v = await this.page.evaluate(video).catch(() => null);
       throw new Error(
