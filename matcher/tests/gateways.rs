@@ -194,3 +194,49 @@ async fn native_cancel_and_bad_input() {
     ws.recv_event("pong").await;
     assert_eq!(common::get_status(addr, "/healthz").await, 200);
 }
+
+#[tokio::test]
+async fn a_flooding_socket_is_rate_limited_and_others_are_not() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    // 5 frames a second, bursts of 20.
+    let m = common::start(&redis.url(), "gateway", &["--rate-limit", "5"]).await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut flood, _) = common::native(addr).await;
+    let (mut calm, _) = common::native(addr).await;
+    for _ in 0..100 {
+        flood.send_json(&json!({"event": "ping"})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while let Some(testkit::Next::Json(v)) = flood.next_within(Duration::from_millis(500)).await {
+        match (v["event"].as_str(), v["code"].as_str()) {
+            (Some("pong"), _) => pongs += 1,
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            _ => panic!("unexpected frame {v}"),
+        }
+    }
+    assert!(
+        (20..=25).contains(&pongs),
+        "the burst is served, the rest dropped: {pongs} pongs"
+    );
+    assert!(limited >= 1, "the flooder is told: {limited} rate_limited");
+    // Another socket is not affected.
+    calm.send_json(&json!({"event": "ping"})).await;
+    assert_eq!(calm.recv().await["event"], "pong");
+    // The flooder stays connected and is served again once it slows down.
+    // (Polled: a refused ping is answered at once, a token comes back every
+    // 200 ms.)
+    let deadline = tokio::time::Instant::now() + testkit::STEP;
+    loop {
+        flood.send_json(&json!({"event": "ping"})).await;
+        let v = flood.recv().await;
+        if v["event"] == "pong" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never served again: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
