@@ -89,10 +89,26 @@ async fn four_workers_two_gateways_2000_users_each_matched_exactly_once() {
             "room {room} has exactly one initiator"
         );
     }
-    // Nobody gets a second `matched`.
-    let mut sockets: Vec<_> = results.into_iter().map(|(ws, _, _)| ws).collect();
-    for ws in sockets.iter_mut().take(50) {
-        ws.expect_silence(Duration::from_millis(20)).await;
+    // Redis holds exactly one room record per pair, naming its two members
+    // with the roles they were told.
+    let room_keys = redis.query(&["KEYS", &wire::keys::room("*")]).items().len();
+    assert_eq!(room_keys, USERS / 2, "one room record per pair, no more");
+    for (room, members) in &rooms {
+        let key = wire::keys::room(room);
+        for (session, init) in members {
+            let user = wire::user::UserKey::native(session);
+            let role = redis.command(&["HGET", &key, user.as_str()]);
+            let want = if *init { "initiator" } else { "responder" };
+            assert_eq!(role, want, "room {room}: {session}'s role in Redis");
+        }
     }
+    // Nobody gets a second `matched`: every socket is watched at once.
+    let mut sockets: Vec<_> = results.into_iter().map(|(ws, _, _)| ws).collect();
+    join_all(
+        sockets
+            .iter_mut()
+            .map(|ws| ws.expect_silence(Duration::from_millis(500))),
+    )
+    .await;
     assert_eq!(redis.command(&["ZCARD", &wire::keys::pool()]), "0");
 }

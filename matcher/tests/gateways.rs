@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use testkit::RedisServer;
 use wire::keys;
+use wire::user::UserKey;
 
 #[tokio::test]
 async fn users_on_different_gateways_are_matched_and_both_notified() {
@@ -37,30 +38,43 @@ async fn users_on_different_gateways_are_matched_and_both_notified() {
     }
 }
 
+/// `user` is in the pool (a worker moved its registration there).
+fn in_pool(redis: &RedisServer, user: &UserKey) -> bool {
+    !redis
+        .command(&["ZSCORE", &keys::pool(), user.as_str()])
+        .is_empty()
+}
+
+async fn until_in_pool(redis: &RedisServer, user: &UserKey) {
+    testkit::eventually(testkit::STEP, "the user enters the pool", || async {
+        in_pool(redis, user).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn closing_the_socket_withdraws_a_waiting_user() {
+async fn closing_the_socket_withdraws_a_waiting_user_from_the_pool() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    // Gateway only first: nobody can be paired while we set the scene.
-    let gw = common::start(&redis.url(), "gateway", &[]).await;
-    let addr = gw.gateway_addr().unwrap();
+    let m = common::start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
     let (ghost, session) = common::native_waiting(addr, "ghost").await;
-    let waiting_key = keys::waiting(&wire::user::UserKey::native(&session));
-    assert_eq!(redis.command(&["EXISTS", &waiting_key]), "1");
+    let ghost_key = UserKey::native(&session);
+    // Really waiting: in the pool, where a partner could be handed it.
+    until_in_pool(&redis, &ghost_key).await;
     ghost.close().await;
     testkit::eventually(testkit::STEP, "ghost withdrawn", || async {
-        (redis.command(&["EXISTS", &waiting_key]) == "0" && gw.sockets() == 0).then_some(())
+        (!in_pool(&redis, &ghost_key)
+            && redis.command(&["EXISTS", &keys::waiting(&ghost_key)]) == "0"
+            && m.sockets() == 0)
+            .then_some(())
     })
     .await;
     let (mut ann, _) = common::native_waiting(addr, "ann").await;
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
-    let _worker = common::start(&redis.url(), "worker", &[]).await;
     let a = ann.recv_event("matched").await;
     let b = bob.recv_event("matched").await;
-    assert_eq!(
-        a["room_code"], b["room_code"],
-        "paired with each other, not the ghost"
-    );
+    assert_eq!(a["room_code"], b["room_code"]);
     assert_eq!(redis.command(&["ZCARD", &keys::pool()]), "0");
 }
 
@@ -69,12 +83,10 @@ async fn a_dead_gateways_users_are_purged_in_bounded_time() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let doomed = common::start(&redis.url(), "gateway", &["--gateway-ttl-ms", "1000"]).await;
-    let (_ghost_socket, _) = common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
-    let worker = common::start(&redis.url(), "worker", &[]).await;
-    testkit::eventually(testkit::STEP, "ghost enters the pool", || async {
-        (redis.command(&["ZCARD", &keys::pool()]) == "1").then_some(())
-    })
-    .await;
+    let (_ghost_socket, session) =
+        common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
+    let _worker = common::start(&redis.url(), "worker", &[]).await;
+    until_in_pool(&redis, &UserKey::native(&session)).await;
 
     // The gateway dies without cleaning up. With a 1 s TTL and a 200 ms
     // purge period, the ghost must be gone within about 1.2 s.
@@ -86,30 +98,70 @@ async fn a_dead_gateways_users_are_purged_in_bounded_time() {
     .await;
     let took = died.elapsed();
     assert!(took < Duration::from_secs(3), "purged after {took:?}");
+}
 
-    // And a newcomer is not handed the ghost.
+#[tokio::test]
+async fn a_dead_gateways_user_is_never_handed_out_even_before_the_purge() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let doomed = common::start(
+        &redis.url(),
+        "gateway",
+        &["--gateway-ttl-ms", "1000", "--gateway-id", "doomed"],
+    )
+    .await;
+    let (_ghost_socket, session) =
+        common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
+    let ghost = UserKey::native(&session);
+    // No purge during the test: only the pairing itself can keep the ghost
+    // from a newcomer.
+    let _worker = common::start(&redis.url(), "worker", &["--purge-interval-ms", "600000"]).await;
+    until_in_pool(&redis, &ghost).await;
+    doomed.kill();
+    testkit::eventually(
+        testkit::STEP,
+        "the dead gateway's liveness lapses",
+        || async {
+            (redis.command(&["EXISTS", &keys::gateway_alive("doomed")]) == "0").then_some(())
+        },
+    )
+    .await;
+    assert!(in_pool(&redis, &ghost), "not purged yet");
+
+    // A newcomer: the ghost is dropped, not handed to her; she waits.
     let live = common::start(&redis.url(), "gateway", &[]).await;
-    let (mut ann, _) = common::native_waiting(live.gateway_addr().unwrap(), "ann").await;
+    let (mut ann, ann_session) = common::native_waiting(live.gateway_addr().unwrap(), "ann").await;
+    until_in_pool(&redis, &UserKey::native(&ann_session)).await;
+    testkit::eventually(
+        testkit::STEP,
+        "the ghost dropped by the pairing",
+        || async { (!in_pool(&redis, &ghost)).then_some(()) },
+    )
+    .await;
     ann.expect_silence(Duration::from_millis(300)).await;
     let (mut bob, _) = common::native_waiting(live.gateway_addr().unwrap(), "bob").await;
     assert_eq!(
         ann.recv_event("matched").await["room_code"],
         bob.recv_event("matched").await["room_code"]
     );
-    drop(worker);
 }
 
 #[tokio::test]
 async fn native_cancel_and_bad_input() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let m = common::start(&redis.url(), "gateway", &[]).await;
+    let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();
-    let (mut ws, _) = common::native_waiting(addr, "ann").await;
+    let (mut ws, session) = common::native_waiting(addr, "ann").await;
+    let ann = UserKey::native(&session);
+    until_in_pool(&redis, &ann).await;
     ws.send_json(&json!({"event": "register"})).await;
     assert_eq!(ws.recv_event("error").await["code"], "already_waiting");
     ws.send_json(&json!({"event": "cancel"})).await;
     ws.recv_event("cancelled").await;
+    // Cancelled in Redis too, by the time the answer comes.
+    assert!(!in_pool(&redis, &ann), "cancelled but still in the pool");
+    assert_eq!(redis.command(&["EXISTS", &keys::waiting(&ann)]), "0");
     ws.send_json(&json!({"event": "cancel"})).await;
     assert_eq!(ws.recv_event("error").await["code"], "not_waiting");
     ws.send_text("{oops").await;
@@ -141,4 +193,50 @@ async fn native_cancel_and_bad_input() {
     ws.send_json(&json!({"event": "ping"})).await;
     ws.recv_event("pong").await;
     assert_eq!(common::get_status(addr, "/healthz").await, 200);
+}
+
+#[tokio::test]
+async fn a_flooding_socket_is_rate_limited_and_others_are_not() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    // 5 frames a second, bursts of 20.
+    let m = common::start(&redis.url(), "gateway", &["--rate-limit", "5"]).await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut flood, _) = common::native(addr).await;
+    let (mut calm, _) = common::native(addr).await;
+    for _ in 0..100 {
+        flood.send_json(&json!({"event": "ping"})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while let Some(testkit::Next::Json(v)) = flood.next_within(Duration::from_millis(500)).await {
+        match (v["event"].as_str(), v["code"].as_str()) {
+            (Some("pong"), _) => pongs += 1,
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            _ => panic!("unexpected frame {v}"),
+        }
+    }
+    assert!(
+        (20..=25).contains(&pongs),
+        "the burst is served, the rest dropped: {pongs} pongs"
+    );
+    assert!(limited >= 1, "the flooder is told: {limited} rate_limited");
+    // Another socket is not affected.
+    calm.send_json(&json!({"event": "ping"})).await;
+    assert_eq!(calm.recv().await["event"], "pong");
+    // The flooder stays connected and is served again once it slows down.
+    // (Polled: a refused ping is answered at once, a token comes back every
+    // 200 ms.)
+    let deadline = tokio::time::Instant::now() + testkit::STEP;
+    loop {
+        flood.send_json(&json!({"event": "ping"})).await;
+        let v = flood.recv().await;
+        if v["event"] == "pong" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never served again: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

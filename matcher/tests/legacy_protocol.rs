@@ -32,8 +32,10 @@ async fn legacy_socket(addr: std::net::SocketAddr, name: &str) -> WsClient {
 async fn scripted_legacy_client_round() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let m = common::start_all(&redis.url()).await;
+    let m = common::start(&redis.url(), "gateway", &[]).await;
     let addr = m.gateway_addr().unwrap();
+    // A worker process, paused below so that three users wait at once.
+    let worker = common::MatcherProcess::worker(&redis, &[]).await;
     let http = reqwest::Client::new();
 
     // CORS preflight for the JSON POST, from the page's own origin.
@@ -66,10 +68,8 @@ async fn scripted_legacy_client_round() {
     let (mut alice, mut bob) = (alice_ws, bob_ws);
     for (status, body) in [alice_post, bob_post] {
         assert_eq!(status, 200);
-        assert!(
-            body["status"] == "queued" || body["status"] == "exists",
-            "{body}"
-        );
+        // A fresh first registration is queued (never "exists").
+        assert_eq!(body["status"], "queued", "{body}");
         assert!(body["message"].is_string());
     }
 
@@ -112,26 +112,66 @@ async fn scripted_legacy_client_round() {
     }
     assert_eq!(dup.recv_close().await, Some(4409));
 
-    // "Next": both register again over the same sockets; a third user
-    // waits, so neither gets the partner they just left.
+    // "Next": both register again over the same sockets while a third user
+    // waits; all three are in the pool at once (the worker process is
+    // paused while they register), and neither gets the partner they just
+    // left: carol is paired with one of them, the other waits. Repeated, as
+    // one round passes by chance one time in three without the avoidance.
     let mut carol = legacy_socket(addr, "carol").await;
-    assert_eq!(
-        common::post_register(addr, "carol").await.1["status"],
-        "queued"
-    );
-    // Registering again while waiting (alone) answers "exists".
-    assert_eq!(
-        common::post_register(addr, "carol").await.1["status"],
-        "exists"
-    );
-    assert_eq!(
-        common::post_register(addr, names[0]).await.1["status"],
-        "queued"
-    );
-    let a2 = alice.recv_event("matched").await;
-    let c2 = carol.recv_event("matched").await;
-    assert_eq!(a2["room_code"], c2["room_code"]);
-    assert_ne!(a2["room_code"], a["room_code"]);
+    let mut last_room = a["room_code"].clone();
+    let (mut first, mut second) = ((&mut alice, names[0]), (&mut bob, names[1]));
+    for round in 0..12 {
+        worker.pause().await;
+        assert_eq!(
+            common::post_register(addr, "carol").await.1["status"],
+            "queued"
+        );
+        if round == 0 {
+            // Registering again while waiting answers "exists".
+            assert_eq!(
+                common::post_register(addr, "carol").await.1["status"],
+                "exists"
+            );
+        }
+        for name in [first.1, second.1] {
+            assert_eq!(
+                common::post_register(addr, name).await.1["status"],
+                "queued"
+            );
+        }
+        worker.resume();
+        let c = carol.recv_event("matched").await;
+        assert_ne!(c["room_code"], last_room);
+        let partner = c["peer_name"].as_str().unwrap().to_string();
+        assert!(
+            partner == names[0] || partner == names[1],
+            "round {round}: carol paired with {partner}"
+        );
+        if partner != first.1 {
+            std::mem::swap(&mut first, &mut second);
+        }
+        assert_eq!(
+            first.0.recv_event("matched").await["room_code"],
+            c["room_code"]
+        );
+        // The other still waits, in the pool, told nothing.
+        let left = wire::user::UserKey::legacy(second.1);
+        assert_ne!(
+            redis.command(&["ZSCORE", &wire::keys::pool(), left.as_str()]),
+            "",
+            "round {round}: {} is not waiting",
+            second.1
+        );
+        // Alone together, alice and bob are paired again (for the next round).
+        assert_eq!(
+            common::post_register(addr, first.1).await.1["status"],
+            "queued"
+        );
+        let r1 = first.0.recv_event("matched").await;
+        let r2 = second.0.recv_event("matched").await;
+        assert_eq!(r1["room_code"], r2["room_code"]);
+        last_room = r1["room_code"].clone();
+    }
 
     // Bad names and bodies get a clear error status.
     let bad: Value = http

@@ -224,3 +224,59 @@ async fn sigterm_drains_the_gateway() {
     let took = term_sent.elapsed();
     assert!(took < Duration::from_secs(7), "exited after {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_secret_two_processes_share_one_through_redis() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let mut gateways = Vec::new();
+    for role in ["all", "gateway"] {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
+            .parse()
+            .unwrap();
+        let listen = addr.to_string();
+        // The test defaults, without --ticket-secret.
+        let mut args = common::args(&redis.url(), role, &["--listen", &listen]);
+        let at = args.iter().position(|a| a == "--ticket-secret").unwrap();
+        args.drain(at..at + 2);
+        let process = common::MatcherProcess::run(args);
+        testkit::eventually(testkit::STEP, "matcher ready", || async {
+            (common::get_status(addr, "/readyz").await == 200).then_some(())
+        })
+        .await;
+        gateways.push((process, addr));
+    }
+    assert_eq!(redis.command(&["EXISTS", &keys::ticket_secret()]), "1");
+    // Ann on one process, Bob on the other: each ticket is signed by its
+    // own process.
+    let (mut ann, _) = common::native_waiting(gateways[0].1, "ann").await;
+    let (mut bob, _) = common::native_waiting(gateways[1].1, "bob").await;
+    let a = ann.recv_event("matched").await;
+    let b = bob.recv_event("matched").await;
+    assert_eq!(a["room_code"], b["room_code"]);
+    // A signaller, also without a configured secret, accepts both.
+    let url = redis.url();
+    let node = signaller::spawn(
+        <signaller::Config as clap::Parser>::try_parse_from([
+            "signaller",
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            &url,
+        ])
+        .unwrap(),
+    )
+    .await
+    .expect("signaller starts");
+    let mut joined_sockets = Vec::new();
+    for m in [&a, &b] {
+        let mut ws = WsClient::connect(&format!("ws://{}/ws", node.addr()))
+            .await
+            .unwrap();
+        ws.send_json(&serde_json::json!({"event": "join", "ticket": m["ticket"]}))
+            .await;
+        let joined = ws.recv().await;
+        assert_eq!(joined["event"], "joined", "{joined}");
+        joined_sockets.push(ws);
+    }
+}

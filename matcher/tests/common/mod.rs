@@ -135,8 +135,14 @@ pub struct MatcherProcess {
 impl MatcherProcess {
     /// Start `matcher --role <role>` with the test defaults and `extra`.
     pub fn start(redis_url: &str, role: &str, extra: &[&str]) -> MatcherProcess {
+        MatcherProcess::run(args(redis_url, role, extra))
+    }
+
+    /// Start the binary with exactly `args` (no `RVC_` variable inherited).
+    pub fn run(args: Vec<String>) -> MatcherProcess {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_matcher"))
-            .args(args(redis_url, role, extra))
+            .args(args)
+            .env_remove("RVC_TICKET_SECRET")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

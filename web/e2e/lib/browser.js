@@ -53,6 +53,20 @@ export class TestPage {
    */
   static async open(browser, name, contextOptions = {}) {
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, ...contextOptions });
+    // Keep every RTCPeerConnection the page makes, for getStats().
+    await context.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      if (!Native) return;
+      window.__rvcPeers = [];
+      class Tracked extends Native {
+        constructor(...args) {
+          super(...args);
+          window.__rvcPeers.push(this);
+        }
+      }
+      window.RTCPeerConnection = Tracked;
+    });
+    await context.addInitScript(sampleRemoteFrameSource);
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     return new TestPage(name, context, page);
@@ -125,14 +139,19 @@ export class TestPage {
   }
 
   /**
-   * The stranger's video is really playing: it has a picture (videoWidth > 0)
-   * and its clock moves on.
+   * The stranger's video and sound really arrive: the video has a picture
+   * (videoWidth > 0) and its clock moves on; its frames are not black (drawn
+   * to a canvas, they have light) and they change (the fake camera
+   * animates: a frozen track shows the same frame forever); the decoder
+   * keeps producing frames; and the audio carries energy (a muted or
+   * disabled microphone sends silence).
    */
   async expectRemoteVideoPlaying(timeout = WAIT_MS) {
     const video = () => {
       const v = document.getElementById('remote-video');
       return { w: v.videoWidth, t: v.currentTime, paused: v.paused, ready: v.readyState };
     };
+    let step = 'a picture';
     try {
       await this.page.waitForFunction(
         () => {
@@ -142,16 +161,65 @@ export class TestPage {
         null,
         { timeout, polling: 100 },
       );
+      step = 'the clock moving on';
       const t0 = (await this.page.evaluate(video)).t;
       await this.page.waitForFunction(
         (start) => document.getElementById('remote-video').currentTime > start + 0.5,
         t0,
         { timeout: 10000, polling: 100 },
       );
+
+      step = 'frames with light in them';
+      const first = await this.page.evaluate(() => window.__rvcSampleFrame());
+      // Mean luma 0..255: black is ~0-16; the fake camera's picture is far above.
+      if (!(first.luma > 40)) throw new Error(`the frame is black: mean luma ${first.luma.toFixed(1)}`);
+
+      step = 'frames that change';
+      await this.page.waitForFunction(
+        (before) => {
+          const now = window.__rvcSampleFrame();
+          return now.luma > 40 && now.pixels.some((p, i) => Math.abs(p - before[i]) > 24);
+        },
+        first.pixels,
+        { timeout: 10000, polling: 100 },
+      );
+
+      step = 'decoded frames growing';
+      const decoded = await this.page.evaluate(
+        () => document.getElementById('remote-video').getVideoPlaybackQuality().totalVideoFrames,
+      );
+      await this.page.waitForFunction(
+        (start) => document.getElementById('remote-video').getVideoPlaybackQuality().totalVideoFrames >= start + 10,
+        decoded,
+        { timeout: 10000, polling: 100 },
+      );
+
+      // totalAudioEnergy sums level² × seconds: the fake microphone's beeps
+      // reach ~1 within a few seconds; a disabled track's silence stays
+      // near 1e-8 however long it plays.
+      step = 'audio energy';
+      // getStats() is asynchronous, which waitForFunction does not await:
+      // poll from here, within a bound.
+      const audible = () =>
+        this.page.evaluate(async (AUDIBLE) => {
+          for (const pc of window.__rvcPeers || []) {
+            if (pc.connectionState === 'closed') continue;
+            const stats = await pc.getStats();
+            for (const r of stats.values()) {
+              if (r.type === 'inbound-rtp' && r.kind === 'audio' && r.totalAudioEnergy > AUDIBLE) return true;
+            }
+          }
+          return false;
+        }, 0.01);
+      const deadline = Date.now() + 10000;
+      while (!(await audible())) {
+        if (Date.now() > deadline) throw new Error('no audible audio within 10000 ms (totalAudioEnergy <= 0.01)');
+        await new Promise((r) => setTimeout(r, 200));
+      }
     } catch (err) {
       const v = await this.page.evaluate(video).catch(() => null);
       throw new Error(
-        `${this.name}: remote video not playing within bounds: ${JSON.stringify(v)}; status ${await this.describe()}`,
+        `${this.name}: remote media not playing (waiting for ${step}): ${err.message}; video ${JSON.stringify(v)}; status ${await this.describe()}`,
         { cause: err },
       );
     }
@@ -188,3 +256,25 @@ export class TestPage {
     await this.context.close().catch(() => {});
   }
 }
+
+/**
+ * Installed in every page as window.__rvcSampleFrame(): the remote video's
+ * current frame drawn on a 32×24 canvas, as its mean luma and grey levels.
+ */
+const sampleRemoteFrameSource = `window.__rvcSampleFrame = function () {
+  const v = document.getElementById('remote-video');
+  const c = document.createElement('canvas');
+  c.width = 32;
+  c.height = 24;
+  const ctx = c.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(v, 0, 0, c.width, c.height);
+  const { data } = ctx.getImageData(0, 0, c.width, c.height);
+  const pixels = [];
+  let sum = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    pixels.push(Math.round(y));
+    sum += y;
+  }
+  return { luma: sum / pixels.length, pixels };
+};`;
