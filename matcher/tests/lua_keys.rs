@@ -37,18 +37,23 @@ fn every_stored_value_is_read_alike_in_lua_and_rust() {
     let redis = RedisServer::start();
     for name in ["bob", "a b", "x/y", "5 9", "é日本"] {
         // Waiting value: Lua builds, Rust reads, and back.
-        let lua = eval(&redis, "return V.waiting(ARGV[1], ARGV[2])", &["01J", name]);
+        let lua = eval(
+            &redis,
+            "return V.waiting(ARGV[1], ARGV[2], ARGV[3])",
+            &["01J", "::1", name],
+        );
         let w = WaitingValue {
             reg: "01J".into(),
+            addr: "::1".into(),
             name: name.into(),
         };
         assert_eq!(lua, w.encode());
         let parsed = eval(
             &redis,
-            "local r, n = V.waiting_parse(ARGV[1]) return r .. '|' .. n",
+            "local r, a, n = V.waiting_parse(ARGV[1]) return r .. '|' .. a .. '|' .. n",
             &[&w.encode()],
         );
-        assert_eq!(parsed, format!("01J|{name}"));
+        assert_eq!(parsed, format!("01J|::1|{name}"));
 
         // Partner value.
         let p = PartnerValue {
@@ -78,19 +83,26 @@ fn every_stored_value_is_read_alike_in_lua_and_rust() {
     }
     // Location value: gateway ids may hold the separator, socket ids never.
     let l = Location {
+        addr: "127.0.0.9".into(),
         gateway: "pod/a".into(),
         socket: "01K".into(),
     };
     let lua = eval(
         &redis,
-        "return V.location(ARGV[1], ARGV[2])",
-        &["pod/a", "01K"],
+        "return V.location(ARGV[1], ARGV[2], ARGV[3])",
+        &["127.0.0.9", "pod/a", "01K"],
     );
     assert_eq!(lua, l.encode());
     assert_eq!(
         eval(&redis, "return V.gateway_of(ARGV[1])", &[&l.encode()]),
         "pod/a"
     );
+    let parsed = eval(
+        &redis,
+        "local a, g, s = V.location_parse(ARGV[1]) return a .. '|' .. g .. '|' .. s",
+        &[&l.encode()],
+    );
+    assert_eq!(parsed, "127.0.0.9|pod/a|01K");
     // Legacy and native user keys.
     let legacy = wire::user::UserKey::legacy("x");
     let native = wire::user::UserKey::native("x");

@@ -29,6 +29,29 @@ impl WsClient {
         Ok(WsClient { ws })
     }
 
+    /// Connect to `url` from the local address `from` (any 127.x.y.z works
+    /// on Linux), so that a test can play several clients of different
+    /// addresses.
+    pub async fn connect_from(url: &str, from: std::net::IpAddr) -> anyhow::Result<WsClient> {
+        let connect = async {
+            let host = url
+                .trim_start_matches("ws://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let addr: std::net::SocketAddr = host.parse()?;
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::new(from, 0))?;
+            let tcp = socket.connect(addr).await?;
+            let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
+            anyhow::Ok(WsClient { ws })
+        };
+        tokio::time::timeout(crate::STEP, connect)
+            .await
+            .map_err(|_| anyhow::anyhow!("connect {url}: timed out"))?
+    }
+
     pub async fn send_json(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await;
     }

@@ -38,9 +38,10 @@ struct Connection {
     session: Session,
     user: UserKey,
     location: Location,
-    /// This is the user's only socket on this gateway (else a legacy name
-    /// taken here: refused without asking Redis).
-    unique_here: bool,
+    /// How other tasks reach this socket; listed in the gateway's sockets
+    /// once Redis has recorded the location (it may replace another socket
+    /// of the same user there).
+    handle: SocketHandle,
     /// When to try recording the location again, after Redis failed.
     locate_retry: Option<(Instant, Duration)>,
     /// When the drain's grace period ends, once draining.
@@ -63,7 +64,6 @@ pub async fn run(
         let user = identity.user();
         let socket_id = id.to_string();
         let (handle, mut mailbox) = SocketHandle::new(socket_id.clone());
-        let unique_here = gw.sockets.insert(user.clone(), handle);
         let issuer = TicketIssuer {
             secret: gw.secret.clone(),
             ticket_ttl_ms: gw.settings.ticket_ttl.as_millis() as u64,
@@ -79,7 +79,7 @@ pub async fn run(
             },
             gw: gw.clone(),
             user: user.clone(),
-            unique_here,
+            handle,
             locate_retry: None,
             drain_deadline: None,
             unflushed: false,
@@ -90,9 +90,7 @@ pub async fn run(
         let why = conn.serve(&mut mailbox).await;
         let actions = conn.session.on_closed();
         conn.perform(actions).await;
-        if unique_here {
-            gw.sockets.remove(&user, &socket_id);
-        }
+        gw.sockets.remove(&user, &socket_id);
         open.decrement(1.0);
         tracing::info!(%user, why, "matching socket closed");
     }
@@ -189,15 +187,14 @@ impl Connection {
                     return Flow::End(code.reason());
                 }
                 Action::Locate { exclusive } => {
-                    let result = if !self.unique_here {
-                        Ok(Located::NameTaken)
-                    } else {
-                        Box::pin(store.locate(user, &self.location, exclusive))
-                            .await
-                            .map_err(|e| tracing::warn!(%user, error = %e, "could not record the socket's location yet"))
-                    };
+                    let result = Box::pin(store.locate(user, &self.location, exclusive))
+                        .await
+                        .map_err(|e| tracing::warn!(%user, error = %e, "could not record the socket's location yet"));
                     if result.is_ok() {
                         self.locate_retry = None;
+                    }
+                    if let Ok(Located::Here(_)) = &result {
+                        self.gw.sockets.put(user.clone(), self.handle.clone());
                     }
                     queue.extend(self.session.on_located(result, service::clock::now_ms()));
                 }

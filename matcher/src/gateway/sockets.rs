@@ -83,14 +83,17 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Add a socket; `false` if this user already has one here.
-    pub fn insert(&self, user: UserKey, handle: SocketHandle) -> bool {
-        let mut map = self.inner.lock().unwrap();
-        if map.contains_key(&user) {
-            return false;
+    /// List `user`'s socket (Redis recorded its location), in place of any
+    /// earlier socket of the user here (which Redis has told to close).
+    pub fn put(&self, user: UserKey, handle: SocketHandle) {
+        let id = handle.socket_id.clone();
+        let earlier = self.inner.lock().unwrap().insert(user, handle);
+        // The earlier socket was on this gateway: Redis's word for it may
+        // reach us after this, and find the new socket listed. Tell it here.
+        if let Some(earlier) = earlier.filter(|e| e.socket_id != id) {
+            let socket_id = earlier.socket_id.clone();
+            earlier.post(SocketMsg::Replaced { socket_id });
         }
-        map.insert(user, handle);
-        true
     }
 
     /// Remove a socket, only if it is still the one with `socket_id`.
@@ -131,12 +134,17 @@ mod tests {
     fn a_later_socket_is_not_removed_by_the_earlier_ones_cleanup() {
         let s = Sockets::default();
         let u = UserKey::legacy("ann");
-        assert!(s.insert(u.clone(), SocketHandle::new("c1".into()).0));
-        assert!(!s.insert(u.clone(), SocketHandle::new("c2".into()).0));
-        assert!(s.remove(&u, "c1"));
-        assert!(s.insert(u.clone(), SocketHandle::new("c2".into()).0));
-        assert!(!s.remove(&u, "c1"));
+        let (c1, mut c1_mailbox) = SocketHandle::new("c1".into());
+        s.put(u.clone(), c1);
+        s.put(u.clone(), SocketHandle::new("c2".into()).0);
+        assert!(matches!(
+            c1_mailbox.rx.try_recv(),
+            Ok(SocketMsg::Replaced { socket_id }) if socket_id == "c1"
+        ));
+        assert!(!s.remove(&u, "c1"), "c2 replaced it");
         assert_eq!(s.get(&u).unwrap().socket_id, "c2");
+        assert!(s.remove(&u, "c2"));
+        assert!(s.get(&u).is_none());
     }
 
     #[test]
