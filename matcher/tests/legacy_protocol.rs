@@ -195,7 +195,8 @@ async fn register_before_the_socket_connects_still_delivers_matched() {
     let redis = RedisServer::start();
     let m = common::start_all(&redis.url()).await;
     let addr = m.gateway_addr().unwrap();
-    // Both POST first; the pair is made before either socket exists.
+    // Both POST first. Nobody is handed out before their socket is there
+    // (a registration alone is no proof of a person): no pair is made yet.
     assert_eq!(
         common::post_register(addr, "early1").await.1["status"],
         "queued"
@@ -204,21 +205,26 @@ async fn register_before_the_socket_connects_still_delivers_matched() {
         common::post_register(addr, "early2").await.1["status"],
         "queued"
     );
-    testkit::eventually(testkit::STEP, "pair made", || async {
-        (redis.command(&[
-            "EXISTS",
-            &wire::keys::notice(&wire::user::UserKey::legacy("early2")),
-        ]) == "1")
-            .then_some(())
+    testkit::eventually(testkit::STEP, "both in the pool", || async {
+        (redis.command(&["ZCARD", &wire::keys::pool()]).trim() == "2").then_some(())
     })
     .await;
     let mut one = legacy_socket(addr, "early1").await;
+    one.expect_silence(Duration::from_millis(500)).await;
+    let notice = wire::keys::notice(&wire::user::UserKey::legacy("early1"));
+    assert_eq!(
+        redis.command(&["EXISTS", &notice]).trim(),
+        "0",
+        "paired too early"
+    );
+    // The second socket comes: the pair is made and each gets `matched`.
     let mut two = legacy_socket(addr, "early2").await;
     let a = one.recv_event("matched").await;
     let b = two.recv_event("matched").await;
     assert_eq!(a["room_code"], b["room_code"]);
     // Exactly once: no second notice.
     one.expect_silence(Duration::from_millis(200)).await;
+    two.expect_silence(Duration::from_millis(200)).await;
 }
 
 #[tokio::test]

@@ -350,3 +350,27 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
         Registered::Queued
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_without_a_socket_is_never_handed_to_a_real_user() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
+
+    // A script registers a name over HTTP and never opens its socket.
+    assert_eq!(register_from(addr, "ghost", ip(2)).await.0, 200);
+    let (mut real, _) = native_waiting(addr, "real").await;
+    real.expect_silence(Duration::from_millis(1500)).await;
+
+    // A legacy user whose socket comes moments after its register is
+    // paired as soon as the socket is there.
+    let (status, _) = register_from(addr, "late", ip(3)).await;
+    assert_eq!(status, 200);
+    let mut late = legacy_socket(addr, "late", ip(3)).await;
+    let code = late
+        .recv_event_within("matched", Duration::from_secs(2))
+        .await["room_code"]
+        .clone();
+    assert_eq!(real.recv_event("matched").await["room_code"], code);
+}

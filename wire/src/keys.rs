@@ -230,7 +230,9 @@ function V.partner_parse(v)
 end
 function V.is_legacy(user) return string.sub(user, 1, {legacy_len}) == {legacy} end
 function V.legacy_room_code(a, b, ulid) return a .. {room_sep} .. b .. {room_sep} .. ulid end
+V.register_field = {register_field}
 ",
+        register_field = lua_string(crate::internal::REGISTER_FIELD),
         legacy_len = UserKey::LEGACY_PREFIX.len(),
     ));
     lua

@@ -142,12 +142,15 @@ impl Store {
                 keys::gateway_users(&location.gateway),
                 keys::notice(user),
                 keys::binding(user),
+                keys::waiting(user),
+                keys::register_stream(),
             ],
             vec![
                 location.encode(),
                 user.to_string(),
                 flag(exclusive),
                 location.addr.clone(),
+                wire::PROTOCOL_VERSION.to_string(),
             ],
         )
         .await?;

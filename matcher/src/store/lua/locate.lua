@@ -10,11 +10,17 @@
 -- * takes the notice only if it was made for a registration from its own
 --   address: a stranger who opens the socket first receives nothing.
 --
+-- A legacy user already waiting (registered over HTTP before its socket
+-- came) is announced on the register stream again, so that a worker pairs
+-- it now that it can be paired (the entry is a duplicate, which the pool
+-- ignores).
+--
 -- KEYS[1] location key, KEYS[2] this gateway's user set, KEYS[3] notice
--- key, KEYS[4] binding key (all of the user, but KEYS[2])
+-- key, KEYS[4] binding key, KEYS[5] waiting key (all of the user, but
+-- KEYS[2]), KEYS[6] register stream
 -- ARGV[1] this socket's location value, ARGV[2] user key
 -- ARGV[3] '1' for a legacy name, '0' to take the location over regardless
--- ARGV[4] this socket's client address
+-- ARGV[4] this socket's client address, ARGV[5] protocol version
 --
 -- Returns { 1, notice or '' } when located, { 0, '' } when refused.
 local legacy = ARGV[3] == '1'
@@ -33,6 +39,13 @@ if legacy and current and current ~= ARGV[1] then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
+if legacy then
+  local waiting = redis.call('GET', KEYS[5])
+  if waiting then
+    local reg = V.waiting_parse(waiting)
+    redis.call('XADD', KEYS[6], '*', V.register_field, cmsgpack.pack({ v = tonumber(ARGV[5]), user = ARGV[2], reg = reg }))
+  end
+end
 local notice = redis.call('GET', KEYS[3])
 if notice and (not legacy or cmsgpack.unpack(notice).addr == ARGV[4]) then
   redis.call('DEL', KEYS[3])

@@ -27,7 +27,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- The user's registration { reg, addr, name } if they can be matched now,
--- else nil (and they are gone from the pool).
+-- else nil (and they are gone from the pool, unless they may still come).
 local function usable(user)
   local waiting = redis.call('GET', K.waiting(user))
   if waiting then
@@ -41,12 +41,15 @@ local function usable(user)
         return r
       end
     elseif V.is_legacy(user) then
-      -- A legacy user registers over HTTP before its socket connects. (A
-      -- native user registers over its socket: without a location, its
+      -- A legacy user registers over HTTP, usually moments before its
+      -- socket connects. It is never handed to anyone before the socket is
+      -- there (a registration alone is no proof of a person), but keeps its
+      -- place for the grace period; the socket's arrival wakes the workers.
+      -- (A native user registers over its socket: without a location, its
       -- socket is gone, and its gateway registers it again if it comes back.)
       local since = redis.call('ZSCORE', pool, user)
       if since and now - tonumber(since) < grace then
-        return r
+        return nil
       end
     end
   end

@@ -27,5 +27,5 @@ end
 if legacy then
   redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[7])
 end
-redis.call('XADD', KEYS[2], '*', 'm', ARGV[4])
+redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4])
 return 1
