@@ -1,4 +1,4 @@
-//! Invariant 1: no user is ever in two rooms, with several workers and
+//! No user is ever in two rooms, with several workers and
 //! gateways pairing concurrently.
 
 mod common;

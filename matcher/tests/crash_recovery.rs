@@ -1,6 +1,6 @@
 //! The worker process: a register accepted by a gateway reaches the pool
 //! even if the worker that read it is killed before acknowledging it
-//! (invariant 3), and an idle worker pairs a new arrival at once, whatever
+//! (nothing is lost), and an idle worker pairs a new arrival at once, whatever
 //! its back-off (the back-off paces idle upkeep, never a pairing).
 
 mod common;

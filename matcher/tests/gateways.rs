@@ -1,5 +1,5 @@
-//! Users on different gateways; withdrawal on close; dead gateways purged
-//! (invariant 4: no ghosts).
+//! Users on different gateways; withdrawal on close; dead gateways purged:
+//! a closed or dead-gateway user is never handed out as a partner.
 
 mod common;
 

@@ -1,5 +1,6 @@
-//! The legacy React client's protocol, step by step as
-//! `shared/LEGACY-PROTOCOL.md` describes it, against a real gateway.
+//! The original React client's protocol, step by step as that client
+//! speaks it (see "The original React client" in `wire/PROTOCOL.md`),
+//! against a real gateway.
 
 mod common;
 

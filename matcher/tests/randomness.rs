@@ -1,4 +1,4 @@
-//! Invariant 2: when more than two users wait, every pair of them is equally
+//! When more than two users wait, every pair of them is equally
 //! likely to be matched, and either may be the initiator; the partner a user
 //! just left is avoided while anyone else waits.
 //!

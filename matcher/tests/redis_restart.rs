@@ -1,4 +1,4 @@
-//! Invariant 10: a Redis outage or restart is survived without restarting
+//! A Redis outage or restart is survived without restarting
 //! anything; waiting users are put back by their gateway.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Who may join a room (invariant 6: only its two matched users).
+//! Who may join a room: only its two matched users.
 //!
 //! A native client shows the ticket the matcher signed for it; it is checked
 //! with the shared secret alone, without a Redis round trip. A legacy client

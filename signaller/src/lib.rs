@@ -69,7 +69,7 @@ pub struct RunningNode {
 /// Check `config`, bind, connect to Redis and start serving. Returns once
 /// the node listens (port 0 picks a free one) and heartbeats.
 ///
-/// The error is typed (not `anyhow`, as the brief sketched) because this is
+/// The error is typed (not `anyhow`) because this is
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     service::redis_conn::parse_url(&config.shared.redis_url)?;

@@ -1,4 +1,5 @@
-//! Node liveness (invariant 8 when a whole signaller dies).
+//! Node liveness: when a whole signaller node dies, the peers of its
+//! sockets are told within a bounded time.
 //!
 //! Each node refreshes its key `wire::keys::signaller_alive` with a TTL on
 //! every heartbeat. For its joined sockets it also knows the node their peer

@@ -1,5 +1,6 @@
 //! The room log: a Redis stream per room holding, in order, everything its
-//! peers said and did (invariant 7).
+//! peers said and did, so that every signal and chat message reaches the
+//! other peer once and in order, even one sent before that peer joined.
 //!
 //! Every event is appended and published in one atomic step by
 //! `publish.lua` (one `PUBLISH` per message, no polling). The stream ids are

@@ -1,4 +1,4 @@
-//! Invariant 9: bad input gets a clear error event or close code; the
+//! Bad input gets a clear error event or close code; the
 //! server keeps running and nobody else is affected.
 
 use serde_json::json;
@@ -10,7 +10,7 @@ use wire::user::Role;
 
 use crate::common::*;
 
-/// Test 5: malformed JSON, unknown events, bad messages, frames before the
+/// Malformed JSON, unknown events, bad messages, frames before the
 /// join, an oversized frame (1009), a binary frame (1003), a flood
 /// (`rate_limited`), a bad legacy name (1008), a foreign Origin (403) and
 /// a silent client (4408): each is answered, and a room on the same nodes

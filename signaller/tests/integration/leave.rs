@@ -1,4 +1,4 @@
-//! Invariant 8: when a peer leaves (close, `leave`, skip, or a crash of its
+//! When a peer leaves (close, `leave`, skip, or a crash of its
 //! node) the other peer is told within a bounded time, across nodes, and
 //! the room is closed.
 
@@ -11,7 +11,7 @@ use wire::user::Role;
 
 use crate::common::*;
 
-/// Test 6: socket close, native `leave`, a legacy skip (close, then at once
+/// Socket close, native `leave`, a legacy skip (close, then at once
 /// a new socket under the same name for a new room) and a killed node each
 /// produce the peer's notice across nodes; the node loss within the
 /// configured bound. Also a graceful drain.

@@ -1,6 +1,7 @@
-//! Test 7: the original React client's flow end to end at protocol level,
+//! The original React client's flow end to end at protocol level,
 //! starting from the matcher's `matched` notice, with a scripted client
-//! that does exactly what `shared/LEGACY-PROTOCOL.md` says the client does.
+//! that does what that client does (see "The original React client" in
+//! `wire/PROTOCOL.md`).
 
 use std::net::SocketAddr;
 
@@ -124,7 +125,7 @@ fn candidate(who: &str, i: u32) -> Value {
                         "sdpMLineIndex":0,"sdpMid":"0"}})
 }
 
-/// Test 7: match on the matcher; the initiator joins and, once `verified`,
+/// Match on the matcher; the initiator joins and, once `verified`,
 /// sends its held offer and candidates at once; the responder (on another
 /// signaller node) joins afterwards and gets them all, creates its peer on
 /// the first, answers with `"from":""` and a wrong `target`; then the

@@ -1,4 +1,4 @@
-//! Invariant 10: a Redis outage or restart is survived without restarting
+//! A Redis outage or restart is survived without restarting
 //! the nodes.
 
 use serde_json::json;

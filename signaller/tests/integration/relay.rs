@@ -1,4 +1,4 @@
-//! Invariant 7: every signal and chat message reaches the other peer once,
+//! Every signal and chat message reaches the other peer once,
 //! in order, across nodes, including what was sent before the peer joined.
 
 use std::time::Duration;
@@ -23,7 +23,7 @@ fn candidate(from: &str, i: u32) -> Value {
                         "sdpMLineIndex":i % 2,"sdpMid":(i % 2).to_string()}})
 }
 
-/// Test 1: peer A on node 1, peer B on node 2: offer, answer and 50
+/// Peer A on node 1, peer B on node 2: offer, answer and 50
 /// candidates each way arrive in order, exactly once, payload unchanged,
 /// `from` set by the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +94,7 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
     b.expect_silence(QUIET).await;
 }
 
-/// Test 2: A sends 10 signals before B joins; B receives all 10 right after
+/// A sends 10 signals before B joins; B receives all 10 right after
 /// joining, in order, and nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_sent_before_the_peer_joins_are_delivered_once_in_order() {
@@ -130,7 +130,7 @@ async fn signals_sent_before_the_peer_joins_are_delivered_once_in_order() {
 /// How long the load test waits for any one message.
 const LOAD_WAIT: Duration = Duration::from_secs(40);
 
-/// Test 3: 100 rooms at once, 200 messages each way per room, peers on
+/// 100 rooms at once, 200 messages each way per room, peers on
 /// different nodes: none lost, none reordered, none in the wrong room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordering_under_load_across_100_rooms() {

@@ -1,4 +1,6 @@
-//! Invariant 6: only the two matched users can join a room.
+//! Only the two matched users can join a room: a forged, expired, garbled
+//! or other-room ticket, an unknown room, a third user and a second socket
+//! of a member are all refused.
 
 use serde_json::json;
 use testkit::{RedisServer, WsClient};
@@ -6,7 +8,7 @@ use wire::user::Role;
 
 use crate::common::*;
 
-/// Test 4: forged, expired, garbled and other-room tickets, an unknown
+/// Forged, expired, garbled and other-room tickets, an unknown
 /// room, a third user, and a second socket of a member are each refused
 /// with a clear error; the refused socket stays usable; the room's peers
 /// notice nothing.
