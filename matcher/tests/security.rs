@@ -374,3 +374,40 @@ async fn a_registration_without_a_socket_is_never_handed_to_a_real_user() {
         .clone();
     assert_eq!(real.recv_event("matched").await["room_code"], code);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_redis_missed_does_not_keep_a_name_taken() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
+    let location = wire::keys::location(&wire::user::UserKey::legacy("alice"));
+
+    let alice = legacy_socket(addr, "alice", ip(3)).await;
+    testkit::eventually(Duration::from_secs(5), "located", || async {
+        (redis.command(&["EXISTS", &location]).trim() == "1").then_some(())
+    })
+    .await;
+    // Redis goes away while the socket closes, so the release fails, and
+    // comes back with its data (saved just before). The gateway is alive, so
+    // no purge would ever free the name; the gateway itself must retry.
+    let mut redis = redis;
+    assert_eq!(redis.command(&["SAVE"]).trim(), "OK");
+    redis.stop();
+    alice.close().await;
+    // Longer than the command timeout: the release fails for good.
+    tokio::time::sleep(service::redis_conn::COMMAND_TIMEOUT + Duration::from_millis(700)).await;
+    redis.restart();
+    assert_eq!(
+        redis.command(&["EXISTS", &location]).trim(),
+        "1",
+        "Redis came back with the location the release could not delete"
+    );
+    testkit::eventually(Duration::from_secs(10), "the release retried", || async {
+        (redis.command(&["EXISTS", &location]).trim() == "0").then_some(())
+    })
+    .await;
+    // The name is free again, from any address.
+    let mut again = legacy_socket(addr, "alice", ip(4)).await;
+    again.expect_silence(QUIET).await;
+}
