@@ -5,9 +5,8 @@ use matcher::Config;
 
 #[tokio::main]
 async fn main() {
-    service::panic::exit_on_panic("matcher");
     let config = Config::parse();
-    service::logging::init(config.shared.log_format);
-    let started = matcher::spawn(config).await;
-    service::shutdown::serve_until_signal("matcher", started, |running| running.shutdown()).await;
+    let format = config.shared.log_format;
+    service::shutdown::run_binary("matcher", format, matcher::spawn(config), |m| m.shutdown())
+        .await;
 }

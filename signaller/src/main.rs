@@ -6,9 +6,8 @@ use signaller::Config;
 
 #[tokio::main]
 async fn main() {
-    service::panic::exit_on_panic("signaller");
     let config = Config::parse();
-    service::logging::init(config.shared.log_format);
-    let started = signaller::spawn(config).await;
-    service::shutdown::serve_until_signal("signaller", started, |running| running.shutdown()).await;
+    let format = config.shared.log_format;
+    let node = signaller::spawn(config);
+    service::shutdown::run_binary("signaller", format, node, |node| node.shutdown()).await;
 }

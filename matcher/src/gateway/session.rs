@@ -528,13 +528,13 @@ mod tests {
 
     /// The JSON of every event the actions send.
     fn sent(actions: &[Action]) -> Vec<Value> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(e) => Some(serde_json::from_str(&e.to_json()).unwrap()),
-                _ => None,
-            })
-            .collect()
+        let mut events = Vec::new();
+        for action in actions {
+            if let Action::Send(event) = action {
+                events.push(serde_json::to_value(event).unwrap());
+            }
+        }
+        events
     }
 
     fn error_code(actions: &[Action]) -> String {
