@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use service::address_limit::{Refusal, SocketPermit};
+use service::client_addr::ClientIp;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use wire::limits::valid_name;
 use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
@@ -35,6 +37,10 @@ pub fn router(gw: SharedGateway) -> Router {
         .merge(service::health::routes(gw.health.clone()))
         .merge(service::metrics::routes())
         .fallback(web::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(gw.settings.trusted_proxies.clone()),
+            service::client_addr::resolve,
+        ))
         .with_state(gw)
         .layer(cors)
 }
@@ -50,9 +56,27 @@ fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> R
         .into_response()
 }
 
+/// `429` with `Retry-After` and the usual JSON error body.
+fn too_many(refusal: Refusal) -> Response {
+    let mut response = reply(
+        StatusCode::TOO_MANY_REQUESTS,
+        RegisterStatus::Error,
+        refusal.message(),
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        refusal.retry_after_header(),
+    );
+    response
+}
+
 /// Legacy `POST /registerForMatching {"name": ..}`. The body is read as JSON
-/// whatever its content type, as the original server did.
-async fn register_http(State(gw): State<SharedGateway>, body: Bytes) -> Response {
+/// whatever its content type, as the original server did. Every POST
+/// counts against its address's rate, well-formed or not.
+async fn register_http(State(gw): State<SharedGateway>, client: ClientIp, body: Bytes) -> Response {
+    if let Err(refusal) = gw.addresses.admit(&client.key()).await {
+        return too_many(refusal);
+    }
     let Ok(RegisterBody { name }) = serde_json::from_slice::<RegisterBody>(&body) else {
         return reply(
             StatusCode::BAD_REQUEST,
@@ -127,17 +151,34 @@ fn signaller_url(gw: &SharedGateway, headers: &HeaderMap) -> String {
     format!("{}://{host}:4000/ws", if secure { "wss" } else { "ws" })
 }
 
-/// Upgrade to a matching socket served by its own tracked task.
-fn upgrade(gw: SharedGateway, ws: WebSocketUpgrade, identity: Identity, url: String) -> Response {
+/// Upgrade to a matching socket served by its own tracked task, once the
+/// client's address is within its rate and socket cap (else `429` with
+/// `Retry-After`, before upgrading). The permit lives as long as the
+/// socket's task.
+async fn upgrade(
+    gw: SharedGateway,
+    ws: WebSocketUpgrade,
+    client: ClientIp,
+    identity: Identity,
+    url: String,
+) -> Response {
+    let permit: SocketPermit = match gw.addresses.admit_socket(&client.key()).await {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal.into_response(),
+    };
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let tasks = gw.tasks.clone();
-        tasks.spawn(move |id| connection::run(gw, socket, identity, url, id));
+        tasks.spawn(move |id| async move {
+            let _permit = permit;
+            connection::run(gw, socket, identity, url, id).await
+        });
     })
 }
 
 async fn legacy_ws(
     State(gw): State<SharedGateway>,
     Path(name): Path<String>,
+    client: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -152,11 +193,12 @@ async fn legacy_ws(
             .into_response();
     }
     let url = signaller_url(&gw, &headers);
-    upgrade(gw, ws, Identity::Legacy { name }, url)
+    upgrade(gw, ws, client, Identity::Legacy { name }, url).await
 }
 
 async fn native_ws(
     State(gw): State<SharedGateway>,
+    client: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -165,5 +207,5 @@ async fn native_ws(
     }
     let url = signaller_url(&gw, &headers);
     let session = ulid::Ulid::new().to_string();
-    upgrade(gw, ws, Identity::Native { session }, url)
+    upgrade(gw, ws, client, Identity::Native { session }, url).await
 }
