@@ -38,6 +38,11 @@ use crate::client_addr::AddressKey;
 /// How long a node's socket counts outlive its last renewal.
 pub const SOCKET_LEASE: Duration = Duration::from_secs(30);
 
+/// Longest a limit check waits for Redis before letting the request
+/// through: an outage must not slow every handshake down by the whole
+/// command timeout.
+pub const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// What a client is told to wait when it holds too many sockets: one
 /// must close first, which takes an unknown time.
 pub const SOCKET_CAP_RETRY: Duration = Duration::from_secs(5);
@@ -214,10 +219,9 @@ impl AddressLimits {
             return Verdict::Allowed;
         }
         let interval_us = (1_000_000 / u64::from(s.rate)).max(1);
-        let reply: Result<Vec<i64>, _> = self
-            .inner
-            .rate_script
-            .evalsha_with_reload(
+        let reply: Result<Vec<i64>, fred::error::Error> = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            self.inner.rate_script.evalsha_with_reload(
                 &self.inner.redis,
                 vec![wire::keys::address_rate(address.as_str())],
                 vec![
@@ -225,8 +229,10 @@ impl AddressLimits {
                     i64::from(s.burst.max(1)),
                     i64::from(cost),
                 ],
-            )
-            .await;
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out()));
         match reply.as_deref() {
             Ok([0, retry_us, ..]) => {
                 metrics::counter!(crate::metrics::ERRORS, "kind" => "rate_limited").increment(1);
@@ -347,9 +353,9 @@ impl Inner {
         arg: i64,
     ) -> Result<bool, fred::error::Error> {
         let lease_ms = self.settings.lease.as_millis().max(1) as i64;
-        let reply: Vec<i64> = self
-            .sockets_script
-            .evalsha_with_reload(
+        let reply: Vec<i64> = tokio::time::timeout(
+            CHECK_TIMEOUT,
+            self.sockets_script.evalsha_with_reload(
                 &self.redis,
                 vec![
                     wire::keys::address_sockets(address.as_str(), self.service),
@@ -361,10 +367,16 @@ impl Inner {
                     Value::from(lease_ms),
                     Value::from(arg),
                 ],
-            )
-            .await?;
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))?;
         Ok(reply.first() == Some(&1))
     }
+}
+
+fn timed_out() -> fred::error::Error {
+    fred::error::Error::new(fred::error::ErrorKind::Timeout, "limit check timed out")
 }
 
 #[cfg(test)]

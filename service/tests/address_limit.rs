@@ -156,3 +156,24 @@ async fn a_crashed_gateways_socket_counts_expire_with_its_lease() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_lets_requests_through_without_stalling_them() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, settings(1, 1, 1, 30_000), "g1").await;
+    let k = key("192.0.2.1");
+    let _held = a.admit_socket(&k).await.unwrap();
+    assert!(
+        a.admit_socket(&k).await.is_err(),
+        "limited while Redis is up"
+    );
+    redis.stop();
+    let started = std::time::Instant::now();
+    assert_eq!(a.check(&k, 1).await, Verdict::Allowed);
+    assert!(a.admit_socket(&k).await.is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the check timeout: {:?}",
+        started.elapsed()
+    );
+}
