@@ -32,7 +32,7 @@ async fn bad_input_is_answered_and_harms_nobody() {
     )
     .await;
 
-    let tight = node(&redis, &["--rate-limit", "100", "--rate-burst", "5"]).await;
+    let tight = node(&redis, &["--rate-limit", "10", "--rate-burst", "5"]).await;
 
     let room = new_room();
     let (mut a, _) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
@@ -97,7 +97,7 @@ async fn bad_input_is_answered_and_harms_nobody() {
     );
     sync(&mut flood).await;
 
-    // A client that keeps flooding past the bound (here 100/s, bursts of
+    // A client that keeps flooding past the bound (here 10/s, bursts of
     // 5, so 10 held back) has the frame in hand refused by name, then is
     // closed with 1008.
     let mut flooder = WsClient::connect(&native_url(&tight)).await.unwrap();
