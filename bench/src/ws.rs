@@ -16,13 +16,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Open a WebSocket to `url` with Nagle off: the frames are small and the
 /// point is to measure latency, not to let the kernel batch writes.
+///
+/// Every simulated user comes from this one machine's address, so the
+/// services must run with their per-address limits off
+/// (`--ip-rate-limit 0 --max-sockets-per-ip 0`, as `scripts/bench` starts
+/// them); a `429` says so instead of counting as a failed user.
 pub async fn connect(url: &str) -> Result<Ws> {
     let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
-    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
-        .map_err(|_| anyhow!("connecting to {url} timed out"))?
-        .with_context(|| format!("connecting to {url}"))?;
-    Ok(ws)
+        .map_err(|_| anyhow!("connecting to {url} timed out"))?;
+    match connected {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status().as_u16() == 429 => {
+            bail!(
+                "{url} refused the socket with 429: the per-address limits are on; \
+                 start the services with --ip-rate-limit 0 --max-sockets-per-ip 0 \
+                 (scripts/bench does)"
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("connecting to {url}")),
+    }
 }
 
 /// The next text frame as JSON, skipping control frames. Fails on close,

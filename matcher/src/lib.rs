@@ -70,17 +70,26 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         })?;
         let secret =
             service::ticket_secret::resolve(config.shared.ticket_secret.as_deref(), &redis).await?;
+        let id = config
+            .gateway_id
+            .clone()
+            .unwrap_or_else(|| ulid::Ulid::new().to_string());
+        let (addresses, renewer) = service::address_limit::AddressLimits::start(
+            redis.clone(),
+            config.shared.address_limits(),
+            "matcher",
+            id.clone(),
+        );
+        tasks.push(renewer);
         let gw = Arc::new(Gateway {
-            id: config
-                .gateway_id
-                .clone()
-                .unwrap_or_else(|| ulid::Ulid::new().to_string()),
+            id,
             store: store.clone(),
             secret: secret.into(),
             settings: GatewaySettings::from(&config),
             sockets: Default::default(),
             tasks: Default::default(),
             health: Health::new(redis.clone()),
+            addresses,
             drain: drain_rx.clone(),
             kill: kill_rx.clone(),
             needs_restore: Default::default(),
@@ -95,10 +104,12 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         let app = gateway::router(gw.clone());
         let mut stop_accepting = drain_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let served = axum::serve(service::listener::no_delay(listener), app)
-                .with_graceful_shutdown(async move { stop_accepting.wait().await })
-                .await;
+            let served = axum::serve(
+                service::listener::no_delay(listener),
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop_accepting.wait().await })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "gateway server failed");
             }

@@ -1,6 +1,8 @@
 //! What every role (matcher gateway, matcher worker, signaller) does the same
 //! way at its edges. Each module is one concept.
 
+pub mod address_limit;
+pub mod client_addr;
 pub mod clock;
 pub mod health;
 pub mod listener;

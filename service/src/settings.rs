@@ -3,6 +3,8 @@
 
 use clap::Args;
 
+use crate::address_limit::{AddressLimitSettings, SOCKET_LEASE};
+use crate::client_addr::TrustedProxies;
 use crate::logging::LogFormat;
 
 /// Redis, the ticket secret, allowed origins and the log format.
@@ -30,4 +32,41 @@ pub struct SharedSettings {
     /// Log format: text or json (level from RUST_LOG).
     #[arg(long, env = "RVC_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Proxies whose X-Forwarded-For is believed, comma separated (CIDR
+    /// networks or addresses). Empty: the TCP peer is the client.
+    #[arg(
+        long,
+        env = "RVC_TRUSTED_PROXIES",
+        default_value = "",
+        value_parser = TrustedProxies::parse
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Requests per second one client address may make on average, over
+    /// every gateway and node together (register POSTs, WebSocket opens,
+    /// registrations); 0: no limit.
+    #[arg(long, env = "RVC_IP_RATE_LIMIT", default_value_t = 50)]
+    pub ip_rate_limit: u32,
+
+    /// Requests one client address may make at once (see --ip-rate-limit).
+    #[arg(long, env = "RVC_IP_RATE_BURST", default_value_t = 200)]
+    pub ip_rate_burst: u32,
+
+    /// Sockets one client address may hold open on this service, over
+    /// every gateway or node together; 0: no cap.
+    #[arg(long, env = "RVC_MAX_SOCKETS_PER_IP", default_value_t = 500)]
+    pub max_sockets_per_ip: u32,
+}
+
+impl SharedSettings {
+    /// The per-address limits as configured.
+    pub fn address_limits(&self) -> AddressLimitSettings {
+        AddressLimitSettings {
+            rate: self.ip_rate_limit,
+            burst: self.ip_rate_burst,
+            max_sockets: self.max_sockets_per_ip,
+            lease: SOCKET_LEASE,
+        }
+    }
 }

@@ -46,6 +46,7 @@ impl Server {
             .route("/echo", any(echo))
             .route("/busy", any(busy))
             .route("/flood", any(flood))
+            .route("/sink", any(sink))
             .route_layer(axum::middleware::from_fn_with_state(
                 origins,
                 ws::check_origin,
@@ -80,7 +81,15 @@ fn limits(idle_ms: u64, rate: u32, burst: u32, send_ms: u64) -> SocketLimits {
         idle_timeout: Duration::from_millis(idle_ms),
         rate,
         burst,
+        flood_frames: burst.saturating_mul(2),
         send_timeout: Duration::from_millis(send_ms),
+    }
+}
+
+fn flood_limits(rate: u32, burst: u32, flood_frames: u32) -> SocketLimits {
+    SocketLimits {
+        flood_frames,
+        ..limits(60_000, rate, burst, 1000)
     }
 }
 
@@ -126,6 +135,22 @@ async fn busy(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
                     Inbound::End(reason) => break reason,
                 },
                 _ = timer.tick() => {}
+            }
+        };
+        let _ = app.ended.send(Ended {
+            reason,
+            last_write: None,
+        });
+    })
+}
+
+/// Read and answer nothing; report how many frames were accepted.
+async fn sink(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
+    ws::configure(ws).on_upgrade(move |ws| async move {
+        let mut socket = Socket::new(ws, app.limits);
+        let reason = loop {
+            if let Inbound::End(reason) = socket.next().await {
+                break reason;
             }
         };
         let _ = app.ended.send(Ended {
@@ -223,28 +248,85 @@ async fn oversized_messages_close_with_1009() {
 }
 
 #[tokio::test]
-async fn every_frame_over_the_rate_is_handed_over_as_refused() {
-    let server = Server::start(limits(60_000, 1, 3, 1000)).await;
+async fn a_burst_over_the_rate_is_slowed_down_and_nothing_is_lost() {
+    // 100/s, bursts of 5, up to 20 frames held back: 25 frames at once are
+    // all handled, in order, none refused, the last 20 at the rate.
+    let server = Server::start(flood_limits(100, 5, 20)).await;
     let mut client = server.connect("/echo").await;
-    for i in 0..6 {
+    let started = Instant::now();
+    for i in 0..25 {
         client.send_json(&json!({"event": "ping", "n": i})).await;
     }
-    let mut frames = Vec::new();
-    for _ in 0..6 {
-        frames.push(client.recv().await);
+    for i in 0..25 {
+        let frame = client.recv().await;
+        assert_eq!(frame["n"], i, "in order, none refused: {frame}");
     }
-    for (i, frame) in frames.iter().enumerate().take(3) {
-        assert_eq!(frame["n"], i, "{frames:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200),
+        "20 frames over the burst at 100/s take 200 ms at least: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_flooding_past_the_bound_is_refused_by_name_then_closed_with_1008() {
+    // 10/s: a slow (loaded) server never takes the 100 ms between two
+    // reads that would let a token build up and break the run.
+    let mut server = Server::start(flood_limits(10, 5, 10)).await;
+    let mut client = server.connect("/echo").await;
+    for i in 0..40 {
+        client.send_json(&json!({"event": "ping", "n": i})).await;
     }
-    for (i, frame) in frames.iter().enumerate().skip(3) {
-        let refused: Value = serde_json::from_str(frame["limited"].as_str().unwrap()).unwrap();
-        assert_eq!(refused["n"], i, "{frames:?}");
+    // The burst and the 10 held back are handled; the 16th is refused,
+    // named; then the socket is closed as flooding.
+    for i in 0..15 {
+        assert_eq!(client.recv().await["n"], i);
     }
+    let refused = client.recv().await;
+    let frame: Value = serde_json::from_str(refused["limited"].as_str().unwrap()).unwrap();
+    assert_eq!(frame["n"], 15, "{refused}");
+    assert_eq!(client.recv_close().await, Some(1008));
+    assert_eq!(server.ended().await.reason, EndReason::Flooding);
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_slowed_by_tcp_flow_control() {
+    // 1 frame/s and nothing refused: the server stops reading, so the
+    // client's writes block once the TCP buffers are full (about 25 MB
+    // is far more than loopback buffers hold).
+    let server = Server::start(flood_limits(1, 1, 1_000_000)).await;
+    let mut client = server.connect("/sink").await;
+    let frame = "x".repeat(32 * 1024);
+    let flood = async {
+        for _ in 0..800 {
+            client.send_text(&frame).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), flood)
+            .await
+            .is_err(),
+        "the flood was not slowed down: the server kept reading"
+    );
 }
 
 #[tokio::test]
 async fn next_is_cancel_safe() {
     let server = Server::start(limits(60_000, 10_000, 10_000, 1000)).await;
+    let mut client = server.connect("/busy").await;
+    for i in 0..200 {
+        client.send_json(&json!({ "n": i })).await;
+    }
+    for i in 0..200 {
+        assert_eq!(client.recv().await["n"], i);
+    }
+}
+
+#[tokio::test]
+async fn next_is_cancel_safe_while_frames_wait_for_the_rate() {
+    // 1000/s, bursts of 10: most frames are held for their turn while the
+    // timer keeps cancelling `next`.
+    let server = Server::start(flood_limits(1000, 10, 1000)).await;
     let mut client = server.connect("/busy").await;
     for i in 0..200 {
         client.send_json(&json!({ "n": i })).await;

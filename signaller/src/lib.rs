@@ -146,14 +146,31 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();
+    let (addresses, renewer) = service::address_limit::AddressLimits::start(
+        redis.clone(),
+        config.shared.address_limits(),
+        "signaller",
+        node_id.clone(),
+    );
+    tasks.push(renewer);
     let origins = AllowedOrigins::new(&config.shared.allowed_origins);
     origins.warn_if_open();
-    let app = server::router(shared.clone(), conns.clone(), origins, health.clone());
+    let app = server::router(
+        shared.clone(),
+        conns.clone(),
+        origins,
+        health.clone(),
+        addresses,
+        config.shared.trusted_proxies.clone(),
+    );
     let mut stop_accepting = drain_rx;
     let server = tokio::spawn(async move {
-        let served = axum::serve(service::listener::no_delay(listener), app)
-            .with_graceful_shutdown(async move { stop_accepting.wait().await })
-            .await;
+        let served = axum::serve(
+            service::listener::no_delay(listener),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop_accepting.wait().await })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "server failed");
         }

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::middleware;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use service::address_limit::AddressLimits;
+use service::client_addr::{ClientIp, TrustedProxies};
 use service::health::Health;
 use service::origin::AllowedOrigins;
 use service::ws::ConnTasks;
@@ -25,14 +27,18 @@ use crate::session::Dialect;
 struct App {
     shared: Arc<Shared>,
     tasks: ConnTasks,
+    addresses: AddressLimits,
 }
 
-/// The node's routes.
+/// The node's routes. Handshakes pass the Origin check, then their
+/// client address's rate and socket cap (`429` with `Retry-After`).
 pub fn router(
     shared: Arc<Shared>,
     tasks: ConnTasks,
     origins: AllowedOrigins,
     health: Health,
+    addresses: AddressLimits,
+    trusted_proxies: TrustedProxies,
 ) -> Router {
     Router::new()
         .route("/ws", any(native))
@@ -41,29 +47,44 @@ pub fn router(
             Arc::new(origins),
             service::ws::check_origin,
         ))
-        .with_state(App { shared, tasks })
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(trusted_proxies),
+            service::client_addr::resolve,
+        ))
+        .with_state(App {
+            shared,
+            tasks,
+            addresses,
+        })
         .merge(service::health::routes(health))
         .merge(service::metrics::routes())
 }
 
-async fn native(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
-    upgrade(app, ws, Dialect::Native)
+async fn native(State(app): State<App>, client: ClientIp, ws: WebSocketUpgrade) -> Response {
+    upgrade(app, ws, client, Dialect::Native).await
 }
 
 async fn legacy(
     State(app): State<App>,
     Path(name): Path<String>,
+    client: ClientIp,
     ws: WebSocketUpgrade,
 ) -> Response {
     // A bad name is refused over the socket (`error` `bad_name`), where the
     // client can see why.
-    upgrade(app, ws, Dialect::Legacy { name })
+    upgrade(app, ws, client, Dialect::Legacy { name }).await
 }
 
-fn upgrade(app: App, ws: WebSocketUpgrade, dialect: Dialect) -> Response {
+async fn upgrade(app: App, ws: WebSocketUpgrade, client: ClientIp, dialect: Dialect) -> Response {
+    let permit = match app.addresses.admit_socket(&client.key()).await {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal.into_response(),
+    };
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let shared = app.shared.clone();
-        app.tasks
-            .spawn(move |id| connection::run(socket, dialect, shared, id));
+        app.tasks.spawn(move |id| async move {
+            let _permit = permit;
+            connection::run(socket, dialect, shared, id).await
+        });
     })
 }

@@ -175,9 +175,11 @@ pub enum CloseCode {
     GoingAway,
     /// A binary frame: only JSON text frames are spoken.
     Unsupported,
-    /// A policy violation: a bad legacy name in the URL, or a client that
-    /// kept flooding.
+    /// A policy violation: a bad legacy name in the URL.
     Policy,
+    /// A client that kept sending over its rate past the flood bound
+    /// (1008, like [`CloseCode::Policy`], with its own reason).
+    Flooding,
     /// A frame or message over `wire::limits::MAX_MESSAGE_BYTES`.
     TooBig,
     /// The client stopped answering pings.
@@ -190,10 +192,11 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 7] = [
+    pub const ALL: [CloseCode; 8] = [
         CloseCode::GoingAway,
         CloseCode::Unsupported,
         CloseCode::Policy,
+        CloseCode::Flooding,
         CloseCode::TooBig,
         CloseCode::Idle,
         CloseCode::NameTaken,
@@ -205,7 +208,7 @@ impl CloseCode {
         match self {
             CloseCode::GoingAway => 1001,
             CloseCode::Unsupported => 1003,
-            CloseCode::Policy => 1008,
+            CloseCode::Policy | CloseCode::Flooding => 1008,
             CloseCode::TooBig => 1009,
             CloseCode::Idle => 4408,
             CloseCode::NameTaken => 4409,
@@ -219,6 +222,7 @@ impl CloseCode {
             CloseCode::GoingAway => "server going away",
             CloseCode::Unsupported => "binary frames are not supported",
             CloseCode::Policy => "policy violation",
+            CloseCode::Flooding => "flooding: too many frames for too long",
             CloseCode::TooBig => "message too big",
             CloseCode::Idle => "idle timeout",
             CloseCode::NameTaken => "name already connected",

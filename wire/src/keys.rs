@@ -133,6 +133,27 @@ pub fn signaller_alive(node: &str) -> String {
     format!("{PREFIX}:sig:{node}")
 }
 
+/// Per-client-address rate limit (GCRA): the address's theoretical arrival
+/// time, in microseconds of Redis time, with a TTL. Shared by every
+/// gateway and signaller node, so they enforce one budget. `address` is a
+/// `service::client_addr::AddressKey` (an IPv4 address or an IPv6 /64).
+pub fn address_rate(address: &str) -> String {
+    format!("{PREFIX}:addr:{{{address}}}:rate")
+}
+
+/// Sockets one client address holds on `service` (`matcher`, `signaller`),
+/// by node (hash: node id → count), for the per-address socket cap.
+pub fn address_sockets(address: &str, service: &str) -> String {
+    format!("{PREFIX}:addr:{{{address}}}:sockets:{service}")
+}
+
+/// When each node's counts in [`address_sockets`] lapse (sorted set: node
+/// id → lease end, ms of Redis time). Nodes renew their leases while they
+/// live; a crashed node's counts are dropped once its lease ends.
+pub fn address_socket_leases(address: &str, service: &str) -> String {
+    format!("{PREFIX}:addr:{{{address}}}:leases:{service}")
+}
+
 /// Builds one key from its one argument (a user key, room code or gateway id).
 type KeyBuilder = fn(&str) -> String;
 
@@ -285,6 +306,23 @@ mod tests {
             assert_eq!(hash_tag(&key), "m", "{key}");
             assert!(key.starts_with(&matcher_prefix()), "{key}");
         }
+    }
+
+    #[test]
+    fn address_keys_share_the_address_slot() {
+        for address in ["192.0.2.1", "2001:db8:1:2::/64"] {
+            for key in [
+                address_rate(address),
+                address_sockets(address, "matcher"),
+                address_socket_leases(address, "matcher"),
+            ] {
+                assert_eq!(hash_tag(&key), address, "{key}");
+            }
+        }
+        assert_ne!(
+            address_sockets("192.0.2.1", "matcher"),
+            address_sockets("192.0.2.1", "signaller")
+        );
     }
 
     #[test]

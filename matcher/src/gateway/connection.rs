@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
+use service::client_addr::{AddressKey, ClientIp};
 use service::ws::{ConnId, Inbound, Socket};
 use tracing::Instrument;
 use wire::matcher_api::MatcherEvent;
@@ -37,6 +38,8 @@ struct Connection {
     socket: Socket,
     session: Session,
     user: UserKey,
+    /// The client's address as its per-address limits count it.
+    address: AddressKey,
     location: Location,
     /// How other tasks reach this socket; listed in the gateway's sockets
     /// once Redis has recorded the location (it may replace another socket
@@ -55,7 +58,7 @@ pub async fn run(
     gw: SharedGateway,
     ws: WebSocket,
     identity: Identity,
-    client: std::net::IpAddr,
+    client: ClientIp,
     signaller_url: String,
     id: ConnId,
 ) {
@@ -72,8 +75,9 @@ pub async fn run(
         let mut conn = Connection {
             socket: Socket::new(ws, gw.settings.socket),
             session: Session::new(identity, issuer),
+            address: client.key(),
             location: Location {
-                addr: client.to_string(),
+                addr: client.0.to_string(),
                 gateway: gw.id.clone(),
                 socket: socket_id.clone(),
             },
@@ -205,6 +209,12 @@ impl Connection {
                     self.locate_retry = Some((Instant::now() + delay, delay));
                 }
                 Action::Register { name } => {
+                    // Registrations count against the address's rate, on
+                    // every gateway together.
+                    if let Err(refused) = self.gw.addresses.admit(&self.address).await {
+                        queue.extend(self.session.on_register_refused(refused.message()));
+                        continue;
+                    }
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;

@@ -3,11 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use service::address_limit::{Refusal, SocketPermit};
+use service::client_addr::ClientIp;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use wire::limits::valid_name;
 use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
@@ -41,6 +43,10 @@ pub fn router(gw: SharedGateway) -> Router {
         .merge(service::health::routes(gw.health.clone()))
         .merge(service::metrics::routes())
         .fallback(web::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(gw.settings.trusted_proxies.clone()),
+            service::client_addr::resolve,
+        ))
         .with_state(gw)
         .layer(cors)
 }
@@ -56,16 +62,34 @@ fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> R
         .into_response()
 }
 
+/// `429` with `Retry-After` and the usual JSON error body.
+fn too_many(refusal: Refusal) -> Response {
+    let mut response = reply(
+        StatusCode::TOO_MANY_REQUESTS,
+        RegisterStatus::Error,
+        refusal.message(),
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        refusal.retry_after_header(),
+    );
+    response
+}
+
 /// Legacy `POST /registerForMatching {"name": ..}`, as `application/json`
 /// only: a cross-site `text/plain` form needs no CORS preflight, so any site
 /// could otherwise make its visitors register names here. The Origin
-/// allow-list holds as for the sockets.
+/// allow-list holds as for the sockets. Every POST counts against its
+/// address's rate, well-formed or not.
 async fn register_http(
     State(gw): State<SharedGateway>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(refusal) = gw.addresses.admit(&client.key()).await {
+        return too_many(refusal);
+    }
     if let Some(refused) = service::ws::origin::refusal(&gw.settings.origins, &headers) {
         return refused;
     }
@@ -102,7 +126,7 @@ async fn register_http(
             "this server is shutting down; retry",
         );
     }
-    match gw.register_legacy(&name, client_ip(peer)).await {
+    match gw.register_legacy(&name, client.0).await {
         Ok(Registered::Queued | Registered::AlreadyMatched) => reply(
             StatusCode::OK,
             RegisterStatus::Queued,
@@ -160,29 +184,34 @@ fn signaller_url(gw: &SharedGateway, headers: &HeaderMap) -> String {
     format!("{}://{host}:4000/ws", if secure { "wss" } else { "ws" })
 }
 
-/// The client's address. (Behind a proxy this is the proxy's address.)
-fn client_ip(peer: std::net::SocketAddr) -> std::net::IpAddr {
-    peer.ip()
-}
-
-/// Upgrade to a matching socket served by its own tracked task.
-fn upgrade(
+/// Upgrade to a matching socket served by its own tracked task, once the
+/// client's address is within its rate and socket cap (else `429` with
+/// `Retry-After`, before upgrading). The permit lives as long as the
+/// socket's task.
+async fn upgrade(
     gw: SharedGateway,
     ws: WebSocketUpgrade,
+    client: ClientIp,
     identity: Identity,
-    client: std::net::IpAddr,
     url: String,
 ) -> Response {
+    let permit: SocketPermit = match gw.addresses.admit_socket(&client.key()).await {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal.into_response(),
+    };
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let tasks = gw.tasks.clone();
-        tasks.spawn(move |id| connection::run(gw, socket, identity, client, url, id));
+        tasks.spawn(move |id| async move {
+            let _permit = permit;
+            connection::run(gw, socket, identity, client, url, id).await
+        });
     })
 }
 
 async fn legacy_ws(
     State(gw): State<SharedGateway>,
     Path(name): Path<String>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -197,12 +226,12 @@ async fn legacy_ws(
             .into_response();
     }
     let url = signaller_url(&gw, &headers);
-    upgrade(gw, ws, Identity::Legacy { name }, client_ip(peer), url)
+    upgrade(gw, ws, client, Identity::Legacy { name }, url).await
 }
 
 async fn native_ws(
     State(gw): State<SharedGateway>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -211,5 +240,5 @@ async fn native_ws(
     }
     let url = signaller_url(&gw, &headers);
     let session = ulid::Ulid::new().to_string();
-    upgrade(gw, ws, Identity::Native { session }, client_ip(peer), url)
+    upgrade(gw, ws, client, Identity::Native { session }, url).await
 }

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use service::address_limit::AddressLimits;
+use service::client_addr::TrustedProxies;
 use service::health::Health;
 use service::origin::AllowedOrigins;
 use service::shutdown::Shutdown;
@@ -43,6 +45,8 @@ pub struct GatewaySettings {
     pub signaller_url: Option<String>,
     pub web_dir: Option<std::path::PathBuf>,
     pub origins: AllowedOrigins,
+    /// Whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: TrustedProxies,
     pub heartbeat: Duration,
     pub gateway_ttl: Duration,
     pub ticket_ttl: Duration,
@@ -60,6 +64,7 @@ impl From<&crate::Config> for GatewaySettings {
             signaller_url: c.signaller_url.clone(),
             web_dir: c.web_dir.clone(),
             origins: AllowedOrigins::new(&c.shared.allowed_origins),
+            trusted_proxies: c.shared.trusted_proxies.clone(),
             heartbeat: Config::ms(c.heartbeat_ms),
             gateway_ttl: Config::ms(c.gateway_ttl_ms),
             ticket_ttl: Duration::from_secs(c.ticket_ttl_secs),
@@ -85,6 +90,8 @@ pub struct Gateway {
     /// Every socket task, to wait for on drain or abort on a kill.
     pub tasks: ConnTasks,
     pub health: Health,
+    /// Per-client-address limits, shared with every gateway through Redis.
+    pub addresses: AddressLimits,
     /// Fires on a graceful drain.
     pub drain: Shutdown,
     /// Fires on a hard kill (tests): tasks stop without cleaning up.

@@ -298,6 +298,12 @@ impl Session {
         }
     }
 
+    /// [`Action::Register`] was refused before it reached the pool: the
+    /// client's address is over its rate.
+    pub fn on_register_refused(&mut self, message: String) -> Vec<Action> {
+        vec![send_error(ErrorCode::RateLimited, message)]
+    }
+
     /// The result of [`Action::Requeue`]. A registration matched meanwhile
     /// is not put back: its notice is taken instead (never two matches).
     pub fn on_requeued(&mut self, result: Result<Registered, ()>) -> Vec<Action> {
@@ -819,6 +825,15 @@ mod tests {
         s.on_restore();
         let actions = s.on_located(Ok(Located::Here(None)), NOW);
         assert_eq!(actions, vec![Action::Requeue(s.waiting().unwrap().clone())]);
+    }
+
+    #[test]
+    fn a_register_over_the_addresss_rate_is_refused_by_name() {
+        let mut s = open(native());
+        s.on_text(r#"{"event":"register"}"#);
+        let actions = s.on_register_refused("too many registrations; retry in 2 s".into());
+        assert_eq!(error_code(&actions), "rate_limited");
+        assert!(s.waiting().is_none());
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
 /// The flags every test process gets unless `extra` sets them: short
 /// heartbeats and purges so bounds are quick to check (3 s gateway TTL: a
-/// loaded CI machine must not look dead), a 500 ms back-off cap.
+/// loaded CI machine must not look dead), a 500 ms back-off cap, and the
+/// per-address limits off: every simulated user of a test comes from
+/// 127.0.0.1 (the tests of those limits turn them on).
 pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("--listen", "127.0.0.1:0".into()),
@@ -25,6 +27,8 @@ pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
         ("--gateway-ttl-ms", "3000".into()),
         ("--purge-interval-ms", "200".into()),
         ("--backoff-max-ms", "500".into()),
+        ("--ip-rate-limit", "0".into()),
+        ("--max-sockets-per-ip", "0".into()),
     ]
 }
 

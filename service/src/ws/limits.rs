@@ -15,21 +15,31 @@ pub struct SocketLimits {
     /// closed with [`wire::CloseCode::Idle`]. The server pings every third
     /// of it, so a live client always has something to answer.
     pub idle_timeout: Duration,
-    /// Text frames per second allowed on average.
+    /// Text frames per second allowed on average. A frame over the rate
+    /// is held until the rate allows it, and the socket is not read
+    /// meanwhile (TCP flow control slows the sender down).
     pub rate: u32,
     /// Text frames allowed in one burst.
     pub burst: u32,
+    /// Frames a socket may have held back in one unbroken run over its
+    /// rate (every frame read had to wait for its turn) before it counts as
+    /// flooding: the frame in hand is refused (`rate_limited`) and the
+    /// socket closed with [`wire::CloseCode::Flooding`]. Twice the burst by
+    /// default: a client that sends three bursts' worth at once is slowed
+    /// down, never cut off.
+    pub flood_frames: u32,
     /// Longest wait for one write; see [`SEND_TIMEOUT`].
     pub send_timeout: Duration,
 }
 
 impl SocketLimits {
-    /// Limits with the default [`SEND_TIMEOUT`].
+    /// Limits with the default [`SEND_TIMEOUT`] and flood bound (twice the burst).
     pub fn new(idle_timeout: Duration, rate: u32, burst: u32) -> Self {
         SocketLimits {
             idle_timeout,
             rate,
             burst,
+            flood_frames: burst.saturating_mul(2),
             send_timeout: SEND_TIMEOUT,
         }
     }
@@ -51,6 +61,7 @@ mod tests {
         let l = SocketLimits::new(Duration::from_secs(60), 50, 200);
         assert_eq!(l.ping_every(), Duration::from_secs(20));
         assert_eq!(l.send_timeout, SEND_TIMEOUT);
+        assert_eq!(l.flood_frames, 400);
         let l = SocketLimits::new(Duration::from_millis(30), 50, 200);
         assert_eq!(l.ping_every(), Duration::from_millis(100));
     }

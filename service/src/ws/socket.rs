@@ -25,12 +25,19 @@ use crate::rate_limit::TokenBucket;
 /// What the client did, as far as the service needs to know.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A text frame within the rate: the service handles it.
+    /// A text frame within the rate: the service handles it. A frame over
+    /// the rate is not refused: it is held until the rate allows it, and
+    /// the socket is not read meanwhile, so TCP flow control slows the
+    /// sender down and nothing is lost.
     Text(Utf8Bytes),
-    /// A text frame over the rate, not to be processed. The service answers
-    /// it (`rate_limited`, see [`rate_limited_message`]) so that nothing a
-    /// client sends disappears without a word; a client that floods without
-    /// reading the answers is given up by the send timeout.
+    /// A text frame refused, not to be processed: only the frame in hand
+    /// when a client is found flooding (more than
+    /// [`SocketLimits::flood_frames`] frames held back in one unbroken run
+    /// over its rate). The service answers it (`rate_limited`, see
+    /// [`rate_limited_message`]) so that nothing a client sends disappears
+    /// without a word; the next call to [`Socket::next`] closes the socket
+    /// with [`CloseCode::Flooding`] (1008) and returns
+    /// [`EndReason::Flooding`].
     RateLimited(Utf8Bytes),
     /// The socket is over (any close frame owed was sent); clean up.
     End(EndReason),
@@ -57,6 +64,8 @@ pub enum EndReason {
     NotReading,
     /// The service closed it ([`Socket::close`]).
     ClosedByUs,
+    /// Kept sending over its rate past the flood bound; closed with 1008.
+    Flooding,
 }
 
 impl EndReason {
@@ -71,6 +80,7 @@ impl EndReason {
             EndReason::WriteFailed => "write failed",
             EndReason::NotReading => "client not reading",
             EndReason::ClosedByUs => "closed by server",
+            EndReason::Flooding => "flooding",
         }
     }
 }
@@ -109,8 +119,13 @@ pub struct Socket {
     bucket: TokenBucket,
     pings: Interval,
     last_seen: Instant,
-    /// Frames are being refused for rate (logged once per run).
-    limited: bool,
+    /// A frame read over the rate, held until the rate allows it; the
+    /// socket is not read while it is held.
+    held: Option<Utf8Bytes>,
+    /// Frames held back in the current unbroken run over the rate.
+    held_back: u32,
+    /// A frame was refused for flooding: the socket closes at the next call.
+    flooded: bool,
     /// Something was fed and not flushed yet.
     unflushed: bool,
     /// Why the socket is over, once it is: every later write is [`Gone`].
@@ -181,7 +196,9 @@ impl Socket {
             bucket: TokenBucket::new(limits.rate, limits.burst, now),
             pings,
             last_seen: now,
-            limited: false,
+            held: None,
+            held_back: 0,
+            flooded: false,
             unflushed: false,
             over: None,
             closing: None,
@@ -191,29 +208,55 @@ impl Socket {
 
     /// The next thing the service must handle. Cancel-safe: dropped before
     /// it resolves (another branch of a `select!` won), nothing is lost;
-    /// the next call carries on where it stopped.
+    /// the next call carries on where it stopped (a frame held for the rate
+    /// stays held).
     pub async fn next(&mut self) -> Inbound {
         loop {
+            if self.flooded && self.over.is_none() {
+                tracing::info!(held_back = self.held_back, "flooding: closed");
+                self.end(EndReason::Flooding, Some(CloseCode::Flooding));
+            }
             self.finish_closing().await;
             if let Some(reason) = self.over {
                 return Inbound::End(reason);
             }
-            let step = tokio::select! {
-                frame = self.ws.recv() => classify(frame),
-                _ = self.pings.tick() => Step::Tick,
+            let step = if self.held.is_some() {
+                // Over the rate: wait for the frame's turn without reading.
+                let wait = self.bucket.wait(Instant::now());
+                if wait.is_zero() {
+                    self.bucket.allow(Instant::now());
+                    if let Some(text) = self.held.take() {
+                        return Inbound::Text(text);
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = self.pings.tick() => Step::Tick,
+                }
+            } else {
+                tokio::select! {
+                    frame = self.ws.recv() => classify(frame),
+                    _ = self.pings.tick() => Step::Tick,
+                }
             };
             match step {
                 Step::Text(text) => {
                     let now = Instant::now();
                     self.last_seen = now;
                     if self.bucket.allow(now) {
-                        self.limited = false;
+                        self.held_back = 0;
                         return Inbound::Text(text);
                     }
-                    if !self.limited {
-                        self.limited = true;
-                        tracing::info!("rate limited");
+                    if self.held_back == 0 {
+                        tracing::debug!("over the rate: slowing the client down");
                     }
+                    self.held_back = self.held_back.saturating_add(1);
+                    if self.held_back <= self.limits.flood_frames {
+                        self.held = Some(text);
+                        continue;
+                    }
+                    self.flooded = true;
                     metrics::counter!(crate::metrics::ERRORS, "kind" => ErrorKind::RateLimited.as_str())
                         .increment(1);
                     return Inbound::RateLimited(text);

@@ -11,8 +11,9 @@ use wire::user::Role;
 use crate::common::*;
 
 /// Malformed JSON, unknown events, bad messages, frames before the
-/// join, an oversized frame (1009), a binary frame (1003), a flood
-/// (`rate_limited`), a bad legacy name (1008), a foreign Origin (403) and
+/// join, an oversized frame (1009), a binary frame (1003), a flood (slowed
+/// down, nothing lost; past the bound `rate_limited` then 1008), a bad
+/// legacy name (1008), a foreign Origin (403) and
 /// a silent client (4408): each is answered, and a room on the same nodes
 /// carries on undisturbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,6 +31,8 @@ async fn bad_input_is_answered_and_harms_nobody() {
         ],
     )
     .await;
+
+    let tight = node(&redis, &["--rate-limit", "10", "--rate-burst", "5"]).await;
 
     let room = new_room();
     let (mut a, _) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
@@ -75,25 +78,42 @@ async fn bad_input_is_answered_and_harms_nobody() {
         .unwrap();
     assert_eq!(bin.recv_close().await, Some(1003));
 
-    // A flood is told `rate_limited` (default: 50/s, bursts of 200).
+    // A flood is slowed down, not cut (default: 50/s, bursts of 200, up
+    // to 400 frames held back): every one of 400 pings is answered, in
+    // turn, nothing refused; the 200 over the burst take 4 s at least.
     let mut flood = WsClient::connect(&native_url(&n1)).await.unwrap();
+    let started = std::time::Instant::now();
     for _ in 0..400 {
         flood.send_text(r#"{"event":"ping"}"#).await;
     }
-    let mut pongs = 0;
-    loop {
+    for i in 0..400 {
         let frame = flood.recv().await;
-        if frame["event"] == "pong" {
-            pongs += 1;
-            continue;
-        }
-        assert_eq!(frame["code"], "rate_limited", "{frame}");
-        break;
+        assert_eq!(frame["event"], "pong", "pong {i} of 400: {frame}");
     }
+    let took = started.elapsed();
     assert!(
-        (200..400).contains(&pongs),
-        "{pongs} pongs before rate_limited"
+        took >= std::time::Duration::from_secs(4),
+        "(400 - 200) / 50 s at least: {took:?}"
     );
+    sync(&mut flood).await;
+
+    // A client that keeps flooding past the bound (here 10/s, bursts of
+    // 5, so 10 held back) has the frame in hand refused by name, then is
+    // closed with 1008.
+    let mut flooder = WsClient::connect(&native_url(&tight)).await.unwrap();
+    for _ in 0..40 {
+        flooder.send_text(r#"{"event":"ping"}"#).await;
+    }
+    for i in 0..15 {
+        let frame = flooder.recv().await;
+        assert_eq!(frame["event"], "pong", "pong {i}: {frame}");
+    }
+    let refused = expect_error(&mut flooder, "rate_limited").await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("\"ping\""),
+        "{refused}"
+    );
+    assert_eq!(flooder.recv_close().await, Some(1008));
 
     // A legacy name with a control character: error, then close 1008.
     let mut bad_name = WsClient::connect(&legacy_url(&n1, "bad%07name"))

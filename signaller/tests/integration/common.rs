@@ -18,7 +18,8 @@ pub const HEARTBEAT_MS: &str = "100";
 pub const NODE_TTL_MS: &str = "500";
 
 /// A node's configuration: loopback, port 0, this Redis, the test secret,
-/// fast liveness, each unless `extra` sets it; plus `extra` flags.
+/// fast liveness, per-address limits off (every simulated user of a test
+/// comes from 127.0.0.1), each unless `extra` sets it; plus `extra` flags.
 pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
     let url = redis.url();
     let mut args = vec!["signaller"];
@@ -28,6 +29,8 @@ pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
         ("--ticket-secret", SECRET),
         ("--heartbeat-ms", HEARTBEAT_MS),
         ("--node-ttl-ms", NODE_TTL_MS),
+        ("--ip-rate-limit", "0"),
+        ("--max-sockets-per-ip", "0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod address_limits;
 mod bad_input;
 mod leave;
 mod legacy_flow;

@@ -17,6 +17,12 @@ export const BIN_DIR = process.env.E2E_BIN_DIR || path.join(REPO, 'target', 'deb
 /** Serve web/ from this folder instead of the copy embedded in the matcher. */
 const WEB_DIR = process.env.E2E_WEB_DIR || '';
 
+/**
+ * Every browser of a test comes from 127.0.0.1, so the per-address limits
+ * (on by default) are turned off explicitly; Rust tests cover them.
+ */
+const NO_ADDRESS_LIMITS = ['--ip-rate-limit', '0', '--max-sockets-per-ip', '0'];
+
 const READY_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 5000;
 const LOG_LIMIT = 200_000;
@@ -211,6 +217,7 @@ export class System {
       '--listen', `127.0.0.1:${port}`,
       '--redis-url', this.redisUrl,
       '--ticket-secret', this.ticketSecret,
+      ...NO_ADDRESS_LIMITS,
     ]);
     this.procs.push(proc);
     const base = `http://127.0.0.1:${port}`;
@@ -232,6 +239,7 @@ export class System {
       '--listen', `127.0.0.1:${port}`,
       '--redis-url', this.redisUrl,
       '--ticket-secret', this.ticketSecret,
+      ...NO_ADDRESS_LIMITS,
     ];
     if (signallerUrl) args.push('--signaller-url', signallerUrl);
     if (WEB_DIR) args.push('--web-dir', path.resolve(WEB_DIR));
