@@ -37,6 +37,7 @@ pub struct Running {
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
+    config.shared.connections.validate()?;
     service::redis_conn::parse_url(&config.shared.redis_url)?;
     if let Some(secret) = &config.shared.ticket_secret {
         service::ticket_secret::check_configured(secret)?;
@@ -93,13 +94,10 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
         let app = gateway::router(gw.clone());
         let mut stop_accepting = drain_rx.clone();
+        let connections = config.shared.connections.clone();
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(service::listener::no_delay(listener), app)
-                .with_graceful_shutdown(async move { stop_accepting.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "gateway server failed");
-            }
+            let stop = async move { stop_accepting.wait().await };
+            service::listener::serve(listener, app, &connections, stop).await;
         }));
         tracing::info!(gateway = %gw.id, %addr, "gateway listening");
         gateway = Some((addr, gw));

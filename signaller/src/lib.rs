@@ -73,6 +73,7 @@ pub struct RunningNode {
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     service::redis_conn::parse_url(&config.shared.redis_url)?;
+    config.shared.connections.validate()?;
     let configured_secret = match &config.shared.ticket_secret {
         Some(secret) => Some(service::ticket_secret::check_configured(secret)?),
         None => None,
@@ -153,13 +154,10 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         health.clone(),
     );
     let mut stop_accepting = drain_rx;
+    let connections = config.shared.connections.clone();
     let server = tokio::spawn(async move {
-        let served = axum::serve(service::listener::no_delay(listener), app)
-            .with_graceful_shutdown(async move { stop_accepting.wait().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server failed");
-        }
+        let stop = async move { stop_accepting.wait().await };
+        service::listener::serve(listener, app, &connections, stop).await;
     });
     tracing::info!(node = %node_id, %addr, "signaller listening");
     Ok(RunningNode {

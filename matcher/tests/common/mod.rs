@@ -25,6 +25,8 @@ pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
         ("--gateway-ttl-ms", "3000".into()),
         ("--purge-interval-ms", "200".into()),
         ("--backoff-max-ms", "500".into()),
+        // Every test user connects from 127.0.0.1.
+        ("--max-connections-per-ip", "0".into()),
     ]
 }
 

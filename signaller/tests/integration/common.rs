@@ -28,6 +28,8 @@ pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
         ("--ticket-secret", SECRET),
         ("--heartbeat-ms", HEARTBEAT_MS),
         ("--node-ttl-ms", NODE_TTL_MS),
+        // Every test client connects from 127.0.0.1.
+        ("--max-connections-per-ip", "0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);

@@ -211,6 +211,8 @@ export class System {
       '--listen', `127.0.0.1:${port}`,
       '--redis-url', this.redisUrl,
       '--ticket-secret', this.ticketSecret,
+      // every browser runs from 127.0.0.1
+      '--max-connections-per-ip', '0',
     ]);
     this.procs.push(proc);
     const base = `http://127.0.0.1:${port}`;
@@ -232,6 +234,8 @@ export class System {
       '--listen', `127.0.0.1:${port}`,
       '--redis-url', this.redisUrl,
       '--ticket-secret', this.ticketSecret,
+      // every browser runs from 127.0.0.1
+      '--max-connections-per-ip', '0',
     ];
     if (signallerUrl) args.push('--signaller-url', signallerUrl);
     if (WEB_DIR) args.push('--web-dir', path.resolve(WEB_DIR));
