@@ -38,7 +38,7 @@ pub struct Running {
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     config.shared.connections.validate()?;
-    service::redis_conn::parse_url(&config.shared.redis_url)?;
+    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
     if let Some(secret) = &config.shared.ticket_secret {
         service::ticket_secret::check_configured(secret)?;
     }
@@ -57,7 +57,8 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     };
     let (drain, drain_rx) = shutdown::channel();
     let (kill, kill_rx) = shutdown::channel();
-    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
+    redis_target.check_tls().await?;
+    let redis = service::redis_conn::connect(&redis_target).await?;
     service::metrics::install();
     service::metrics::count_reconnects(&redis);
     let store = Store::new(redis.clone());
@@ -87,7 +88,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             needs_restore: Default::default(),
         });
         gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
-        let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
+        let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
         let channel = store::channel::GatewayChannel::new(subscriber, &gw.id);
         tasks.push(tokio::spawn(gateway::run_channel(gw.clone(), channel)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
@@ -104,7 +105,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     }
 
     if config.runs_worker() {
-        let reader = service::redis_conn::connect_blocking(&config.shared.redis_url).await?;
+        let reader = service::redis_conn::connect_blocking(&redis_target).await?;
         let worker = Worker::new(store.clone(), reader, WorkerSettings::from(&config));
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }

@@ -72,7 +72,7 @@ pub struct RunningNode {
 /// The error is typed (not `anyhow`, as the brief sketched) because this is
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
-    service::redis_conn::parse_url(&config.shared.redis_url)?;
+    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
     config.shared.connections.validate()?;
     let configured_secret = match &config.shared.ticket_secret {
         Some(secret) => Some(service::ticket_secret::check_configured(secret)?),
@@ -106,10 +106,11 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .clone()
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
-    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
+    redis_target.check_tls().await?;
+    let redis = service::redis_conn::connect(&redis_target).await?;
     service::metrics::install();
     service::metrics::count_reconnects(&redis);
-    let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
+    let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
     let mut tasks = Vec::new();
     let secret = match configured_secret {
         Some(secret) => TicketSecret::configured(secret),
@@ -124,7 +125,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     // Heartbeats get a connection of their own, so that they are never
     // queued behind a burst of relayed messages: a late heartbeat would
     // look like a dead node.
-    let presence_redis = service::redis_conn::connect(&config.shared.redis_url).await?;
+    let presence_redis = service::redis_conn::connect(&redis_target).await?;
     let (presence, presence_task) = Presence::start(
         presence_redis,
         node_id.clone(),
