@@ -39,9 +39,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     config.shared.connections.validate()?;
     let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
-    if let Some(secret) = &config.shared.ticket_secret {
-        service::ticket_secret::check_configured(secret)?;
-    }
+    let configured_secret = service::ticket_secret::configured(&config.shared)?;
     // Bind first: a port in use is a configuration error to report at once.
     let listener = if config.runs_gateway() {
         Some(
@@ -70,8 +68,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             addr: config.listen,
             source,
         })?;
-        let secret =
-            service::ticket_secret::resolve(config.shared.ticket_secret.as_deref(), &redis).await?;
+        let secret = service::ticket_secret::resolve(configured_secret.as_deref(), &redis).await?;
         let gw = Arc::new(Gateway {
             id: config
                 .gateway_id

@@ -31,7 +31,9 @@ impl Health {
     }
 
     pub async fn is_ready(&self) -> bool {
-        !self.is_draining() && crate::redis_conn::is_reachable(&self.redis).await
+        !self.is_draining()
+            && !crate::ticket_secret::changed()
+            && crate::redis_conn::is_reachable(&self.redis).await
     }
 }
 
@@ -46,6 +48,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(health: Health) -> Router<S> {
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     if health.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if crate::ticket_secret::changed() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ticket secret changed in Redis",
+        )
     } else if health.is_ready().await {
         (StatusCode::OK, "ready")
     } else {

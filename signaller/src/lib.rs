@@ -74,10 +74,7 @@ pub struct RunningNode {
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
     config.shared.connections.validate()?;
-    let configured_secret = match &config.shared.ticket_secret {
-        Some(secret) => Some(service::ticket_secret::check_configured(secret)?),
-        None => None,
-    };
+    let configured_secret = service::ticket_secret::configured(&config.shared)?;
     if config.heartbeat_ms == 0 || config.node_ttl_ms <= config.heartbeat_ms {
         return Err(StartError::Invalid {
             setting: "--node-ttl-ms",
