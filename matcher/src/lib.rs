@@ -28,6 +28,8 @@ pub use service::startup::StartError;
 /// A running matcher (some roles, in this process).
 pub struct Running {
     gateway: Option<(SocketAddr, SharedGateway)>,
+    /// Where `--internal-listen` serves metrics and readiness.
+    internal: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     drain: ShutdownTrigger,
     kill: ShutdownTrigger,
@@ -57,7 +59,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     let (kill, kill_rx) = shutdown::channel();
     redis_target.check_tls().await?;
     let redis = service::redis_conn::connect(&redis_target).await?;
-    service::metrics::install();
+    service::metrics::register(service::metrics::Role::Matcher);
     service::metrics::count_reconnects(&redis);
     let store = Store::new(redis.clone());
     let mut tasks = Vec::new();
@@ -90,7 +92,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         tasks.push(tokio::spawn(gateway::run_channel(gw.clone(), channel)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
         tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
-        let app = gateway::router(gw.clone());
+        let app = service::internal::public(gateway::router(gw.clone()), &config.shared);
         let mut stop_accepting = drain_rx.clone();
         let connections = config.shared.connections.clone();
         tasks.push(tokio::spawn(async move {
@@ -107,8 +109,26 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }
 
+    let health = match &gateway {
+        Some((_, gw)) => gw.health.clone(),
+        None => Health::new(redis.clone()),
+    };
+    let mut stop_internal = kill_rx.clone();
+    let internal =
+        service::internal::start(
+            &config.shared,
+            health,
+            async move { stop_internal.wait().await },
+        )
+        .await?
+        .map(|internal| {
+            tasks.push(internal.task);
+            internal.addr
+        });
+
     Ok(Running {
         gateway,
+        internal,
         tasks,
         drain,
         kill,
@@ -138,6 +158,11 @@ impl Running {
     /// Where the gateway listens, if this process runs one.
     pub fn gateway_addr(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Where the internal listener (metrics, readiness) listens, if configured.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
     }
 
     /// Number of sockets the gateway holds.

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod health;
+pub mod internal;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

@@ -54,6 +54,8 @@ pub use service::startup::StartError;
 /// A running signaller node.
 pub struct RunningNode {
     addr: SocketAddr,
+    /// Where `--internal-listen` serves metrics and readiness.
+    internal: Option<SocketAddr>,
     node_id: String,
     shared: Arc<Shared>,
     health: Health,
@@ -105,7 +107,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
 
     redis_target.check_tls().await?;
     let redis = service::redis_conn::connect(&redis_target).await?;
-    service::metrics::install();
+    service::metrics::register(service::metrics::Role::Signaller);
     service::metrics::count_reconnects(&redis);
     let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
     let mut tasks = Vec::new();
@@ -151,6 +153,13 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         AllowedOrigins::new(&config.shared.allowed_origins),
         health.clone(),
     );
+    let app = service::internal::public(app, &config.shared);
+    let internal = service::internal::start(&config.shared, health.clone(), std::future::pending())
+        .await?
+        .map(|internal| {
+            tasks.push(internal.task);
+            internal.addr
+        });
     let mut stop_accepting = drain_rx;
     let connections = config.shared.connections.clone();
     let server = tokio::spawn(async move {
@@ -160,6 +169,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     tracing::info!(node = %node_id, %addr, "signaller listening");
     Ok(RunningNode {
         addr,
+        internal,
         node_id,
         shared,
         health,
@@ -175,6 +185,11 @@ impl RunningNode {
     /// Where the node listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the internal listener (metrics, readiness) listens, if configured.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
     }
 
     /// This node's id (its liveness key and the `node` of its `Joined` events).
