@@ -28,6 +28,8 @@ pub use service::startup::StartError;
 /// A running matcher (some roles, in this process).
 pub struct Running {
     gateway: Option<(SocketAddr, SharedGateway)>,
+    /// Where `--internal-listen` serves metrics and readiness.
+    internal: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     drain: ShutdownTrigger,
     kill: ShutdownTrigger,
@@ -37,10 +39,9 @@ pub struct Running {
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
-    service::redis_conn::parse_url(&config.shared.redis_url)?;
-    if let Some(secret) = &config.shared.ticket_secret {
-        service::ticket_secret::check_configured(secret)?;
-    }
+    config.shared.connections.validate()?;
+    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
+    let configured_secret = service::ticket_secret::configured(&config.shared)?;
     // Bind first: a port in use is a configuration error to report at once.
     let listener = if config.runs_gateway() {
         Some(
@@ -56,8 +57,9 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     };
     let (drain, drain_rx) = shutdown::channel();
     let (kill, kill_rx) = shutdown::channel();
-    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
-    service::metrics::install();
+    redis_target.check_tls().await?;
+    let redis = service::redis_conn::connect(&redis_target).await?;
+    service::metrics::register(service::metrics::Role::Matcher);
     service::metrics::count_reconnects(&redis);
     let store = Store::new(redis.clone());
     let mut tasks = Vec::new();
@@ -68,8 +70,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             addr: config.listen,
             source,
         })?;
-        let secret =
-            service::ticket_secret::resolve(config.shared.ticket_secret.as_deref(), &redis).await?;
+        let secret = service::ticket_secret::resolve(configured_secret.as_deref(), &redis).await?;
         let id = config
             .gateway_id
             .clone()
@@ -96,23 +97,17 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             pending_releases: Default::default(),
         });
         gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
-        let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
+        let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
         let channel = store::channel::GatewayChannel::new(subscriber, &gw.id);
         tasks.push(tokio::spawn(gateway::run_channel(gw.clone(), channel)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
         tasks.push(tokio::spawn(watch_reconnects(gw.clone())));
-        let app = gateway::router(gw.clone());
+        let app = service::internal::public(gateway::router(gw.clone()), &config.shared);
         let mut stop_accepting = drain_rx.clone();
+        let connections = config.shared.connections.clone();
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(
-                service::listener::no_delay(listener),
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop_accepting.wait().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "gateway server failed");
-            }
+            let stop = async move { stop_accepting.wait().await };
+            service::listener::serve(listener, app, &connections, stop).await;
         }));
         gw.settings.origins.warn_if_open();
         tracing::info!(gateway = %gw.id, %addr, "gateway listening");
@@ -120,13 +115,31 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     }
 
     if config.runs_worker() {
-        let reader = service::redis_conn::connect_blocking(&config.shared.redis_url).await?;
+        let reader = service::redis_conn::connect_blocking(&redis_target).await?;
         let worker = Worker::new(store.clone(), reader, WorkerSettings::from(&config));
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }
 
+    let health = match &gateway {
+        Some((_, gw)) => gw.health.clone(),
+        None => Health::new(redis.clone()),
+    };
+    let mut stop_internal = kill_rx.clone();
+    let internal =
+        service::internal::start(
+            &config.shared,
+            health,
+            async move { stop_internal.wait().await },
+        )
+        .await?
+        .map(|internal| {
+            tasks.push(internal.task);
+            internal.addr
+        });
+
     Ok(Running {
         gateway,
+        internal,
         tasks,
         drain,
         kill,
@@ -156,6 +169,11 @@ impl Running {
     /// Where the gateway listens, if this process runs one.
     pub fn gateway_addr(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Where the internal listener (metrics, readiness) listens, if configured.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
     }
 
     /// Number of sockets the gateway holds.

@@ -299,8 +299,9 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
 
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let client = service::redis_conn::connect(&redis.url()).await.unwrap();
-    let reader_client = service::redis_conn::connect_blocking(&redis.url())
+    let target = service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap();
+    let client = service::redis_conn::connect(&target).await.unwrap();
+    let reader_client = service::redis_conn::connect_blocking(&target)
         .await
         .unwrap();
     let store = Store::new(client);

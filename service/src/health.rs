@@ -1,16 +1,29 @@
-//! `/healthz` (the process runs) and `/readyz` (it can serve: Redis answers
-//! and it is not draining), shared by every role.
+//! `/healthz` (the process runs) and `/readyz` (it can serve: Redis answers,
+//! the shared ticket secret is still its own, and it is not draining),
+//! shared by every role.
+//!
+//! Redis's answer is cached for [`REDIS_CHECK_EVERY`]: a flood of `/readyz`
+//! requests costs Redis at most one `PING` a second per process, and
+//! concurrent requests wait for the one check in flight.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// How long Redis's last answer to the readiness check is reused.
+pub const REDIS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What readiness depends on.
 #[derive(Clone)]
 pub struct Health {
     redis: fred::prelude::Client,
     draining: Arc<AtomicBool>,
+    /// When Redis was last checked, and whether it answered.
+    last_check: Arc<Mutex<Option<(Instant, bool)>>>,
 }
 
 impl Health {
@@ -18,6 +31,7 @@ impl Health {
         Health {
             redis,
             draining: Arc::new(AtomicBool::new(false)),
+            last_check: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -31,7 +45,21 @@ impl Health {
     }
 
     pub async fn is_ready(&self) -> bool {
-        !self.is_draining() && crate::redis_conn::is_reachable(&self.redis).await
+        !self.is_draining() && !crate::ticket_secret::changed() && self.redis_answers().await
+    }
+
+    /// Whether Redis answered its last check, made at most
+    /// [`REDIS_CHECK_EVERY`] ago (checked now otherwise).
+    async fn redis_answers(&self) -> bool {
+        let mut last = self.last_check.lock().await;
+        if let Some((at, answered)) = *last {
+            if at.elapsed() < REDIS_CHECK_EVERY {
+                return answered;
+            }
+        }
+        let answered = crate::redis_conn::is_reachable(&self.redis).await;
+        *last = Some((Instant::now(), answered));
+        answered
     }
 }
 
@@ -46,7 +74,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>(health: Health) -> Router<S> {
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     if health.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if health.is_ready().await {
+    } else if crate::ticket_secret::changed() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ticket secret changed in Redis",
+        )
+    } else if health.redis_answers().await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable")

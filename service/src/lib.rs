@@ -5,6 +5,7 @@ pub mod address_limit;
 pub mod client_addr;
 pub mod clock;
 pub mod health;
+pub mod internal;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

@@ -25,7 +25,8 @@ pub const POOL_SIZE: &str = "rvc_pool_size";
 pub const RELAYED: &str = "rvc_signals_relayed_total";
 /// Seconds from publish (stamped by the sender's node) to delivery.
 pub const RELAY_LATENCY: &str = "rvc_relay_latency_seconds";
-/// Errors by `kind`: bad_input, auth_refused, redis, rate_limited.
+/// Errors by `kind`: bad_input, auth_refused, redis, rate_limited
+/// ([`error_kinds`]).
 pub const ERRORS: &str = "rvc_errors_total";
 /// Redis reconnections.
 pub const REDIS_RECONNECTS: &str = "rvc_redis_reconnects_total";
@@ -33,6 +34,71 @@ pub const REDIS_RECONNECTS: &str = "rvc_redis_reconnects_total";
 pub const DRAINS: &str = "rvc_drains_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Which service's series a process lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Matcher,
+    Signaller,
+}
+
+impl Role {
+    /// The `role` label of [`SOCKETS_OPEN`].
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Matcher => "matcher",
+            Role::Signaller => "signaller",
+        }
+    }
+}
+
+/// The `kind` labels of [`ERRORS`]: every kind an error code counts under.
+pub fn error_kinds() -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = wire::codes::ErrorCode::ALL
+        .iter()
+        .map(|c| c.kind())
+        .filter(|k| *k != wire::codes::ErrorKind::Expected)
+        .map(|k| k.as_str())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
+
+/// Install the recorder and list every series `role` reports, at zero, so
+/// that `/metrics` shows them from the start: dashboards and alerts see a
+/// series before its first event (a rate of an absent series is no alert).
+/// Idempotent; adds nothing to series that already moved.
+pub fn register(role: Role) {
+    install();
+    use metrics::{counter, gauge, histogram};
+    for kind in error_kinds() {
+        counter!(ERRORS, "kind" => kind).increment(0);
+    }
+    counter!(REDIS_RECONNECTS).increment(0);
+    counter!(DRAINS).increment(0);
+    gauge!(SOCKETS_OPEN, "role" => role.label()).increment(0.0);
+    gauge!(crate::listener::CONNECTIONS_OPEN).increment(0.0);
+    for reason in crate::listener::REFUSAL_REASONS {
+        counter!(crate::listener::CONNECTIONS_REFUSED, "reason" => reason).increment(0);
+    }
+    counter!(crate::listener::HEADER_TIMEOUTS).increment(0);
+    gauge!(crate::ticket_secret::CHANGED_METRIC).increment(0.0);
+    match role {
+        Role::Matcher => {
+            counter!(REGISTRATIONS).increment(0);
+            counter!(MATCHES).increment(0);
+            counter!(MATCHED_DELIVERED).increment(0);
+            gauge!(POOL_SIZE).increment(0.0);
+            // Touched, not recorded: listed with empty buckets.
+            let _ = histogram!(TIME_TO_MATCH);
+        }
+        Role::Signaller => {
+            counter!(RELAYED).increment(0);
+            let _ = histogram!(RELAY_LATENCY);
+        }
+    }
+}
 
 /// Install the recorder (once per process) and return its handle. Also
 /// starts the exporter's periodic upkeep, which bounds histogram memory.

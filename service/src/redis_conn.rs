@@ -4,22 +4,64 @@
 //! capped at two seconds, so a Redis restart never needs a service restart.
 //! Commands fail after a bounded time instead of waiting out an outage, so
 //! callers can report not-ready and retry.
+//!
+//! `rediss://` is TLS with certificate verification (rustls): against the
+//! system's roots, or only against `--redis-ca-file` when set. A server that
+//! does not complete a verified handshake is refused at start with one line
+//! (see [`RedisTarget::check_tls`]); later connections are verified the same way
+//! and never fall back to plaintext. Errors and logs never show the URL's
+//! password ([`redact`]).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use fred::types::config::UnresponsiveConfig;
+use fred::types::config::{TlsConfig, UnresponsiveConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::settings::SharedSettings;
+use crate::startup::StartError;
 
 /// How long an ordinary command may take before it fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Why a Redis URL was refused at start.
+/// How long the start-up TLS check waits for a connection and a handshake.
+const TLS_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a Redis URL was refused at start. `url` never holds the password.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid Redis URL {url:?}: {reason}")]
+#[error("{url}: {reason}")]
 pub struct BadRedisUrl {
     pub url: String,
     pub reason: String,
+}
+
+impl BadRedisUrl {
+    fn new(url: &str, reason: impl Into<String>) -> Self {
+        BadRedisUrl {
+            url: redact(url),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `url` with the password (if any) replaced by `***`, for errors and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Check a Redis URL (`redis://`, `rediss://`, `redis-cluster://`) without connecting.
@@ -31,19 +73,160 @@ pub fn parse_url(url: &str) -> Result<Config, BadRedisUrl> {
         "rediss-cluster://",
     ];
     if !SCHEMES.iter().any(|s| url.starts_with(s)) {
-        return Err(BadRedisUrl {
-            url: url.to_string(),
-            reason: format!("the scheme must be one of {}", SCHEMES.join(", ")),
-        });
+        return Err(BadRedisUrl::new(
+            url,
+            format!("the scheme must be one of {}", SCHEMES.join(", ")),
+        ));
     }
-    Config::from_url(url).map_err(|e| BadRedisUrl {
-        url: url.to_string(),
-        reason: e.details().to_string(),
-    })
+    Config::from_url(url)
+        .map_err(|e| BadRedisUrl::new(url, format!("invalid URL: {}", e.details())))
 }
 
-fn builder(url: &str, for_blocking: bool) -> Result<Builder, BadRedisUrl> {
-    let mut config = parse_url(url)?;
+/// Where and how to reach Redis: the parsed URL and, for `rediss://`, the
+/// verifying TLS configuration. Made once at start, used by every client.
+#[derive(Clone)]
+pub struct RedisTarget {
+    config: Config,
+    /// The URL without its password.
+    shown: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("url", &self.shown)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl RedisTarget {
+    /// Parse `--redis-url`, load the TLS roots (for `rediss://`), without
+    /// connecting.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<RedisTarget, StartError> {
+        let mut config = parse_url(url)?;
+        let tls = if config.tls.is_some() {
+            let roots = match ca_file {
+                Some(path) => roots_from_file(path)?,
+                None => system_roots().map_err(|reason| BadRedisUrl::new(url, reason))?,
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let client = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| BadRedisUrl::new(url, format!("TLS set-up: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+            config.tls = Some(TlsConfig::from(connector.clone()));
+            Some(connector)
+        } else {
+            if ca_file.is_some() {
+                return Err(StartError::Invalid {
+                    setting: "--redis-ca-file",
+                    reason: "is only used with a rediss:// --redis-url".into(),
+                });
+            }
+            None
+        };
+        Ok(RedisTarget {
+            config,
+            shown: redact(url),
+            tls,
+        })
+    }
+
+    /// [`RedisTarget::new`] from the shared settings.
+    pub fn from_settings(settings: &SharedSettings) -> Result<RedisTarget, StartError> {
+        RedisTarget::new(&settings.redis_url, settings.redis_ca_file.as_deref())
+    }
+
+    /// The URL, without its password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// For `rediss://`, one verified TLS handshake with the (first)
+    /// server: a server that answers but does not complete it (a plaintext
+    /// server, an unknown or wrong certificate) is a start error, one line.
+    /// A server not reachable yet is left to the clients' retries (which
+    /// verify the same way).
+    pub async fn check_tls(&self) -> Result<(), BadRedisUrl> {
+        let Some(connector) = &self.tls else {
+            return Ok(());
+        };
+        let Some(server) = self.config.server.hosts().into_iter().next() else {
+            return Ok(());
+        };
+        let refuse = |reason: String| BadRedisUrl {
+            url: self.shown.clone(),
+            reason,
+        };
+        let host = server.host.to_string();
+        let name = server
+            .tls_server_name
+            .as_ref()
+            .map_or(host.clone(), |n| n.to_string());
+        let name = ServerName::try_from(name.clone())
+            .map_err(|e| refuse(format!("{name:?} is not a TLS server name: {e}")))?;
+        let connect = tokio::net::TcpStream::connect((host.as_str(), server.port));
+        let Ok(Ok(tcp)) = tokio::time::timeout(TLS_CHECK_TIMEOUT, connect).await else {
+            tracing::warn!(url = %self.shown, "Redis is not reachable yet; its TLS is checked on connection");
+            return Ok(());
+        };
+        match tokio::time::timeout(TLS_CHECK_TIMEOUT, connector.connect(name, tcp)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(refuse(format!(
+                "TLS handshake with {host}:{} failed: {e} (is it a TLS port? for a private CA set --redis-ca-file)",
+                server.port
+            ))),
+            Err(_) => Err(refuse(format!(
+                "no TLS handshake from {host}:{} within {TLS_CHECK_TIMEOUT:?} (is it a TLS port?)",
+                server.port
+            ))),
+        }
+    }
+}
+
+/// The certificates in a PEM file, as the only trusted roots.
+fn roots_from_file(path: &Path) -> Result<rustls::RootCertStore, StartError> {
+    let bad = |reason: String| StartError::Invalid {
+        setting: "--redis-ca-file",
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(format!("cannot read: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(bad("holds no usable certificate".into()));
+    }
+    Ok(roots)
+}
+
+/// The system's trusted roots.
+fn system_roots() -> Result<rustls::RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        return Err(match found.errors.first() {
+            Some(e) => format!("no system TLS roots: {e} (set --redis-ca-file)"),
+            None => "no system TLS roots (set --redis-ca-file)".into(),
+        });
+    }
+    Ok(roots)
+}
+
+fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
+    let mut config = target.config.clone();
     config.fail_fast = false;
     let mut builder = Builder::from_config(config);
     builder
@@ -74,7 +257,7 @@ fn builder(url: &str, for_blocking: bool) -> Result<Builder, BadRedisUrl> {
                 COMMAND_TIMEOUT
             };
         });
-    Ok(builder)
+    builder
 }
 
 /// Start connecting in the background and wait up to `wait` for the first
@@ -91,37 +274,41 @@ async fn start<C: ClientLike>(client: C, wait: Duration) -> C {
     client
 }
 
-fn refused(url: &str, e: fred::error::Error) -> BadRedisUrl {
+fn refused(target: &RedisTarget, e: fred::error::Error) -> BadRedisUrl {
     BadRedisUrl {
-        url: url.to_string(),
+        url: target.shown.clone(),
         reason: e.details().to_string(),
     }
 }
 
 /// An ordinary command client.
-pub async fn connect(url: &str) -> Result<Client, BadRedisUrl> {
-    let client = builder(url, false)?.build().map_err(|e| refused(url, e))?;
+pub async fn connect(target: &RedisTarget) -> Result<Client, BadRedisUrl> {
+    let client = builder(target, false)
+        .build()
+        .map_err(|e| refused(target, e))?;
     Ok(start(client, Duration::from_secs(3)).await)
 }
 
 /// A client for blocking commands (`XREADGROUP ... BLOCK`): no default
 /// timeout and no unresponsiveness check, since a blocked read is silent by
 /// design. Callers bound each blocking call themselves.
-pub async fn connect_blocking(url: &str) -> Result<Client, BadRedisUrl> {
-    let client = builder(url, true)?.build().map_err(|e| refused(url, e))?;
+pub async fn connect_blocking(target: &RedisTarget) -> Result<Client, BadRedisUrl> {
+    let client = builder(target, true)
+        .build()
+        .map_err(|e| refused(target, e))?;
     Ok(start(client, Duration::from_secs(3)).await)
 }
 
 /// A pub/sub client. Its subscriptions are restored after every reconnect.
-pub async fn connect_subscriber(url: &str) -> Result<SubscriberClient, BadRedisUrl> {
-    let mut builder = builder(url, false)?;
+pub async fn connect_subscriber(target: &RedisTarget) -> Result<SubscriberClient, BadRedisUrl> {
+    let mut builder = builder(target, false);
     // Pub/sub messages are fanned out through a broadcast channel; a
     // receiver that lags loses messages, so leave ample room (only here:
     // every client allocates several such channels).
     builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
     let client = builder
         .build_subscriber_client()
-        .map_err(|e| refused(url, e))?;
+        .map_err(|e| refused(target, e))?;
     let client = start(client, Duration::from_secs(3)).await;
     // Detached: re-subscribes after every reconnect for as long as the client lives.
     drop(client.manage_subscriptions());

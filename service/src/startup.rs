@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 pub enum StartError {
     #[error("--redis-url: {0}")]
     RedisUrl(#[from] crate::redis_conn::BadRedisUrl),
-    #[error("--ticket-secret: {0}")]
+    #[error("{0}")]
     Secret(#[from] crate::ticket_secret::SecretError),
     #[error("--listen {addr}: cannot listen: {source}")]
     Listen {

@@ -22,7 +22,11 @@ fn settings(rate: u32, burst: u32, max_sockets: u32, lease_ms: u64) -> AddressLi
 }
 
 async fn node(redis: &RedisServer, s: AddressLimitSettings, id: &str) -> AddressLimits {
-    let client = service::redis_conn::connect(&redis.url()).await.unwrap();
+    let client = service::redis_conn::connect(
+        &service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap(),
+    )
+    .await
+    .unwrap();
     AddressLimits::start(client, s, "matcher", id).0
 }
 
@@ -127,7 +131,11 @@ async fn one_address_cannot_hold_more_sockets_than_the_cap_across_two_nodes() {
 async fn a_crashed_gateways_socket_counts_expire_with_its_lease() {
     let redis = RedisServer::start();
     let s = settings(0, 1, 3, 400);
-    let client = service::redis_conn::connect(&redis.url()).await.unwrap();
+    let client = service::redis_conn::connect(
+        &service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap(),
+    )
+    .await
+    .unwrap();
     let (crashing, renewer) = AddressLimits::start(client, s, "matcher", "crashing");
     let survivor = node(&redis, s, "survivor").await;
     let k = key("192.0.2.1");

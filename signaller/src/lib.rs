@@ -54,6 +54,8 @@ pub use service::startup::StartError;
 /// A running signaller node.
 pub struct RunningNode {
     addr: SocketAddr,
+    /// Where `--internal-listen` serves metrics and readiness.
+    internal: Option<SocketAddr>,
     node_id: String,
     shared: Arc<Shared>,
     health: Health,
@@ -72,11 +74,9 @@ pub struct RunningNode {
 /// The error is typed (not `anyhow`) because this is
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
-    service::redis_conn::parse_url(&config.shared.redis_url)?;
-    let configured_secret = match &config.shared.ticket_secret {
-        Some(secret) => Some(service::ticket_secret::check_configured(secret)?),
-        None => None,
-    };
+    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
+    config.shared.connections.validate()?;
+    let configured_secret = service::ticket_secret::configured(&config.shared)?;
     if config.heartbeat_ms == 0 || config.node_ttl_ms <= config.heartbeat_ms {
         return Err(StartError::Invalid {
             setting: "--node-ttl-ms",
@@ -105,10 +105,11 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .clone()
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
-    let redis = service::redis_conn::connect(&config.shared.redis_url).await?;
-    service::metrics::install();
+    redis_target.check_tls().await?;
+    let redis = service::redis_conn::connect(&redis_target).await?;
+    service::metrics::register(service::metrics::Role::Signaller);
     service::metrics::count_reconnects(&redis);
-    let subscriber = service::redis_conn::connect_subscriber(&config.shared.redis_url).await?;
+    let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
     let mut tasks = Vec::new();
     let secret = match configured_secret {
         Some(secret) => TicketSecret::configured(secret),
@@ -123,7 +124,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     // Heartbeats get a connection of their own, so that they are never
     // queued behind a burst of relayed messages: a late heartbeat would
     // look like a dead node.
-    let presence_redis = service::redis_conn::connect(&config.shared.redis_url).await?;
+    let presence_redis = service::redis_conn::connect(&redis_target).await?;
     let (presence, presence_task) = Presence::start(
         presence_redis,
         node_id.clone(),
@@ -163,21 +164,23 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         addresses,
         config.shared.trusted_proxies.clone(),
     );
+    let app = service::internal::public(app, &config.shared);
+    let internal = service::internal::start(&config.shared, health.clone(), std::future::pending())
+        .await?
+        .map(|internal| {
+            tasks.push(internal.task);
+            internal.addr
+        });
     let mut stop_accepting = drain_rx;
+    let connections = config.shared.connections.clone();
     let server = tokio::spawn(async move {
-        let served = axum::serve(
-            service::listener::no_delay(listener),
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop_accepting.wait().await })
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server failed");
-        }
+        let stop = async move { stop_accepting.wait().await };
+        service::listener::serve(listener, app, &connections, stop).await;
     });
     tracing::info!(node = %node_id, %addr, "signaller listening");
     Ok(RunningNode {
         addr,
+        internal,
         node_id,
         shared,
         health,
@@ -193,6 +196,11 @@ impl RunningNode {
     /// Where the node listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the internal listener (metrics, readiness) listens, if configured.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
     }
 
     /// This node's id (its liveness key and the `node` of its `Joined` events).

@@ -14,13 +14,40 @@ pub const MAX_ROOM_CODE_CHARS: usize = 2 * MAX_NAME_CHARS + 2 + 26;
 /// Longest chat message, in characters.
 pub const MAX_CHAT_CHARS: usize = 2000;
 
-/// Whether a display name is acceptable: 1 to [`MAX_NAME_CHARS`] characters,
-/// no control characters, not only white space.
+/// Whether a display name is acceptable: 1 to [`MAX_NAME_CHARS`] characters
+/// once normalised ([`normalize_name`]), no control characters, no
+/// invisible or direction-changing characters ([`is_hidden`]: a name that
+/// shows as another, or that reverses the text after it), not only white
+/// space.
 pub fn valid_name(name: &str) -> bool {
+    let name = normalize_name(name);
     let count = name.chars().count();
     (1..=MAX_NAME_CHARS).contains(&count)
-        && !name.chars().any(char::is_control)
+        && !name.chars().any(|c| c.is_control() || is_hidden(c))
         && !name.trim().is_empty()
+}
+
+/// A name in Unicode NFC, so that names that look the same are the same
+/// (`"e\u{301}"` and `"é"`). Store and compare names in this form.
+pub fn normalize_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
+/// Characters that do not show, or that change the direction of the text
+/// around them: the format characters (general category Cf: zero-width
+/// spaces and joiners, bidirectional marks, embeddings, overrides and
+/// isolates, soft hyphen, tags, …) and the fillers that render as nothing.
+fn is_hidden(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+        || matches!(
+            c,
+            '\u{034F}' // combining grapheme joiner
+                | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+                | '\u{2800}' // braille blank
+                | '\u{180B}'..='\u{180D}' // Mongolian variation selectors
+        )
 }
 
 #[cfg(test)]
@@ -36,5 +63,35 @@ mod tests {
         assert!(!valid_name("a\nb"));
         assert!(!valid_name(&"x".repeat(65)));
         assert!(valid_name(&"x".repeat(64)));
+    }
+
+    #[test]
+    fn names_that_hide_or_reverse_text_are_refused() {
+        // Right-to-left override: "alice\u{202E}txt.exe" shows as "aliceexe.txt".
+        assert!(!valid_name("alice\u{202E}txt.exe"));
+        assert!(!valid_name("al\u{200B}ice")); // zero-width space
+        assert!(!valid_name("al\u{200D}ice")); // zero-width joiner
+        assert!(!valid_name("\u{200F}bob")); // right-to-left mark
+        assert!(!valid_name("bob\u{2066}")); // left-to-right isolate
+        assert!(!valid_name("\u{FEFF}bob")); // byte-order mark
+        assert!(!valid_name("bo\u{00AD}b")); // soft hyphen
+        assert!(!valid_name("\u{3164}")); // Hangul filler, shows as nothing
+        assert!(!valid_name("bob\u{E0041}")); // tag character
+                                              // Letters of any script, accents and emoji stay welcome.
+        assert!(valid_name("Zoë"));
+        assert!(valid_name("محمد"));
+        assert!(valid_name("李小龙"));
+        assert!(valid_name("sam \u{1F600}"));
+        assert!(valid_name("\u{2764}\u{FE0F}")); // emoji variation selector (Mn)
+    }
+
+    #[test]
+    fn names_are_normalised_to_nfc() {
+        assert_eq!(normalize_name("Zoe\u{0308}"), "Zo\u{00EB}");
+        assert_eq!(normalize_name("Zo\u{00EB}"), "Zo\u{00EB}");
+        // Length counts the normalised form: 64 letters with combining
+        // accents are 64 characters.
+        assert!(valid_name(&"e\u{0301}".repeat(64)));
+        assert!(!valid_name(&"e\u{0301}".repeat(65)));
     }
 }

@@ -29,6 +29,8 @@ pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
         ("--backoff-max-ms", "500".into()),
         ("--ip-rate-limit", "0".into()),
         ("--max-sockets-per-ip", "0".into()),
+        // Every test user connects from 127.0.0.1.
+        ("--max-connections-per-ip", "0".into()),
     ]
 }
 

@@ -31,6 +31,8 @@ pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
         ("--node-ttl-ms", NODE_TTL_MS),
         ("--ip-rate-limit", "0"),
         ("--max-sockets-per-ip", "0"),
+        // Every test client connects from 127.0.0.1.
+        ("--max-connections-per-ip", "0"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
