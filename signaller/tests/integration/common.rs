@@ -91,7 +91,10 @@ pub fn ticket_with(
 /// legacy users.
 pub fn legacy_room(redis: &RedisServer, room: &str, initiator: &str, responder: &str) {
     let key = wire::keys::room(room);
-    let (ki, kr) = (format!("n:{initiator}"), format!("n:{responder}"));
+    let (ki, kr) = (
+        wire::user::UserKey::legacy(initiator).to_string(),
+        wire::user::UserKey::legacy(responder).to_string(),
+    );
     let (ni, nr) = (format!("name:{ki}"), format!("name:{kr}"));
     redis.command(&[
         "HSET",
