@@ -10,5 +10,6 @@ mod legacy_flow;
 mod metrics;
 mod redis_restart;
 mod relay;
+mod room_limits;
 mod security;
 mod startup;
