@@ -20,6 +20,8 @@
 -- ARGV[6]  lifetime of log and members, ms
 -- ARGV[7]  the room log's byte budget: a Joined that would pass it is refused
 -- ARGV[8]  the joining connection (<node>/<connection id>)
+-- ARGV[9]  bytes kept for the peer's first Joined while it has not joined:
+--          a member replacing its socket again and again may not use them
 --
 -- Returns {'closed'}, {'full'}, {'log_full', <bytes used>}, or
 -- {'ok', <joined id>, <peer user or ''>, <peer node or ''>, <peer name or ''>,
@@ -49,7 +51,11 @@ end
 if others >= 2 then
   return {'full'}
 end
-if used + #ARGV[5] > tonumber(ARGV[7]) then
+local limit = tonumber(ARGV[7])
+if replacing == '1' and others == 0 then
+  limit = limit - tonumber(ARGV[9])
+end
+if used + #ARGV[5] > limit then
   return {'log_full', used}
 end
 local peer_name = ''

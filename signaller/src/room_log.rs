@@ -39,6 +39,12 @@ use crate::session::{JoinOutcome, PeerInfo};
 /// Stream field holding the MessagePack [`RoomEvent`].
 const FIELD: &str = "m";
 
+/// Bytes of the budget a member replacing its socket may not use while its
+/// peer has not joined: the peer's own first `Joined` (a user key, a name
+/// of at most 64 characters and a node id) always fits, so no member can
+/// keep its peer out by rejoining.
+pub const PEER_JOIN_RESERVE_BYTES: i64 = 1024;
+
 /// Why the room log could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RoomLogError {
@@ -238,6 +244,7 @@ impl RoomLog {
                     Value::from(ms(self.limits.ttl)),
                     Value::from(self.limits.budget_bytes as i64),
                     Value::from(conn),
+                    Value::from(PEER_JOIN_RESERVE_BYTES),
                 ],
             )
             .await?;

@@ -244,3 +244,53 @@ async fn a_user_cannot_hold_more_than_three_rooms_at_once() {
     let joined = fifth.recv().await;
     assert_eq!(joined["event"], "joined", "{joined}");
 }
+
+/// Rejoining is no way around the budget: a member whose room log is
+/// full of signals replaces its socket again and again (each newer socket
+/// logs a `Joined`); once the part of the budget kept for joins is used
+/// up, the join is refused with `room_log_full` and the log stays within
+/// the budget; the peer can still join (rejoining cannot keep it out), and
+/// its join replays no more than the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_grow_the_room_log_by_rejoining() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    const BUDGET: usize = 32 * 1024;
+    let n1 = node(&redis, &["--room-log-budget-bytes", "32768"]).await;
+    let room = new_room();
+    let ticket_a = ticket(&room, "s:A", "ann", Role::Initiator);
+    let (mut a, _) = join_native(&n1, &ticket_a).await;
+    // One 15 KB signal is all the 16 KiB left for signals takes.
+    assert_eq!(refusal(&mut a, &signal_of(&room, 15_000)).await, None);
+    let e = refusal(&mut a, &signal_of(&room, 2_000)).await;
+    assert_eq!(e.expect("refused")["code"], "room_log_full");
+
+    let mut refused = None;
+    for _ in 0..1_000 {
+        let mut newer = WsClient::connect(&native_url(&n1)).await.unwrap();
+        newer
+            .send_json(&json!({"event":"join","ticket":ticket_a}))
+            .await;
+        let reply = newer.recv().await;
+        if reply["event"] == "error" {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply["event"], "joined", "{reply}");
+        assert_eq!(a.recv_close().await, Some(4410));
+        a = newer;
+    }
+    let refused = refused.expect("rejoining stops at the budget");
+    assert_eq!(refused["code"], "room_log_full", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("join"));
+    let counted = redis_int(&redis, &["HGET", &wire::keys::room_members(&room), "bytes"]);
+    assert!(counted as usize <= BUDGET, "{counted} bytes counted");
+
+    // The latest socket still holds the room; the peer joins and gets the
+    // one signal, and the join replayed within the budget.
+    sync(&mut a).await;
+    let (mut b, _) = join_native(&n1, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let got = b.recv().await;
+    assert_eq!(got["data"].as_str().unwrap().len(), 15_000 - 2);
+    b.expect_silence(QUIET).await;
+}
