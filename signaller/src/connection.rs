@@ -280,9 +280,17 @@ impl Connection {
                     ))
                     .await;
                     match declared {
-                        // Logged: its echo tells our client. Closed: the
-                        // `Left` that closed the room does.
-                        Ok(Appended::Logged(_) | Appended::Closed | Appended::LogFull) => {}
+                        // Logged: its echo tells our client; and the lost
+                        // peer is no longer in this room (its own node
+                        // cannot say so any more).
+                        Ok(Appended::Logged(_)) => {
+                            let peer = wire::user::UserKey::from_raw(user);
+                            if let Err(e) = self.shared.room_log.release(&peer, &room).await {
+                                tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
+                            }
+                        }
+                        // Closed: the `Left` that closed the room tells our client.
+                        Ok(Appended::Closed | Appended::LogFull) => {}
                         // The peer's newer socket is on a live node; its
                         // `Joined` moves our watch there.
                         Ok(Appended::Fenced) => tracing::info!(room, "the lost peer has moved"),

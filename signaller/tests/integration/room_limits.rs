@@ -294,3 +294,34 @@ async fn a_member_cannot_grow_the_room_log_by_rejoining() {
     assert_eq!(got["data"].as_str().unwrap().len(), 15_000 - 2);
     b.expect_silence(QUIET).await;
 }
+
+/// A user whose node died is not held to the rooms it was in: the peers'
+/// nodes, declaring it lost, release its rooms, and it can join as many
+/// new ones as before at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_whose_node_died_is_not_held_to_its_rooms() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let (n1, n3) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let mut peers = Vec::new();
+    let mut lost = Vec::new();
+    for _ in 0..3 {
+        let room = new_room();
+        lost.push(join_native(&n3, &ticket(&room, "s:A", "ann", Role::Initiator)).await);
+        peers.push(join_native(&n1, &ticket(&room, "s:B", "bob", Role::Responder)).await);
+    }
+    n3.kill();
+    for (peer, _) in &mut peers {
+        assert_eq!(peer.recv_event("peer-left").await["reason"], "node_lost");
+    }
+    let key = wire::keys::user_rooms(&wire::user::UserKey::native("A"));
+    testkit::eventually(STEP, "the lost user's rooms are released", || async {
+        (redis_int(&redis, &["ZCARD", &key]) == 0).then_some(())
+    })
+    .await;
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let room = new_room();
+        again.push(join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await);
+    }
+}
