@@ -255,7 +255,10 @@ impl Connection {
                         queue.push_front(action);
                     }
                 }
-                Action::Leave(reason) => Box::pin(self.leave(reason)).await,
+                Action::Leave(reason) => {
+                    let fenced = Box::pin(self.leave(reason)).await;
+                    queue.extend(self.session.on_left(fenced));
+                }
                 Action::Release => Box::pin(self.release()).await,
                 Action::Watch { node } => {
                     self.shared
@@ -396,10 +399,11 @@ impl Connection {
     }
 
     /// Log our `Left`, retrying for a while if Redis fails: the peer must
-    /// be told.
-    async fn leave(&mut self, reason: LeaveReason) {
+    /// be told. Whether it was fenced off (a newer socket of our user holds
+    /// the room).
+    async fn leave(&mut self, reason: LeaveReason) -> bool {
         let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
-            return;
+            return false;
         };
         tracing::info!(room, reason = reason.as_str(), "leaving room");
         let deadline = Instant::now() + LEAVE_RETRY_FOR;
@@ -417,12 +421,12 @@ impl Connection {
                 Ok(Appended::Fenced) => {
                     // A newer socket of our user is in the room: it stays open.
                     tracing::info!(room, "replaced: the room is left to the newer socket");
-                    return;
+                    return true;
                 }
-                Ok(_) => return,
+                Ok(_) => return false,
                 Err(e) if Instant::now() >= deadline => {
                     tracing::error!(error = %e, "could not log leaving the room; the peer is not told");
-                    return;
+                    return false;
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }

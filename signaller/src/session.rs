@@ -82,7 +82,8 @@ pub enum Action {
     /// the client `unavailable`; if the log refuses it, call
     /// [`Session::on_publish_refused`].
     Publish(RoomBody),
-    /// Append our `Left` to the room log, closing the room.
+    /// Append our `Left` to the room log, closing the room, then call
+    /// [`Session::on_left`] with whether the log took it.
     Leave(LeaveReason),
     /// We are no longer in the room: stop counting it among our user's
     /// rooms (see [`crate::room_log::RoomLog::claim`]).
@@ -266,11 +267,7 @@ impl Session {
                         code: r.code.clone(),
                         last: r.last,
                     };
-                    vec![
-                        Action::Unwatch,
-                        Action::Leave(LeaveReason::Left),
-                        Action::Release,
-                    ]
+                    vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
                 }
                 State::Over { .. } => Vec::new(),
                 State::Idle | State::Joining => vec![not_joined()],
@@ -525,6 +522,18 @@ impl Session {
         ]
     }
 
+    /// Our `Left` was handled (see [`Action::Leave`]); `fenced` when the
+    /// log refused it because a newer socket of our user had joined the
+    /// room meanwhile (before this socket heard of it): the room, and the
+    /// user's claim on it, are that socket's, so nothing is released.
+    pub fn on_left(&mut self, fenced: bool) -> Vec<Action> {
+        if fenced {
+            Vec::new()
+        } else {
+            vec![Action::Release]
+        }
+    }
+
     /// The room log refused `body` (see [`Action::Publish`]): the client is
     /// told what was not relayed, and why.
     pub fn on_publish_refused(&mut self, body: &RoomBody, refusal: PublishRefusal) -> Vec<Action> {
@@ -604,7 +613,7 @@ impl Session {
                     code: r.code.clone(),
                     last: r.last,
                 };
-                vec![Action::Unwatch, Action::Leave(reason), Action::Release]
+                vec![Action::Unwatch, Action::Leave(reason)]
             }
             State::Joining => {
                 self.state = State::Idle;
@@ -963,32 +972,21 @@ mod tests {
         let (mut s, _) = joined(Dialect::Native, None);
         assert_eq!(
             s.on_text(r#"{"event":"leave"}"#),
-            vec![
-                Action::Unwatch,
-                Action::Leave(LeaveReason::Left),
-                Action::Release
-            ]
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
         );
+        assert_eq!(s.on_left(false), vec![Action::Release]);
         assert!(s.on_text(r#"{"event":"leave"}"#).is_empty());
         assert!(s.on_closed().is_empty());
 
         let (mut s, _) = joined(Dialect::Native, None);
         assert_eq!(
             s.on_closed(),
-            vec![
-                Action::Unwatch,
-                Action::Leave(LeaveReason::Disconnected),
-                Action::Release
-            ]
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Disconnected)]
         );
         let (mut s, _) = joined(Dialect::Native, None);
         assert_eq!(
             s.on_drain(),
-            vec![
-                Action::Unwatch,
-                Action::Leave(LeaveReason::Drained),
-                Action::Release
-            ]
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Drained)]
         );
         assert!(Session::new(Dialect::Native, NODE).on_closed().is_empty());
     }
@@ -1243,5 +1241,17 @@ mod tests {
             ),
         );
         assert!(actions.contains(&Action::Release));
+    }
+
+    #[test]
+    fn a_socket_closing_before_it_hears_it_was_replaced_keeps_the_newer_ones_claim() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        // The newer socket's Joined has not reached us; our client closes.
+        assert_eq!(
+            s.on_closed(),
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Disconnected)]
+        );
+        // The log fenced our Left off: the room and the claim are the newer one's.
+        assert!(s.on_left(true).is_empty());
     }
 }
