@@ -7,8 +7,9 @@
 //! Redis read is [`fetch_room_record`].
 //!
 //! Being admitted is necessary, not sufficient: the join script in
-//! [`crate::room_log`] still refuses a closed room, a second socket of the
-//! same user, and a third member.
+//! [`crate::room_log`] still refuses a closed room, a third member, a room
+//! whose log is full and a user in too many rooms already (a second socket
+//! of a member replaces the first).
 
 use std::collections::HashMap;
 
@@ -47,8 +48,12 @@ pub enum JoinRefusal {
     RoomFull,
     #[error("the room is over")]
     RoomClosed,
-    #[error("this user is already in the room on another socket")]
-    AlreadyJoined,
+    #[error(
+        "this user is already in {0} rooms, the most one user may be in at once; leave one first"
+    )]
+    TooManyRooms(u64),
+    #[error("the room's log has used its byte budget: this join was refused")]
+    RoomLogFull,
     #[error("the service is unavailable; retry shortly")]
     Unavailable,
 }
@@ -64,7 +69,8 @@ impl JoinRefusal {
                 ErrorCode::NotMember
             }
             JoinRefusal::RoomClosed => ErrorCode::RoomClosed,
-            JoinRefusal::AlreadyJoined => ErrorCode::AlreadyJoined,
+            JoinRefusal::TooManyRooms(_) => ErrorCode::TooManyRooms,
+            JoinRefusal::RoomLogFull => ErrorCode::RoomLogFull,
             JoinRefusal::Unavailable => ErrorCode::Unavailable,
         }
     }

@@ -35,11 +35,28 @@ pub struct Config {
     #[arg(long, env = "RVC_NODE_TTL_MS", default_value_t = 3000)]
     pub node_ttl_ms: u64,
 
-    /// Lifetime of a room's log and member list after its last message, s.
-    /// Keep it above the ticket lifetime: the log also remembers that a
-    /// room is closed.
+    /// Lifetime of a live room's log and member list after its last
+    /// message, s; also how long a closed room's tombstone stays. Keep it
+    /// above the ticket lifetime: the tombstone is what refuses a ticket
+    /// for a closed room.
     #[arg(long, env = "RVC_ROOM_LOG_TTL_SECS", default_value_t = 1800)]
     pub room_log_ttl_secs: u64,
+
+    /// Lifetime of a closed room's log, s: once someone left, the log is
+    /// deleted this long after (only a one-field tombstone stays).
+    #[arg(long, env = "RVC_CLOSED_ROOM_TTL_SECS", default_value_t = wire::limits::CLOSED_ROOM_TTL_SECS)]
+    pub closed_room_ttl_secs: u64,
+
+    /// Most bytes of events one room's log keeps (signals, chat and joins,
+    /// as stored). Past it a signal or chat is refused with
+    /// `room_log_full`; the last 16 KiB are kept for joins. At least 32 KiB.
+    #[arg(long, env = "RVC_ROOM_LOG_BUDGET_BYTES", default_value_t = wire::limits::ROOM_LOG_BUDGET_BYTES as u64)]
+    pub room_log_budget_bytes: u64,
+
+    /// Most rooms one user may be in at once (any sockets, any nodes); a
+    /// join past it is refused with `too_many_rooms`.
+    #[arg(long, env = "RVC_MAX_ROOMS_PER_USER", default_value_t = wire::limits::MAX_ROOMS_PER_USER as u64)]
+    pub max_rooms_per_user: u64,
 
     /// A socket that sends nothing (not even a pong) for this long is closed
     /// with 4408, s. The server pings at a third of it.
@@ -72,6 +89,21 @@ impl Config {
         Duration::from_secs(self.room_log_ttl_secs)
     }
 
+    /// What one room and one user may hold in Redis.
+    pub fn room_limits(&self) -> crate::room_log::Limits {
+        crate::room_log::Limits {
+            ttl: self.room_log_ttl(),
+            closed_ttl: Duration::from_secs(self.closed_room_ttl_secs),
+            budget_bytes: self.room_log_budget_bytes,
+            max_rooms_per_user: self.max_rooms_per_user,
+        }
+    }
+
+    /// The smallest `--room-log-budget-bytes`: the join reserve and one
+    /// signal of the largest size.
+    pub const MIN_ROOM_LOG_BUDGET: u64 =
+        (wire::limits::ROOM_LOG_JOIN_RESERVE_BYTES + wire::limits::MAX_SIGNAL_BYTES) as u64;
+
     /// How long after a peer's node dies its partner is told, at most
     /// (plus Redis and network latency): the liveness key outlives the last
     /// heartbeat by the TTL, and the check runs once per heartbeat.
@@ -90,6 +122,11 @@ mod tests {
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.shared.allowed_origins, vec!["*".to_string()]);
         assert_eq!(c.node_loss_bound(), Duration::from_millis(4000));
+        let limits = c.room_limits();
+        assert_eq!(limits.budget_bytes, 256 * 1024);
+        assert_eq!(limits.relay_budget(), 240 * 1024);
+        assert_eq!(limits.closed_ttl, Duration::from_secs(60));
+        assert_eq!(limits.max_rooms_per_user, 3);
     }
 
     #[test]

@@ -23,9 +23,9 @@ use crate::admission::{self, JoinRefusal, Member};
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
-use crate::room_log::{JoinReply, RoomLog};
+use crate::room_log::{Appended, Claim, JoinReply, RoomLog, Writer};
 use crate::secret::TicketSecret;
-use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, Session};
+use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, PublishRefusal, Session};
 
 /// Most queued deliveries handled (and written with one flush) at once.
 const DELIVERY_BATCH: usize = 64;
@@ -61,6 +61,9 @@ struct Connection {
     mailbox: Mailbox,
     /// Who we are in the room, once joined (for the events we write).
     me: Option<Member>,
+    /// This connection across the cluster (`<node>/<connection id>`): the
+    /// room log takes writes for our user from its newest connection only.
+    token: String,
 }
 
 /// Count a live signal or chat handed to this socket, and how long it took
@@ -104,6 +107,7 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
             id,
             socket: Socket::new(socket, shared.limits),
             session: Session::new(dialect, shared.node.clone()),
+            token: format!("{}/{id}", shared.node),
             shared,
             mailbox,
             me: None,
@@ -226,22 +230,43 @@ impl Connection {
                         sent_ms: service::clock::now_ms(),
                         body,
                     };
-                    if let Err(e) = Box::pin(self.shared.room_log.append(room, &event)).await {
-                        tracing::warn!(error = %e, "relay failed");
-                        queue.push_front(Action::Send(SignallerEvent::error(
-                            wire::ErrorCode::Unavailable,
-                            "could not relay that message; retry shortly",
-                        )));
+                    let writer = Writer::Conn {
+                        user: &me.user,
+                        conn: &self.token,
+                    };
+                    let refusal =
+                        match Box::pin(self.shared.room_log.append(room, &event, writer)).await {
+                            Ok(Appended::Logged(_)) => continue,
+                            Ok(Appended::Closed) => PublishRefusal::RoomClosed,
+                            Ok(Appended::Fenced) => PublishRefusal::Replaced,
+                            Ok(Appended::LogFull) => PublishRefusal::LogFull,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "relay failed");
+                                queue.push_front(Action::Send(SignallerEvent::error(
+                                    wire::ErrorCode::Unavailable,
+                                    "could not relay that message; retry shortly",
+                                )));
+                                continue;
+                            }
+                        };
+                    tracing::info!(?refusal, "relay refused by the room log");
+                    let actions = self.session.on_publish_refused(&event.body, refusal);
+                    for action in actions.into_iter().rev() {
+                        queue.push_front(action);
                     }
                 }
-                Action::Leave(reason) => Box::pin(self.leave(reason)).await,
+                Action::Leave(reason) => {
+                    let fenced = Box::pin(self.leave(reason)).await;
+                    queue.extend(self.session.on_left(fenced));
+                }
+                Action::Release => Box::pin(self.release()).await,
                 Action::Watch { node } => {
                     self.shared
                         .presence
                         .watch(&node, self.id, self.mailbox.clone())
                 }
                 Action::Unwatch => self.shared.presence.unwatch(self.id),
-                Action::DeclarePeerLost { user, name } => {
+                Action::DeclarePeerLost { user, name, node } => {
                     let Some(room) = self.session.room().map(str::to_string) else {
                         continue;
                     };
@@ -251,11 +276,31 @@ impl Connection {
                         &user,
                         &name,
                         LeaveReason::NodeLost,
+                        Writer::DeclaringLost {
+                            user: &user,
+                            node: &node,
+                        },
                     ))
                     .await;
-                    if let Err(e) = declared {
-                        tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
-                        queue.extend(self.session.on_declare_failed());
+                    match declared {
+                        // Logged: its echo tells our client; and the lost
+                        // peer is no longer in this room (its own node
+                        // cannot say so any more).
+                        Ok(Appended::Logged(_)) => {
+                            let peer = wire::user::UserKey::from_raw(user);
+                            if let Err(e) = self.shared.room_log.release(&peer, &room).await {
+                                tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
+                            }
+                        }
+                        // Closed: the `Left` that closed the room tells our client.
+                        Ok(Appended::Closed | Appended::LogFull) => {}
+                        // The peer's newer socket is on a live node; its
+                        // `Joined` moves our watch there.
+                        Ok(Appended::Fenced) => tracing::info!(room, "the lost peer has moved"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
+                            queue.extend(self.session.on_declare_failed());
+                        }
                     }
                 }
             }
@@ -290,55 +335,98 @@ impl Connection {
             }
         };
         let room = admitted.room.as_str();
-        shared
+        let user = &admitted.me.user;
+        let claim = shared.room_log.claim(user, room).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot count the user's rooms");
+            JoinRefusal::Unavailable
+        })?;
+        if claim == Claim::Refused {
+            return Err(JoinRefusal::TooManyRooms(
+                shared.room_log.limits().max_rooms_per_user,
+            ));
+        }
+        let refusal = match shared
             .fanout
             .join(room, self.id, self.mailbox.clone())
             .await
-            .map_err(|e| {
+        {
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot subscribe");
                 JoinRefusal::Unavailable
-            })?;
-        let refusal = match shared.room_log.join(room, &admitted.me).await {
-            Ok(JoinReply::Joined(outcome)) => {
-                tracing::info!(
-                    room,
-                    peer_present = outcome.peer.is_some(),
-                    backlog = outcome.backlog.len(),
-                    "joined"
-                );
-                return Ok(outcome);
             }
-            Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
-            Ok(JoinReply::AlreadyJoined) => JoinRefusal::AlreadyJoined,
-            Ok(JoinReply::Full) => JoinRefusal::RoomFull,
-            Err(e) => {
-                tracing::warn!(error = %e, "join script failed");
-                JoinRefusal::Unavailable
+            Ok(()) => {
+                let refusal = match shared.room_log.join(room, &admitted.me, &self.token).await {
+                    Ok(JoinReply::Joined { outcome, replaced }) => {
+                        tracing::info!(
+                            room,
+                            peer_present = outcome.peer.is_some(),
+                            backlog = outcome.backlog.len(),
+                            replaced,
+                            "joined"
+                        );
+                        return Ok(outcome);
+                    }
+                    Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
+                    Ok(JoinReply::Full) => JoinRefusal::RoomFull,
+                    Ok(JoinReply::LogFull) => JoinRefusal::RoomLogFull,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "join script failed");
+                        JoinRefusal::Unavailable
+                    }
+                };
+                shared.fanout.leave(room, self.id);
+                refusal
             }
         };
-        shared.fanout.leave(room, self.id);
+        // A room claimed for this join only is not the user's after all (a
+        // claim it held already belongs to its older socket, still in).
+        if claim == Claim::New {
+            if let Err(e) = shared.room_log.release(user, room).await {
+                tracing::warn!(error = %e, "could not release the room claim; it lapses by itself");
+            }
+        }
         Err(refusal)
     }
 
-    /// Log our `Left`, retrying for a while if Redis fails: the peer must
-    /// be told.
-    async fn leave(&mut self, reason: LeaveReason) {
+    /// Stop counting our room among our user's rooms.
+    async fn release(&mut self) {
         let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
             return;
         };
+        if let Err(e) = self.shared.room_log.release(&me.user, room).await {
+            tracing::warn!(error = %e, "could not release the room claim; it lapses by itself");
+        }
+    }
+
+    /// Log our `Left`, retrying for a while if Redis fails: the peer must
+    /// be told. Whether it was fenced off (a newer socket of our user holds
+    /// the room).
+    async fn leave(&mut self, reason: LeaveReason) -> bool {
+        let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+            return false;
+        };
         tracing::info!(room, reason = reason.as_str(), "leaving room");
         let deadline = Instant::now() + LEAVE_RETRY_FOR;
+        let writer = Writer::Conn {
+            user: &me.user,
+            conn: &self.token,
+        };
         loop {
             match self
                 .shared
                 .room_log
-                .leave(room, me.user.as_str(), &me.name, reason)
+                .leave(room, me.user.as_str(), &me.name, reason, writer)
                 .await
             {
-                Ok(_) => return,
+                Ok(Appended::Fenced) => {
+                    // A newer socket of our user is in the room: it stays open.
+                    tracing::info!(room, "replaced: the room is left to the newer socket");
+                    return true;
+                }
+                Ok(_) => return false,
                 Err(e) if Instant::now() >= deadline => {
                     tracing::error!(error = %e, "could not log leaving the room; the peer is not told");
-                    return;
+                    return false;
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }

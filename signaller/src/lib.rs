@@ -92,6 +92,31 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
             reason: "must be above 0".into(),
         });
     }
+    if config.closed_room_ttl_secs == 0 || config.closed_room_ttl_secs > config.room_log_ttl_secs {
+        return Err(StartError::Invalid {
+            setting: "--closed-room-ttl-secs",
+            reason: format!(
+                "({}) must be above 0 and at most --room-log-ttl-secs ({})",
+                config.closed_room_ttl_secs, config.room_log_ttl_secs
+            ),
+        });
+    }
+    if config.room_log_budget_bytes < Config::MIN_ROOM_LOG_BUDGET {
+        return Err(StartError::Invalid {
+            setting: "--room-log-budget-bytes",
+            reason: format!(
+                "({}) must be at least {} (the join reserve and one largest signal)",
+                config.room_log_budget_bytes,
+                Config::MIN_ROOM_LOG_BUDGET
+            ),
+        });
+    }
+    if config.max_rooms_per_user == 0 {
+        return Err(StartError::Invalid {
+            setting: "--max-rooms-per-user",
+            reason: "must be above 0".into(),
+        });
+    }
     let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -138,7 +163,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     let shared = Arc::new(Shared {
         node: node_id.clone(),
         redis: redis.clone(),
-        room_log: RoomLog::new(redis.clone(), node_id.clone(), config.room_log_ttl()),
+        room_log: RoomLog::new(redis.clone(), node_id.clone(), config.room_limits()),
         fanout,
         presence,
         secret,

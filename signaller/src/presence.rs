@@ -10,7 +10,10 @@
 //!
 //! A node only judges others after its own heartbeats have succeeded for a
 //! whole TTL: right after a Redis outage or restart the other nodes' keys
-//! may not be back yet, and that is not their death.
+//! may not be back yet, and that is not their death. After an outage it
+//! also allows for the other nodes' reconnect back-off ([`RECONNECT_SKEW`]):
+//! each Redis client retries on its own schedule, so one node may be back
+//! up to a whole back-off step before another.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::mailbox::{ConnId, Mailbox};
+
+/// The longest reconnect back-off of a Redis client (`service::redis_conn`:
+/// exponential, at most 2 s), plus a margin: after an outage, another node
+/// may be back this much later than this one.
+pub const RECONNECT_SKEW: Duration = Duration::from_millis(2_500);
 
 /// Handle to this node's heartbeat and its watch list.
 #[derive(Clone)]
@@ -36,13 +44,18 @@ struct Inner {
     ttl: Duration,
     /// Peer node → the local sockets whose peer is there.
     watches: Mutex<HashMap<Arc<str>, HashMap<ConnId, Mailbox>>>,
-    /// Since when our own heartbeats have been succeeding without a break.
-    healthy_since: Mutex<Option<Instant>>,
+    /// Since when our own heartbeats have been succeeding without a break,
+    /// and how long that must last before we judge others.
+    healthy_since: Mutex<Option<(Instant, Duration)>>,
+    /// Our heartbeats (or our connection) failed since we started: the
+    /// next healthy stretch must allow for the others' reconnects too.
+    recovering: std::sync::atomic::AtomicBool,
 }
 
-/// Whether a node healthy since `since` may declare others dead at `now`.
-pub fn may_judge(since: Option<Instant>, now: Instant, ttl: Duration) -> bool {
-    since.is_some_and(|since| now.saturating_duration_since(since) >= ttl)
+/// Whether a node healthy since `since` (for at least the duration given
+/// with it) may declare others dead at `now`.
+pub fn may_judge(since: Option<(Instant, Duration)>, now: Instant) -> bool {
+    since.is_some_and(|(since, wait)| now.saturating_duration_since(since) >= wait)
 }
 
 impl Presence {
@@ -61,6 +74,7 @@ impl Presence {
                 ttl,
                 watches: Mutex::new(HashMap::new()),
                 healthy_since: Mutex::new(None),
+                recovering: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         presence.beat().await;
@@ -111,6 +125,7 @@ impl Presence {
                 }
                 // A reconnect may mean an empty Redis: start the wait anew.
                 Ok(_) = reconnects.recv() => {
+                    self.inner.recovering.store(true, std::sync::atomic::Ordering::SeqCst);
                     *self.inner.healthy_since.lock().unwrap() = None;
                     self.beat().await;
                 }
@@ -133,9 +148,20 @@ impl Presence {
         let mut since = inner.healthy_since.lock().unwrap();
         match ok {
             Ok(()) => {
-                since.get_or_insert_with(Instant::now);
+                since.get_or_insert_with(|| {
+                    let recovering = inner.recovering.load(std::sync::atomic::Ordering::SeqCst);
+                    let wait = if recovering {
+                        inner.ttl + RECONNECT_SKEW
+                    } else {
+                        inner.ttl
+                    };
+                    (Instant::now(), wait)
+                });
             }
             Err(e) => {
+                inner
+                    .recovering
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 if since.take().is_some() {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
@@ -145,11 +171,7 @@ impl Presence {
 
     async fn check(&self) {
         let inner = &self.inner;
-        if !may_judge(
-            *inner.healthy_since.lock().unwrap(),
-            Instant::now(),
-            inner.ttl,
-        ) {
+        if !may_judge(*inner.healthy_since.lock().unwrap(), Instant::now()) {
             return;
         }
         let nodes: Vec<Arc<str>> = inner.watches.lock().unwrap().keys().cloned().collect();
@@ -188,8 +210,8 @@ mod tests {
     fn judges_only_after_a_whole_ttl_of_own_health() {
         let ttl = Duration::from_secs(3);
         let t0 = Instant::now();
-        assert!(!may_judge(None, t0, ttl));
-        assert!(!may_judge(Some(t0), t0 + Duration::from_secs(2), ttl));
-        assert!(may_judge(Some(t0), t0 + ttl, ttl));
+        assert!(!may_judge(None, t0));
+        assert!(!may_judge(Some((t0, ttl)), t0 + Duration::from_secs(2)));
+        assert!(may_judge(Some((t0, ttl)), t0 + ttl));
     }
 }

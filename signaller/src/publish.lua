@@ -1,21 +1,60 @@
--- Append one event to a room's log and publish it, atomically.
+-- Append one event to a room's log and publish it, atomically, if the
+-- writer may still write and the room's byte budget allows it.
 --
 -- KEYS[1]  the room log (stream)            wire::keys::room_log
--- KEYS[2]  the room's members (hash)        wire::keys::room_members
+-- KEYS[2]  the room's members (hash)        wire::keys::room_members (see join.lua)
 -- ARGV[1]  the room channel                 wire::keys::room_channel
 -- ARGV[2]  the event (MessagePack RoomEvent)
 -- ARGV[3]  lifetime of log and members, ms
--- ARGV[4]  approximate longest log (MAXLEN ~)
+-- ARGV[4]  '' or the most bytes the log may hold with this event in it
+--          (signals and chat); '' never refuses (a Left)
 -- ARGV[5]  '' or, for a Left event, the reason: the room is then closed
+-- ARGV[6]  the fence: a members field that must hold ARGV[7] (the writer's
+--          conn:<user>, or, for a peer declared lost, <peer user> -> its node)
+-- ARGV[7]  the value the fence must hold
+-- ARGV[8]  lifetime of a closed room's log, ms
 --
--- Publishes "<stream id> <event>" so that a subscriber can tell a live copy
--- of an entry from the one it already read from the log. Returns the id.
+-- Returns {'ok', <stream id>}, {'closed'} (the room is over),
+-- {'fenced'} (the fence no longer holds: a newer socket replaced the
+-- writer, or the peer declared lost moved), or {'log_full', <bytes used>}.
+-- Publishes "<stream id> <event>" so that a subscriber can tell a live
+-- copy of an entry from the one it already read from the log.
+--
+-- Closing a room leaves only a tombstone (the members hash reduced to its
+-- `closed` field, kept for the live lifetime so that no ticket reopens the
+-- room); the log goes within ARGV[8].
 
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[2], 'closed', ARGV[5])
+if redis.call('HEXISTS', KEYS[2], 'closed') == 1 then
+  return {'closed'}
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local holder = redis.call('HGET', KEYS[2], ARGV[6])
+if not holder then
+  -- Every member's fence is set by its join and lasts until the room
+  -- closes: one missing means the room's state is gone while its sockets
+  -- stayed open (Redis restarted empty, or the room sat idle past its
+  -- lifetime). Carry on, and put the fence back, so that a replaced writer
+  -- is fenced off again from here.
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+elseif holder ~= ARGV[7] then
+  return {'fenced'}
+end
+local size = #ARGV[2]
+if ARGV[4] ~= '' then
+  local used = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0') or 0
+  if used + size > tonumber(ARGV[4]) then
+    return {'log_full', used}
+  end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'closed', ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+else
+  redis.call('HINCRBY', KEYS[2], 'bytes', size)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
-return id
+return {'ok', id}

@@ -10,24 +10,41 @@
 //! a larger id are new. Whatever a socket misses (a lagging subscriber, a
 //! reconnect), it reads back with [`RoomLog::read_after`].
 //!
-//! The log is capped at about [`MAX_LEN`] entries and expires
-//! `--room-log-ttl-secs` after its last entry. It also carries the room's
-//! member list (user → node) and its `closed` mark.
+//! What one room may keep is bounded (see [`Limits`]): a byte budget,
+//! counted in the members hash and checked by the scripts atomically, refuses
+//! what would pass it (the sender is told; nothing is trimmed or dropped),
+//! so the log, and the backlog a join returns, never exceed it. A closed
+//! room's log is deleted within `--closed-room-ttl-secs`; only a tombstone
+//! (its `closed` mark) stays for `--room-log-ttl-secs`, so no ticket
+//! reopens it. Live rooms expire `--room-log-ttl-secs` after their last
+//! entry.
+//!
+//! One socket per (room, user): a newer socket of a member replaces the
+//! older one. Each write is fenced with the writer's connection (the
+//! members hash names the one connection that may write for each user), so
+//! a replaced socket can neither relay nor close the room.
+//!
+//! How many rooms one user is in at once is limited too ([`RoomLog::claim`]),
+//! on a key of the user's own (a different cluster slot than the room's).
+
+use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use wire::internal::{LeaveReason, RoomBody, RoomEvent, StreamId};
+use wire::user::UserKey;
 
 use crate::admission::Member;
 use crate::session::{JoinOutcome, PeerInfo};
 
-/// About how many entries a room log keeps (`XADD MAXLEN ~`). A peer that
-/// sends more than this before the other joins loses the oldest; the rate
-/// limit makes that a matter of abuse, not of normal calls.
-pub const MAX_LEN: i64 = 500;
-
 /// Stream field holding the MessagePack [`RoomEvent`].
 const FIELD: &str = "m";
+
+/// Bytes of the budget a member replacing its socket may not use while its
+/// peer has not joined: the peer's own first `Joined` (a user key, a name
+/// of at most 64 characters and a node id) always fits, so no member can
+/// keep its peer out by rejoining.
+pub const PEER_JOIN_RESERVE_BYTES: i64 = 1024;
 
 /// Why the room log could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +55,98 @@ pub enum RoomLogError {
     Reply(String),
 }
 
+/// What one room and one user may hold (from the signaller's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Lifetime of a live room's log and member list after its last entry.
+    pub ttl: Duration,
+    /// Lifetime of a closed room's log.
+    pub closed_ttl: Duration,
+    /// Most bytes of events one room's log holds
+    /// ([`wire::limits::ROOM_LOG_BUDGET_BYTES`] by default). Signals and
+    /// chat may fill it up to [`wire::limits::ROOM_LOG_JOIN_RESERVE_BYTES`]
+    /// below; the rest is for `Joined` entries.
+    pub budget_bytes: u64,
+    /// Most rooms one user is in at once.
+    pub max_rooms_per_user: u64,
+}
+
+impl Limits {
+    /// The defaults of the wire crate, with lifetime `ttl`.
+    pub fn with_ttl(ttl: Duration) -> Limits {
+        Limits {
+            ttl,
+            closed_ttl: Duration::from_secs(wire::limits::CLOSED_ROOM_TTL_SECS),
+            budget_bytes: wire::limits::ROOM_LOG_BUDGET_BYTES as u64,
+            max_rooms_per_user: wire::limits::MAX_ROOMS_PER_USER as u64,
+        }
+    }
+
+    /// Most bytes the log may hold once a signal or chat is in it.
+    pub fn relay_budget(&self) -> u64 {
+        self.budget_bytes
+            .saturating_sub(wire::limits::ROOM_LOG_JOIN_RESERVE_BYTES as u64)
+    }
+}
+
 /// What the join script decided.
 #[derive(Debug)]
 pub enum JoinReply {
-    Joined(JoinOutcome),
+    /// Joined; `replaced` when this user's older socket was in the room
+    /// (that socket's node learns it from our `Joined` entry).
+    Joined {
+        outcome: JoinOutcome,
+        replaced: bool,
+    },
     /// Someone left the room: it is over.
     Closed,
-    /// This user already joined on another socket.
-    AlreadyJoined,
     /// Two other users are in the room.
     Full,
+    /// The room's log has no room left for another `Joined` entry.
+    LogFull,
+}
+
+/// Who is writing, which the script checks before it appends.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer<'a> {
+    /// The connection `conn` of `user`: it must still be that user's newest.
+    Conn { user: &'a UserKey, conn: &'a str },
+    /// A node declaring `user` lost: its socket must still be on `node`.
+    DeclaringLost { user: &'a str, node: &'a str },
+}
+
+impl Writer<'_> {
+    fn fence(&self) -> (String, String) {
+        match self {
+            Writer::Conn { user, conn } => (format!("conn:{user}"), conn.to_string()),
+            Writer::DeclaringLost { user, node } => (user.to_string(), node.to_string()),
+        }
+    }
+}
+
+/// What became of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Logged and published with this id.
+    Logged(StreamId),
+    /// The room is over: nothing was logged.
+    Closed,
+    /// The writer was replaced (a newer socket of the user joined, or the
+    /// peer declared lost is on another node now): nothing was logged.
+    Fenced,
+    /// The room log's budget would be passed: nothing was logged.
+    LogFull,
+}
+
+/// Whether a user may join one more room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed now: release it if the join is refused.
+    New,
+    /// The user is in that room already (a replacing socket).
+    Held,
+    /// The user is in as many rooms as allowed.
+    Refused,
 }
 
 /// Appends to and reads room logs.
@@ -55,24 +154,75 @@ pub enum JoinReply {
 pub struct RoomLog {
     redis: Client,
     node: String,
-    ttl_ms: i64,
+    limits: Limits,
     join: Script,
     publish: Script,
+    claim: Script,
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().clamp(1, i64::MAX as u128) as i64
+}
+
+fn status(reply: Value) -> (String, std::vec::IntoIter<Value>) {
+    let mut parts = reply.into_array().into_iter();
+    let status = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+    (status, parts)
 }
 
 impl RoomLog {
-    pub fn new(redis: Client, node: impl Into<String>, ttl: std::time::Duration) -> RoomLog {
+    pub fn new(redis: Client, node: impl Into<String>, limits: Limits) -> RoomLog {
         RoomLog {
             redis,
             node: node.into(),
-            ttl_ms: ttl.as_millis().clamp(1, i64::MAX as u128) as i64,
+            limits,
             join: Script::from_lua(include_str!("join.lua")),
             publish: Script::from_lua(include_str!("publish.lua")),
+            claim: Script::from_lua(include_str!("claim.lua")),
         }
     }
 
-    /// Join `room` as `me` (the caller has subscribed to the room channel).
-    pub async fn join(&self, room: &str, me: &Member) -> Result<JoinReply, RoomLogError> {
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Count `room` among `user`'s rooms, unless that would pass the limit.
+    pub async fn claim(&self, user: &UserKey, room: &str) -> Result<Claim, RoomLogError> {
+        let reply: String = self
+            .claim
+            .evalsha_with_reload(
+                &self.redis,
+                vec![wire::keys::user_rooms(user)],
+                vec![
+                    Value::from(room),
+                    Value::from(service::clock::now_ms() as i64),
+                    Value::from(ms(self.limits.ttl)),
+                    Value::from(self.limits.max_rooms_per_user as i64),
+                ],
+            )
+            .await?;
+        match reply.as_str() {
+            "new" => Ok(Claim::New),
+            "held" => Ok(Claim::Held),
+            "refused" => Ok(Claim::Refused),
+            other => Err(RoomLogError::Reply(format!("claim status {other:?}"))),
+        }
+    }
+
+    /// `user` is no longer in `room`.
+    pub async fn release(&self, user: &UserKey, room: &str) -> Result<(), RoomLogError> {
+        let _: i64 = self.redis.zrem(wire::keys::user_rooms(user), room).await?;
+        Ok(())
+    }
+
+    /// Join `room` as `me` on connection `conn` (the caller has subscribed
+    /// to the room channel).
+    pub async fn join(
+        &self,
+        room: &str,
+        me: &Member,
+        conn: &str,
+    ) -> Result<JoinReply, RoomLogError> {
         let joined = RoomEvent {
             from: me.user.to_string(),
             from_name: me.name.clone(),
@@ -92,17 +242,18 @@ impl RoomLog {
                     Value::from(self.node.as_str()),
                     Value::from(me.name.as_str()),
                     Value::from(&wire::internal::encode(&joined)[..]),
-                    Value::from(self.ttl_ms),
-                    Value::from(MAX_LEN),
+                    Value::from(ms(self.limits.ttl)),
+                    Value::from(self.limits.budget_bytes as i64),
+                    Value::from(conn),
+                    Value::from(PEER_JOIN_RESERVE_BYTES),
                 ],
             )
             .await?;
-        let mut parts = reply.into_array().into_iter();
-        let status = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+        let (status, mut parts) = status(reply);
         match status.as_str() {
             "closed" => return Ok(JoinReply::Closed),
-            "already_joined" => return Ok(JoinReply::AlreadyJoined),
             "full" => return Ok(JoinReply::Full),
+            "log_full" => return Ok(JoinReply::LogFull),
             "ok" => {}
             other => return Err(RoomLogError::Reply(format!("join status {other:?}"))),
         }
@@ -111,27 +262,41 @@ impl RoomLog {
             .ok_or_else(|| RoomLogError::Reply("join: bad stream id".into()))?;
         let (peer, peer_node, peer_name) = (text(), text(), text());
         let backlog = parts.next().map(entries).unwrap_or_default();
-        Ok(JoinReply::Joined(JoinOutcome {
-            room: room.to_string(),
-            me: me.clone(),
-            joined_id,
-            peer: (!peer.is_empty()).then(|| PeerInfo {
-                user: peer,
-                name: peer_name,
-                node: (!peer_node.is_empty()).then_some(peer_node),
-            }),
-            backlog,
-        }))
+        let replaced = parts.next().and_then(|v| v.as_string()).as_deref() == Some("1");
+        Ok(JoinReply::Joined {
+            outcome: JoinOutcome {
+                room: room.to_string(),
+                me: me.clone(),
+                joined_id,
+                peer: (!peer.is_empty()).then(|| PeerInfo {
+                    user: peer,
+                    name: peer_name,
+                    node: (!peer_node.is_empty()).then_some(peer_node),
+                }),
+                backlog,
+            },
+            replaced,
+        })
     }
 
-    /// Append `event` to `room`'s log and publish it. A `Left` event closes
-    /// the room.
-    pub async fn append(&self, room: &str, event: &RoomEvent) -> Result<StreamId, RoomLogError> {
-        let closes = match event.body {
-            RoomBody::Left { reason } => reason.as_str(),
-            _ => "",
+    /// Append `event` to `room`'s log and publish it, if `writer` may still
+    /// write and the budget allows. A `Left` event closes the room (and is
+    /// never refused for the budget).
+    pub async fn append(
+        &self,
+        room: &str,
+        event: &RoomEvent,
+        writer: Writer<'_>,
+    ) -> Result<Appended, RoomLogError> {
+        let (closes, limit) = match event.body {
+            RoomBody::Left { reason } => (reason.as_str(), String::new()),
+            RoomBody::Joined { .. } => ("", self.limits.budget_bytes.to_string()),
+            RoomBody::Signal { .. } | RoomBody::Chat { .. } => {
+                ("", self.limits.relay_budget().to_string())
+            }
         };
-        let id: String = self
+        let (fence, fence_value) = writer.fence();
+        let reply: Value = self
             .publish
             .evalsha_with_reload(
                 &self.redis,
@@ -139,31 +304,47 @@ impl RoomLog {
                 vec![
                     Value::from(wire::keys::room_channel(room)),
                     Value::from(&wire::internal::encode(event)[..]),
-                    Value::from(self.ttl_ms),
-                    Value::from(MAX_LEN),
+                    Value::from(ms(self.limits.ttl)),
+                    Value::from(limit),
                     Value::from(closes),
+                    Value::from(fence),
+                    Value::from(fence_value),
+                    Value::from(ms(self.limits.closed_ttl)),
                 ],
             )
             .await?;
-        StreamId::parse(&id).ok_or_else(|| RoomLogError::Reply(format!("bad stream id {id:?}")))
+        let (status, mut parts) = status(reply);
+        match status.as_str() {
+            "ok" => {
+                let id = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+                StreamId::parse(&id)
+                    .map(Appended::Logged)
+                    .ok_or_else(|| RoomLogError::Reply(format!("bad stream id {id:?}")))
+            }
+            "closed" => Ok(Appended::Closed),
+            "fenced" => Ok(Appended::Fenced),
+            "log_full" => Ok(Appended::LogFull),
+            other => Err(RoomLogError::Reply(format!("append status {other:?}"))),
+        }
     }
 
-    /// Append `user`'s `Left` with `reason` (ours, or on behalf of a peer
-    /// whose node was lost).
+    /// Append `user`'s `Left` with `reason`: ours (`writer` is our
+    /// connection), or on behalf of a peer whose node was lost.
     pub async fn leave(
         &self,
         room: &str,
         user: &str,
         name: &str,
         reason: LeaveReason,
-    ) -> Result<StreamId, RoomLogError> {
+        writer: Writer<'_>,
+    ) -> Result<Appended, RoomLogError> {
         let event = RoomEvent {
             from: user.to_string(),
             from_name: name.to_string(),
             sent_ms: service::clock::now_ms(),
             body: RoomBody::Left { reason },
         };
-        self.append(room, &event).await
+        self.append(room, &event, writer).await
     }
 
     /// The entries of `room`'s log after `after`, in order.

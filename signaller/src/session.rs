@@ -9,7 +9,10 @@
 //!
 //! States: `Idle` → (join) → `Joining` → `InRoom` → `Over`. A refused join
 //! goes back to `Idle`. `Over` is final: the peer or this socket left, or a
-//! node was lost; the room is closed for good.
+//! node was lost; the room is closed for good. A socket replaced by a newer
+//! one of the same user (in the same room) is `Over` too, but leaves the
+//! room open for the newer socket: it is only closed, with
+//! [`wire::CloseCode::Replaced`].
 
 use serde_json::value::RawValue;
 use wire::internal::{LeaveReason, RoomBody, RoomEvent, StreamId};
@@ -76,18 +79,28 @@ pub enum Action {
     /// [`Session::on_join_result`].
     Join(JoinRequest),
     /// Append this to the room log as ours (and publish it); on failure tell
-    /// the client `unavailable`.
+    /// the client `unavailable`; if the log refuses it, call
+    /// [`Session::on_publish_refused`].
     Publish(RoomBody),
-    /// Append our `Left` to the room log, closing the room.
+    /// Append our `Left` to the room log, closing the room, then call
+    /// [`Session::on_left`] with whether the log took it.
     Leave(LeaveReason),
+    /// We are no longer in the room: stop counting it among our user's
+    /// rooms (see [`crate::room_log::RoomLog::claim`]).
+    Release,
     /// Tell this socket when `node` stops heartbeating.
     Watch { node: String },
     /// Stop watching any node for this socket.
     Unwatch,
-    /// The peer's node is gone: append a `Left { NodeLost }` in the peer's
-    /// name, closing the room; its echo tells our client. If that fails,
-    /// call [`Session::on_declare_failed`].
-    DeclarePeerLost { user: String, name: String },
+    /// The peer's node (`node`) is gone: append a `Left { NodeLost }` in
+    /// the peer's name, closing the room, unless the peer's socket has
+    /// moved to another node meanwhile; its echo tells our client. If that
+    /// fails, call [`Session::on_declare_failed`].
+    DeclarePeerLost {
+        user: String,
+        name: String,
+        node: String,
+    },
 }
 
 /// Equality for tests: `SignallerEvent` holds raw JSON, compared as written.
@@ -105,6 +118,9 @@ struct InRoom {
     peer: Option<PeerInfo>,
     /// Highest room-log id delivered (or skipped as ours): the exactly-once cursor.
     last: StreamId,
+    /// Our own `Joined` entry: a later `Joined` of our user is a newer
+    /// socket replacing this one.
+    joined_id: StreamId,
     /// A `DeclarePeerLost` was issued; do not issue another.
     declared: bool,
 }
@@ -115,6 +131,18 @@ enum State {
     Joining,
     InRoom(InRoom),
     Over { code: String, last: StreamId },
+}
+
+/// Why the room log refused what this socket sent (see
+/// [`crate::room_log::Appended`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishRefusal {
+    /// The room is over (its `Left` is on its way to us).
+    RoomClosed,
+    /// A newer socket of our user joined the room: this one may not write.
+    Replaced,
+    /// The room log has used its byte budget.
+    LogFull,
 }
 
 /// One socket's protocol state.
@@ -206,10 +234,24 @@ impl Session {
         match msg {
             SignallerClientMsg::Ping => vec![Action::Send(SignallerEvent::Pong {})],
             SignallerClientMsg::Join(join) => self.on_join(join),
-            SignallerClientMsg::Signal(signal) => self.relay(RoomBody::Signal {
-                data_json: signal.data.get().to_string(),
-                type_json: signal.kind.map(|k| k.get().to_string()),
-            }),
+            SignallerClientMsg::Signal(signal) => {
+                let size =
+                    signal.data.get().len() + signal.kind.as_ref().map_or(0, |k| k.get().len());
+                if size > wire::limits::MAX_SIGNAL_BYTES {
+                    return vec![error(
+                        wire::ErrorCode::TooLarge,
+                        format!(
+                            "this signal was not relayed: its data and type are {size} bytes, \
+                             signals are at most {} bytes",
+                            wire::limits::MAX_SIGNAL_BYTES
+                        ),
+                    )];
+                }
+                self.relay(RoomBody::Signal {
+                    data_json: signal.data.get().to_string(),
+                    type_json: signal.kind.map(|k| k.get().to_string()),
+                })
+            }
             SignallerClientMsg::Chat { message } => {
                 if message.chars().count() > wire::limits::MAX_CHAT_CHARS {
                     return vec![error(
@@ -311,6 +353,7 @@ impl Session {
             me: outcome.me,
             peer: outcome.peer,
             last: StreamId::default(),
+            joined_id: outcome.joined_id,
             declared: false,
         });
         for (id, event) in &outcome.backlog {
@@ -333,6 +376,12 @@ impl Session {
         }
         room.last = id;
         if event.from == room.me.user.as_str() {
+            // A `Joined` of our user after ours: a newer socket of the same
+            // user joined and replaces this one. The room stays open for
+            // it; this socket is closed without a word to the peer.
+            if matches!(event.body, RoomBody::Joined { .. }) && id > room.joined_id {
+                return self.replaced();
+            }
             // Our own entries are not echoed, except a verdict that our node
             // was lost (a peer's node judged us dead): the room is over.
             if let RoomBody::Left {
@@ -387,9 +436,14 @@ impl Session {
             RoomBody::Joined { node } => {
                 let was_known = self.learn_peer(event, Some(node));
                 let mut actions = Vec::new();
-                if *node != own_node {
-                    actions.push(Action::Watch { node: node.clone() });
-                }
+                // The peer's newest socket decides which node to watch: a
+                // replacing socket may have moved it (or onto our own node,
+                // which needs no watching).
+                actions.push(if *node != own_node {
+                    Action::Watch { node: node.clone() }
+                } else {
+                    Action::Unwatch
+                });
                 if !was_known && self.dialect == Dialect::Native {
                     actions.push(Action::Send(SignallerEvent::PeerJoined {
                         peer_name: event.from_name.clone(),
@@ -409,6 +463,10 @@ impl Session {
         match &mut room.peer {
             Some(peer) => {
                 if let Some(node) = node {
+                    if peer.node.as_ref() != Some(node) {
+                        // A new node to judge: a loss of the old one is moot.
+                        room.declared = false;
+                    }
                     peer.node = Some(node.clone());
                 }
                 true
@@ -442,7 +500,65 @@ impl Session {
                 reason: reason.as_str().to_string(),
             },
         };
-        vec![Action::Unwatch, Action::Send(notice)]
+        vec![Action::Unwatch, Action::Release, Action::Send(notice)]
+    }
+
+    /// A newer socket of our user joined the room: close this one, leaving
+    /// the room (and the user's claim on it) to the newer socket.
+    fn replaced(&mut self) -> Vec<Action> {
+        let State::InRoom(room) = &self.state else {
+            return Vec::new();
+        };
+        self.state = State::Over {
+            code: room.code.clone(),
+            last: room.last,
+        };
+        vec![
+            Action::Unwatch,
+            Action::Close {
+                code: wire::CloseCode::Replaced,
+                reason: "replaced by a newer socket of the same user",
+            },
+        ]
+    }
+
+    /// Our `Left` was handled (see [`Action::Leave`]); `fenced` when the
+    /// log refused it because a newer socket of our user had joined the
+    /// room meanwhile (before this socket heard of it): the room, and the
+    /// user's claim on it, are that socket's, so nothing is released.
+    pub fn on_left(&mut self, fenced: bool) -> Vec<Action> {
+        if fenced {
+            Vec::new()
+        } else {
+            vec![Action::Release]
+        }
+    }
+
+    /// The room log refused `body` (see [`Action::Publish`]): the client is
+    /// told what was not relayed, and why.
+    pub fn on_publish_refused(&mut self, body: &RoomBody, refusal: PublishRefusal) -> Vec<Action> {
+        let what = match body {
+            RoomBody::Signal { .. } => "signal",
+            RoomBody::Chat { .. } => "chat",
+            RoomBody::Joined { .. } => "join",
+            RoomBody::Left { .. } => "leave",
+        };
+        match refusal {
+            PublishRefusal::Replaced => self.replaced(),
+            // The `Left` that closed the room is on its way and ends the
+            // room for this socket when it arrives.
+            PublishRefusal::RoomClosed => vec![error(
+                wire::ErrorCode::RoomClosed,
+                format!("the room is over: this {what} was not relayed"),
+            )],
+            PublishRefusal::LogFull => vec![error(
+                wire::ErrorCode::RoomLogFull,
+                format!(
+                    "this {what} was not relayed: the room has stored as much as one room may \
+                     (its log's byte budget is used up)"
+                ),
+            )],
+        }
     }
 
     /// Signaller node `node` stopped heartbeating.
@@ -458,6 +574,7 @@ impl Session {
                     Action::DeclarePeerLost {
                         user: peer.user.clone(),
                         name: peer.name.clone(),
+                        node: node.to_string(),
                     },
                 ]
             }
@@ -857,6 +974,7 @@ mod tests {
             s.on_text(r#"{"event":"leave"}"#),
             vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
         );
+        assert_eq!(s.on_left(false), vec![Action::Release]);
         assert!(s.on_text(r#"{"event":"leave"}"#).is_empty());
         assert!(s.on_closed().is_empty());
 
@@ -883,7 +1001,8 @@ mod tests {
                 Action::Unwatch,
                 Action::DeclarePeerLost {
                     user: "l:bob".into(),
-                    name: "bob".into()
+                    name: "bob".into(),
+                    node: "node-b".into(),
                 }
             ]
         );
@@ -938,5 +1057,201 @@ mod tests {
         assert!(s
             .on_room_event(id(11), &ev("s:eve", "eve", signal(1)))
             .is_empty());
+    }
+
+    fn big_signal(bytes: usize) -> String {
+        // `"` + n × `x` + `"`: the data is `bytes` bytes of JSON.
+        format!(
+            r#"{{"event":"signal","type":"signal","data":"{}"}}"#,
+            "x".repeat(bytes - 2)
+        )
+    }
+
+    #[test]
+    fn a_member_cannot_relay_a_signal_over_16_kib() {
+        let (mut s, _) = joined(Dialect::Native, None);
+        // `"signal"` (8 bytes) counts with the data.
+        let limit = wire::limits::MAX_SIGNAL_BYTES - 8;
+        assert!(matches!(
+            s.on_text(&big_signal(limit))[..],
+            [Action::Publish(RoomBody::Signal { .. })]
+        ));
+        let out = sent(&s.on_text(&big_signal(limit + 1)));
+        assert_eq!(out.len(), 1, "refused, nothing published: {out:?}");
+        assert_eq!(out[0]["code"], "too_large");
+        let message = out[0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("signal") && message.contains("16384"),
+            "{message}"
+        );
+        assert!(s.in_room(), "the socket carries on");
+    }
+
+    #[test]
+    fn what_the_room_log_refuses_is_answered_naming_it() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let chat = RoomBody::Chat {
+            message: "hi".into(),
+        };
+        let out = sent(&s.on_publish_refused(&chat, PublishRefusal::LogFull));
+        assert_eq!(out[0]["code"], "room_log_full");
+        assert!(out[0]["message"].as_str().unwrap().contains("chat"));
+        let out = sent(&s.on_publish_refused(&signal(1), PublishRefusal::RoomClosed));
+        assert_eq!(out[0]["code"], "room_closed");
+        assert!(out[0]["message"].as_str().unwrap().contains("signal"));
+        assert!(s.in_room(), "the peer's Left, on its way, ends the room");
+    }
+
+    fn alice_joined_again(ms: u64) -> (StreamId, RoomEvent) {
+        (
+            id(ms),
+            ev(
+                "l:alice",
+                "alice",
+                RoomBody::Joined {
+                    node: "node-z".into(),
+                },
+            ),
+        )
+    }
+
+    #[test]
+    fn a_newer_socket_of_our_user_closes_this_one_without_leaving() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let (newer, event) = alice_joined_again(11);
+        let actions = s.on_room_event(newer, &event);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Unwatch,
+                Action::Close {
+                    code: wire::CloseCode::Replaced,
+                    reason: "replaced by a newer socket of the same user",
+                }
+            ]
+        );
+        assert!(!s.in_room());
+        // Its socket closing neither closes the room nor drops the claim,
+        // which are the newer socket's now.
+        assert!(s.on_closed().is_empty());
+        assert!(s.on_drain().is_empty());
+        assert_eq!(
+            sent(&s.on_text(r#"{"event":"signal","data":{}}"#))[0]["code"],
+            "room_closed"
+        );
+    }
+
+    #[test]
+    fn a_fenced_write_closes_the_replaced_socket() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let actions = s.on_publish_refused(&signal(1), PublishRefusal::Replaced);
+        assert!(matches!(
+            actions[..],
+            [
+                Action::Unwatch,
+                Action::Close {
+                    code: wire::CloseCode::Replaced,
+                    ..
+                }
+            ]
+        ));
+        assert!(s.on_closed().is_empty());
+    }
+
+    #[test]
+    fn the_replacing_socket_skips_its_predecessors_entries() {
+        let mut s = Session::new(legacy(), NODE);
+        s.on_text(r#"{"event":"join","room_code":"R"}"#);
+        // The older socket's Joined and signal, then bob's, then ours (10).
+        let backlog = vec![
+            alice_joined_again(1),
+            (id(2), ev("l:alice", "alice", signal(1))),
+            (
+                id(3),
+                ev(
+                    "l:bob",
+                    "bob",
+                    RoomBody::Joined {
+                        node: "node-b".into(),
+                    },
+                ),
+            ),
+            (id(4), ev("l:bob", "bob", signal(2))),
+            (
+                id(10),
+                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
+            ),
+        ];
+        let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
+        let out = sent(&actions);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1]["data"], json!({"n":2}));
+        assert!(s.in_room(), "an older Joined of ours does not replace us");
+    }
+
+    #[test]
+    fn a_peer_replaced_onto_another_node_is_watched_there() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let bob_joined = |node: &str| {
+            ev(
+                "l:bob",
+                "bob",
+                RoomBody::Joined {
+                    node: node.to_string(),
+                },
+            )
+        };
+        // Moved to node-c: watch it, and say nothing to the client.
+        let actions = s.on_room_event(id(11), &bob_joined("node-c"));
+        assert_eq!(
+            actions,
+            vec![Action::Watch {
+                node: "node-c".into()
+            }]
+        );
+        // node-b dying now is none of our business.
+        assert!(s.on_node_lost("node-b").is_empty());
+        // Onto our own node: nothing to watch.
+        assert_eq!(
+            s.on_room_event(id(12), &bob_joined(NODE)),
+            vec![Action::Unwatch]
+        );
+        assert!(s.on_node_lost("node-c").is_empty());
+        // A declaration fenced off, then the peer's move: judged anew.
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        assert_eq!(s.on_node_lost("node-b").len(), 2);
+        s.on_room_event(id(11), &bob_joined("node-c"));
+        assert!(matches!(
+            s.on_node_lost("node-c")[..],
+            [Action::Unwatch, Action::DeclarePeerLost { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_peer_leaving_releases_our_claim_on_the_room() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let actions = s.on_room_event(
+            id(11),
+            &ev(
+                "l:bob",
+                "bob",
+                RoomBody::Left {
+                    reason: LeaveReason::Left,
+                },
+            ),
+        );
+        assert!(actions.contains(&Action::Release));
+    }
+
+    #[test]
+    fn a_socket_closing_before_it_hears_it_was_replaced_keeps_the_newer_ones_claim() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        // The newer socket's Joined has not reached us; our client closes.
+        assert_eq!(
+            s.on_closed(),
+            vec![Action::Unwatch, Action::Leave(LeaveReason::Disconnected)]
+        );
+        // The log fenced our Left off: the room and the claim are the newer one's.
+        assert!(s.on_left(true).is_empty());
     }
 }

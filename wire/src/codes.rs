@@ -47,10 +47,17 @@ pub enum ErrorCode {
     NotMember,
     /// Signal, chat or leave before a successful join.
     NotJoined,
-    /// A second join on the same socket, or the user is already in the room.
+    /// A second join on the same socket.
     AlreadyJoined,
     /// The room is over.
     RoomClosed,
+    /// A signal over `wire::limits::MAX_SIGNAL_BYTES`; not relayed.
+    TooLarge,
+    /// The room's log has used its byte budget; the signal, chat or join
+    /// named in the message was refused.
+    RoomLogFull,
+    /// The user is already in as many rooms as one user may be at once.
+    TooManyRooms,
 }
 
 /// How an error counts in the `rvc_errors_total{kind}` metric.
@@ -83,7 +90,7 @@ impl ErrorKind {
 
 impl ErrorCode {
     /// Every code, for documentation tests and metric pre-registration.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::BadMessage,
@@ -105,6 +112,9 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::AlreadyJoined,
         ErrorCode::RoomClosed,
+        ErrorCode::TooLarge,
+        ErrorCode::RoomLogFull,
+        ErrorCode::TooManyRooms,
     ];
 
     /// The code as sent on the wire.
@@ -131,6 +141,9 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::AlreadyJoined => "already_joined",
             ErrorCode::RoomClosed => "room_closed",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RoomLogFull => "room_log_full",
+            ErrorCode::TooManyRooms => "too_many_rooms",
         }
     }
 
@@ -142,6 +155,9 @@ impl ErrorCode {
             | ErrorCode::BadMessage
             | ErrorCode::BadName
             | ErrorCode::TooLong
+            | ErrorCode::TooLarge
+            | ErrorCode::RoomLogFull
+            | ErrorCode::TooManyRooms
             | ErrorCode::NotJoined
             | ErrorCode::AlreadyJoined => ErrorKind::BadInput,
             ErrorCode::NameTaken
@@ -186,8 +202,9 @@ pub enum CloseCode {
     Idle,
     /// Another live socket holds this legacy name.
     NameTaken,
-    /// A newer socket took this one's place (a legacy name's registrant,
-    /// or the same user connecting again).
+    /// A newer socket took this one's place: a legacy name's registrant
+    /// took the name over from a stranger's matching socket, or a member's
+    /// newer socket joined the same room (signaller).
     Replaced,
 }
 

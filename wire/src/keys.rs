@@ -128,6 +128,14 @@ pub fn room_channel(code: &str) -> String {
     format!("{PREFIX}:{{r:{code}}}:ch")
 }
 
+/// The rooms `user` is in on the signalling side (sorted set: room code →
+/// when the claim lapses, ms), to limit how many rooms one user holds at
+/// once. A key of its own slot (`{u:<user>}`): it is checked by its own
+/// script before the room's join script, never from it.
+pub fn user_rooms(user: &UserKey) -> String {
+    format!("{PREFIX}:{{u:{user}}}:rooms")
+}
+
 /// Liveness of a signaller node, with a TTL refreshed by its heartbeat.
 pub fn signaller_alive(node: &str) -> String {
     format!("{PREFIX}:sig:{node}")

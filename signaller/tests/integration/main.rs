@@ -11,5 +11,7 @@ mod legacy_flow;
 mod metrics;
 mod redis_restart;
 mod relay;
+mod replacement;
+mod room_limits;
 mod security;
 mod startup;

@@ -64,7 +64,8 @@ async fn nodes_survive_a_redis_restart() {
     // The room from before the restart still relays (its log is gone, but
     // both nodes subscribed to its channel again).
     a.send_json(&signal(&room, &json!({"n":3}))).await;
-    assert_eq!(b.recv().await["data"], json!({"n":3}));
+    let got = b.recv().await;
+    assert_eq!(got["data"], json!({"n":3}), "{got}");
     b.send_json(&signal(&room, &json!({"n":4}))).await;
     assert_eq!(a.recv().await["data"], json!({"n":4}));
     for ws in [&mut a, &mut b, &mut c, &mut d] {

@@ -72,8 +72,8 @@ async fn only_the_two_matched_users_can_join() {
             None,
             "not_member",
         ),
-        // A member's ticket replayed on another socket.
-        (ticket_a.clone(), None, "already_joined"),
+        // (A member's own ticket on another socket is that member's newer
+        // socket, which replaces the older: see `replacement.rs`.)
     ];
     for (t, room_code, code) in attempts {
         let mut join = json!({"event":"join","ticket":t});

@@ -21,6 +21,17 @@ async fn bad_configuration_fails_at_start_with_a_clear_error() {
     assert!(e.starts_with("--ticket-secret") && e.contains("32"), "{e}");
     let e = start_error(&["--heartbeat-ms", "1000", "--node-ttl-ms", "1000"]).await;
     assert!(e.contains("--node-ttl-ms"), "{e}");
+    let e = start_error(&["--room-log-budget-bytes", "1000"]).await;
+    assert!(
+        e.starts_with("--room-log-budget-bytes") && e.contains("32768"),
+        "{e}"
+    );
+    let e = start_error(&["--closed-room-ttl-secs", "0"]).await;
+    assert!(e.starts_with("--closed-room-ttl-secs"), "{e}");
+    let e = start_error(&["--room-log-ttl-secs", "30", "--closed-room-ttl-secs", "60"]).await;
+    assert!(e.starts_with("--closed-room-ttl-secs"), "{e}");
+    let e = start_error(&["--max-rooms-per-user", "0"]).await;
+    assert!(e.starts_with("--max-rooms-per-user"), "{e}");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let e = start_error(&["--listen", &addr]).await;
