@@ -110,7 +110,12 @@ export class RoomClient extends EventTarget {
       clearTimeout(this.joinTimer);
       if (this.over) return;
       // 1001: the node is draining; it has already ended the room for both of us.
-      this.#lose(ev.code === 1001 ? 'the server restarted' : 'the connection to the server closed');
+      // 4410: a newer connection of ours joined the room and took it over.
+      const why = {
+        1001: 'the server restarted',
+        4410: 'the call continued on another connection',
+      }[ev.code];
+      this.#lose(why || 'the connection to the server closed');
     };
     ws.onerror = () => {};
     clearTimeout(this.joinTimer);
