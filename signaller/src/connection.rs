@@ -423,7 +423,11 @@ impl Connection {
                     tracing::info!(room, "replaced: the room is left to the newer socket");
                     return true;
                 }
-                Ok(_) => return false,
+                Ok(Appended::Logged(_)) => return false,
+                Ok(other) => {
+                    tracing::warn!(room, outcome = ?other, "our leaving was not logged");
+                    return false;
+                }
                 Err(e) if Instant::now() >= deadline => {
                     tracing::error!(error = %e, "could not log leaving the room; the peer is not told");
                     return false;

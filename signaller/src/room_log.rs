@@ -361,28 +361,20 @@ impl RoomLog {
     }
 }
 
-/// Decode an `XRANGE` reply: `[[id, [field, value, ...]], ...]`. An entry
-/// that does not decode is skipped with a warning (only this service
+/// Decode an `XRANGE` reply (or a join's backlog, in the same shape). An
+/// entry that does not decode is skipped with a warning (only this service
 /// writes these streams).
 fn entries(reply: Value) -> Vec<(StreamId, RoomEvent)> {
     let mut out = Vec::new();
-    for entry in reply.into_array() {
-        let mut entry = entry.into_array().into_iter();
-        let Some(id) = entry
-            .next()
-            .and_then(|v| v.as_string())
-            .and_then(|s| StreamId::parse(&s))
-        else {
+    for entry in service::stream_reply::entries(reply) {
+        let Some(id) = StreamId::parse(&entry.id) else {
             tracing::warn!("room log entry without a valid id; skipped");
             continue;
         };
-        let fields = entry.next().map(Value::into_array).unwrap_or_default();
-        let payload = fields
-            .chunks(2)
-            .find(|kv| kv[0].as_str().as_deref() == Some(FIELD))
-            .and_then(|kv| kv.get(1))
-            .and_then(|v| v.as_bytes().map(<[u8]>::to_vec));
-        match payload.map(|p| wire::internal::decode::<RoomEvent>(&p)) {
+        match entry
+            .field(FIELD)
+            .map(|p| wire::internal::decode::<RoomEvent>(p))
+        {
             Some(Ok(event)) => out.push((id, event)),
             _ => tracing::warn!(%id, "undecodable room log entry; skipped"),
         }

@@ -44,6 +44,10 @@ pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
 
 /// Start a node.
 pub async fn node(redis: &RedisServer, extra: &[&str]) -> RunningNode {
+    // Logs show with RUST_LOG=... and --nocapture.
+    if std::env::var_os("RUST_LOG").is_some() {
+        service::logging::init(service::logging::LogFormat::Text);
+    }
     signaller::spawn(config(redis, extra))
         .await
         .expect("signaller starts")
