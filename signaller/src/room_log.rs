@@ -182,7 +182,7 @@ impl RoomLog {
 /// Decode an `XRANGE` reply: `[[id, [field, value, ...]], ...]`. An entry
 /// that does not decode is skipped with a warning (only this service
 /// writes these streams).
-fn entries(reply: Value) -> Vec<(StreamId, RoomEvent)> {
+pub fn entries(reply: Value) -> Vec<(StreamId, RoomEvent)> {
     let mut out = Vec::new();
     for entry in reply.into_array() {
         let mut entry = entry.into_array().into_iter();
