@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use signaller::admission::{admit_legacy, admit_native, Admitted};
+use signaller::admission::{admit_legacy, admit_native, Admitted, JoinRefusal};
 use signaller::session::{Action, Dialect, JoinOutcome, JoinRequest, PeerInfo, Session};
 use wire::internal::{RoomBody, RoomEvent, StreamId};
 use wire::signaller_api::{SignallerClientMsg, SignallerEvent};
@@ -175,7 +175,13 @@ impl Sim {
                     let _ = event.to_json();
                 }
                 Action::Join(request) => {
+                    // The join script refuses a room that is over.
+                    let closed = self
+                        .log
+                        .iter()
+                        .any(|(_, e)| matches!(e.body, RoomBody::Left { .. }));
                     let result = match request {
+                        _ if closed => Err(JoinRefusal::RoomClosed),
                         JoinRequest::Native { ticket, room } => {
                             admit_native(SECRET, &ticket, room.as_deref(), NOW_MS)
                         }
