@@ -95,8 +95,10 @@ fn room_log_seeds() -> Vec<Vec<u8>> {
     out
 }
 
-/// The entries as plain data, for comparisons.
-fn plain(list: &[StreamEntry]) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+/// An entry as plain data: its id and its fields, for comparisons.
+type Plain = (String, Vec<(String, Vec<u8>)>);
+
+fn plain(list: &[StreamEntry]) -> Vec<Plain> {
     list.iter()
         .map(|e| {
             (
@@ -153,7 +155,7 @@ fn stream_reply(data: &[u8]) {
     let Ok(list) = Vec::<AnyEntry>::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let want: Vec<(String, Vec<(String, Vec<u8>)>)> = list
+    let want: Vec<Plain> = list
         .iter()
         .map(|e| {
             let id = StreamId {

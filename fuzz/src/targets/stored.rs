@@ -9,8 +9,8 @@ use crate::Target;
 pub const VALUES: Target = Target {
     name: "stored_values",
     covers: "wire::stored::{WaitingValue, Location, PartnerValue}::parse",
-    run: run,
-    seeds: seeds,
+    run,
+    seeds,
     dict: &[
         b" ",
         b"/",
