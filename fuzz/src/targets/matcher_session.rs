@@ -235,3 +235,36 @@ fn run(data: &[u8]) {
         sim.perform(closed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A seed notice is delivered with a ticket (the property is exercised).
+    #[test]
+    fn a_seed_notice_is_delivered_with_a_ticket() {
+        let mut sim = Sim {
+            session: Session::new(
+                Identity::Native {
+                    session: "01S".into(),
+                },
+                TicketIssuer {
+                    secret: Arc::from(SECRET),
+                    ticket_ttl_ms: 30_000,
+                    signaller_url: "ws://signaller/ws".into(),
+                },
+            ),
+            closed: false,
+            regs: 0,
+        };
+        let open = sim.session.on_open();
+        sim.perform(open);
+        let located = sim.session.on_located(Ok(Located::Here(None)), NOW_MS);
+        sim.perform(located);
+        let actions = sim.notice(sample_notice());
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Send(MatcherEvent::Matched { .. }))));
+        assert!(is_msgpack_map(&encode(&sample_notice())));
+    }
+}

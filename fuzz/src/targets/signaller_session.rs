@@ -278,3 +278,29 @@ fn run(data: &[u8]) {
         sim.perform(who, closed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seeds do reach a shared room, so the relay properties are tested.
+    #[test]
+    fn the_seed_peers_meet_and_relay() {
+        let mut sim = Sim::new();
+        for (i, frame) in [
+            native_join(),
+            legacy_join(),
+            r#"{"event":"chat","message":"hi"}"#.into(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let actions = sim.sessions[i % 2].on_text(frame);
+            sim.perform(i % 2, actions);
+        }
+        assert!(sim.sessions[0].in_room() && sim.sessions[1].in_room());
+        // joined, joined, chat
+        assert_eq!(sim.log.len(), 3);
+        assert!(matches!(sim.log[2].1.body, RoomBody::Chat { .. }));
+    }
+}
