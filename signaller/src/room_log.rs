@@ -364,7 +364,7 @@ impl RoomLog {
 /// Decode an `XRANGE` reply (or a join's backlog, in the same shape). An
 /// entry that does not decode is skipped with a warning (only this service
 /// writes these streams).
-fn entries(reply: Value) -> Vec<(StreamId, RoomEvent)> {
+pub fn entries(reply: Value) -> Vec<(StreamId, RoomEvent)> {
     let mut out = Vec::new();
     for entry in service::stream_reply::entries(reply) {
         let Some(id) = StreamId::parse(&entry.id) else {
