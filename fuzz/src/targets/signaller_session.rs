@@ -240,7 +240,10 @@ impl Sim {
                     let next = self.sessions[who].on_declare_failed();
                     self.perform(who, next);
                 }
-                Action::Close { .. } | Action::Watch { .. } | Action::Unwatch => {}
+                Action::Close { .. }
+                | Action::Watch { .. }
+                | Action::Unwatch
+                | Action::Release => {}
             }
         }
     }
