@@ -10,7 +10,7 @@
 //! of each format, randomly mutated, plus random bytes that targets turn into
 //! structured values with `arbitrary`. The binary (`src/main.rs`) runs the
 //! targets for a bounded time; `tests/quick.rs` runs a few hundred inputs of
-//! each in `cargo test`. See `docs/security/fuzzing.md`.
+//! each in `cargo test`. See the Fuzzing section of `docs/SECURITY.md`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
