@@ -130,6 +130,20 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
     let (code, err) = run_to_exit(&["--role", "everything"]);
     assert_ne!(code, 0);
     assert!(err.contains("--role"), "{err}");
+
+    // Out-of-range values are refused by name with exit code 2, never
+    // clamped into something else.
+    for (flag, value) in [
+        ("--rate-limit", "0"),
+        ("--pairs-per-call", "0"),
+        ("--heartbeat-ms", "1"),
+        ("--gateway-id", "has space"),
+    ] {
+        let (code, err) = run_to_exit(&[flag, value, "--listen", "127.0.0.1:0"]);
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,10 +240,8 @@ impl Sim {
                     let next = self.sessions[who].on_declare_failed();
                     self.perform(who, next);
                 }
-                Action::Close { .. }
-                | Action::Watch { .. }
-                | Action::Unwatch
-                | Action::Release => {}
+                Action::Close { .. } | Action::Watch { .. } | Action::Unwatch | Action::Release => {
+                }
             }
         }
     }

@@ -240,7 +240,7 @@ impl Session {
                             "names are 1 to 64 characters, no control characters",
                         )];
                     }
-                    self.name = wanted;
+                    self.name = wire::limits::normalize_name(&wanted);
                 }
                 vec![Action::Register {
                     name: self.name.clone(),
