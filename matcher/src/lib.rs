@@ -75,13 +75,9 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             .gateway_id
             .clone()
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
-        let (addresses, renewer) = service::address_limit::AddressLimits::start(
-            redis.clone(),
-            config.shared.address_limits(),
-            "matcher",
-            id.clone(),
-        );
-        tasks.push(renewer);
+        let addresses = config
+            .shared
+            .start_address_limits(&redis, "matcher", &id, &mut tasks);
         let gw = Arc::new(Gateway {
             id,
             store: store.clone(),

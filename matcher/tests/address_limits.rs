@@ -79,29 +79,13 @@ async fn post_from(from: &str, server: SocketAddr, name: &str, headers: &str) ->
     }
 }
 
-/// A WebSocket handshake on `path` from `from`: the socket, or the
-/// refusal's status and `Retry-After`.
+/// A WebSocket handshake to `server`'s `path` from loopback address `from`.
 async fn ws_from(
     from: &str,
     server: SocketAddr,
     path: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, (u16, Option<u64>)> {
-    let tcp = tcp_from(from, server).await;
-    let handshake = tokio_tungstenite::client_async(format!("ws://{server}{path}"), tcp);
-    match tokio::time::timeout(testkit::STEP, handshake)
-        .await
-        .expect("a handshake answer in time")
-    {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::Error::Http(response)) => Err((
-            response.status().as_u16(),
-            response
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().parse().unwrap()),
-        )),
-        Err(e) => panic!("handshake failed: {e}"),
-    }
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, testkit::Refused> {
+    testkit::handshake_from(from, &format!("ws://{server}{path}")).await
 }
 
 /// Two gateways on one Redis with these per-address flags.

@@ -97,4 +97,23 @@ impl SharedSettings {
             lease: SOCKET_LEASE,
         }
     }
+
+    /// Start the per-address limits of node `node` of `service`, pushing
+    /// their lease-renewal task onto `tasks`.
+    pub fn start_address_limits(
+        &self,
+        redis: &fred::prelude::Client,
+        service: &'static str,
+        node: &str,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> crate::address_limit::AddressLimits {
+        let (limits, renewer) = crate::address_limit::AddressLimits::start(
+            redis.clone(),
+            self.address_limits(),
+            service,
+            node,
+        );
+        tasks.push(renewer);
+        limits
+    }
 }

@@ -172,13 +172,9 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();
-    let (addresses, renewer) = service::address_limit::AddressLimits::start(
-        redis.clone(),
-        config.shared.address_limits(),
-        "signaller",
-        node_id.clone(),
-    );
-    tasks.push(renewer);
+    let addresses = config
+        .shared
+        .start_address_limits(&redis, "signaller", &node_id, &mut tasks);
     let origins = AllowedOrigins::new(&config.shared.allowed_origins);
     origins.warn_if_open();
     let app = server::router(

@@ -13,7 +13,7 @@ mod redis_server;
 mod ws_client;
 
 pub use redis_server::{RedisServer, Reply};
-pub use ws_client::{Next, WsClient};
+pub use ws_client::{handshake_from, Next, Refused, WsClient};
 
 use std::time::Duration;
 

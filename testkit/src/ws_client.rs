@@ -144,3 +144,36 @@ impl WsClient {
         let _ = self.ws.close(None).await;
     }
 }
+
+/// A refused WebSocket handshake: the HTTP status and `Retry-After` (s).
+pub type Refused = (u16, Option<u64>);
+
+/// A raw WebSocket handshake to `url` (`ws://host:port/path`) from the local
+/// address `from` (any 127.x.y.z works on Linux): the socket, or the
+/// refusal's status and `Retry-After`.
+pub async fn handshake_from(from: &str, url: &str) -> Result<WebSocketStream<TcpStream>, Refused> {
+    let host = url.trim_start_matches("ws://").split('/').next().unwrap();
+    let server: std::net::SocketAddr = host.parse().expect("ws://ip:port/...");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{from}:0").parse().unwrap())
+        .expect("bind a loopback address");
+    let tcp = tokio::time::timeout(crate::STEP, socket.connect(server))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let handshake = tokio_tungstenite::client_async(url, tcp);
+    match tokio::time::timeout(crate::STEP, handshake)
+        .await
+        .expect("a handshake answer in time")
+    {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err((
+            r.status().as_u16(),
+            r.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse().unwrap()),
+        )),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}

@@ -4,34 +4,15 @@
 use std::net::SocketAddr;
 
 use testkit::RedisServer;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite;
 
 use crate::common::*;
 
-/// A WebSocket handshake to `server` from loopback address `from`: the
-/// socket, or the refusal's status and `Retry-After`.
+/// A WebSocket handshake to `server` from loopback address `from`.
 async fn ws_from(
     from: &str,
     server: SocketAddr,
-) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, (u16, Option<u64>)> {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    let tcp = socket.connect(server).await.expect("connect");
-    let handshake = tokio_tungstenite::client_async(format!("ws://{server}/ws"), tcp);
-    match tokio::time::timeout(testkit::STEP, handshake)
-        .await
-        .expect("a handshake answer in time")
-    {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::Error::Http(r)) => Err((
-            r.status().as_u16(),
-            r.headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().parse().unwrap()),
-        )),
-        Err(e) => panic!("handshake failed: {e}"),
-    }
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, testkit::Refused> {
+    testkit::handshake_from(from, &format!("ws://{server}/ws")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
