@@ -19,10 +19,11 @@ pub struct Scripts {
     pub chat: Script,
     pub take_notice: Script,
     pub refresh_wait: Script,
+    pub trim: Script,
 }
 
 /// The body of every script, by name (for the key-discipline test).
-pub const SOURCES: [(&str, &str); 10] = [
+pub const SOURCES: [(&str, &str); 11] = [
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
     ("pair", include_str!("lua/pair.lua")),
@@ -33,6 +34,7 @@ pub const SOURCES: [(&str, &str); 10] = [
     ("chat", include_str!("lua/chat.lua")),
     ("take_notice", include_str!("lua/take_notice.lua")),
     ("refresh_wait", include_str!("lua/refresh_wait.lua")),
+    ("trim", include_str!("lua/trim.lua")),
 ];
 
 impl Default for Scripts {
@@ -56,6 +58,7 @@ impl Default for Scripts {
             chat: script("chat"),
             take_notice: script("take_notice"),
             refresh_wait: script("refresh_wait"),
+            trim: script("trim"),
         }
     }
 }

@@ -103,6 +103,18 @@ impl Store {
         Ok((next, entries.into_iter().map(RegisterEntry::from).collect()))
     }
 
+    /// Trim the register stream below what every worker has read and
+    /// acknowledged. Returns how many entries went.
+    pub async fn trim_register_stream(&self) -> Result<i64, StoreError> {
+        run(
+            &self.scripts.trim,
+            &self.redis,
+            vec![keys::register_stream()],
+            vec![keys::WORKER_GROUP.to_string()],
+        )
+        .await
+    }
+
     /// Forget the users of gateways whose heartbeat expired. Returns how many.
     pub async fn purge_dead_gateways(&self) -> Result<i64, StoreError> {
         run(

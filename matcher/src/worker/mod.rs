@@ -156,6 +156,11 @@ impl Worker {
                 tracing::warn!(error = %e, "taking over pending entries failed");
             }
         }
+        if let Err(e) = self.store.trim_register_stream().await {
+            if !e.details().contains("NOGROUP") && !e.details().contains("no such key") {
+                tracing::warn!(error = %e, "trimming the register stream failed");
+            }
+        }
         match self.store.purge_dead_gateways().await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "purged users of dead gateways"),
             Ok(_) => {}

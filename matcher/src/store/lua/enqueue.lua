@@ -1,8 +1,8 @@
 -- Move registrations read from the stream into the waiting pool, then
--- acknowledge and delete the entries, in one step (one round trip, and no
--- window in which an entry is in the pool but still pending). Deleting
--- what was handled keeps the stream short without ever trimming an entry
--- that no worker has read.
+-- acknowledge the entries, in one step (one round trip, and no window in
+-- which an entry is in the pool but still pending). The stream is trimmed
+-- separately, and only below what every worker has read and acknowledged
+-- (trim.lua).
 --
 -- A registration enters the pool only while the user's waiting key still
 -- names it: a user who cancelled, disconnected or was already matched is not
@@ -29,6 +29,5 @@ for i = 3 + n, #ARGV - 1, 2 do
 end
 for i = 3, 2 + n do
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[i])
-  redis.call('XDEL', KEYS[2], ARGV[i])
 end
 return added
