@@ -10,6 +10,9 @@
 //!
 //! Pub/sub is at-most-once. When the subscriber reconnects or lags, every
 //! local socket is told to resync from its room log, so nothing is lost.
+//!
+//! A joiner reads the room log right after [`Fanout::join`], so the
+//! subscription must be in force at Redis by then: see [`subscribe`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -125,7 +128,7 @@ async fn manage(
                     let result = if subscribed.contains(&channel) {
                         Ok(())
                     } else {
-                        subscriber.subscribe(channel.as_str()).await
+                        subscribe(&subscriber, channel.as_str()).await
                     };
                     match result {
                         Ok(()) => {
@@ -158,6 +161,28 @@ async fn manage(
     }
 }
 
+/// Subscribe to `channels`; returns once Redis has processed the SUBSCRIBE.
+///
+/// fred 10 resolves `subscribe` as soon as the command is queued on the
+/// subscriber's connection, before it is even written: Redis answers
+/// SUBSCRIBE out of band, so fred completes it unanswered
+/// (`Command::has_no_responses`, `Connection::push_command`) and drops the
+/// confirmation when it comes. A caller that then reads the room log on
+/// another connection can read it before Redis has subscribed us, and an
+/// event published in between reaches neither that read nor this node: it
+/// was lost for good. A PING on the same connection is answered only after
+/// Redis has run every command queued before it, the SUBSCRIBE included
+/// (PING is allowed in subscribed mode; its RESP2 reply there, `["pong",
+/// ""]`, is not mistaken for a subscription reply).
+async fn subscribe(
+    subscriber: &SubscriberClient,
+    channels: impl Into<fred::types::MultipleStrings> + Send,
+) -> Result<(), fred::error::Error> {
+    subscriber.subscribe(channels).await?;
+    let _: fred::types::Value = subscriber.ping(None).await?;
+    Ok(())
+}
+
 /// Remove `conn` from `channel`; whether the channel has no local socket left.
 fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
     let mut registry = registry.lock().unwrap();
@@ -183,7 +208,7 @@ async fn restore(
 ) {
     let wanted: Vec<String> = registry.lock().unwrap().keys().cloned().collect();
     if !wanted.is_empty() {
-        if let Err(e) = subscriber.subscribe(wanted.clone()).await {
+        if let Err(e) = subscribe(subscriber, wanted.clone()).await {
             tracing::warn!(error = %e, "resubscribe after reconnect failed");
         }
     }

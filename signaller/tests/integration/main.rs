@@ -6,6 +6,7 @@ mod common;
 
 mod address_limits;
 mod bad_input;
+mod fanout;
 mod leave;
 mod legacy_flow;
 mod metrics;
