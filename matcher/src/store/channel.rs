@@ -39,8 +39,13 @@ impl GatewayChannel {
         }
     }
 
+    /// Subscribe; returns once Redis has processed the SUBSCRIBE. (fred
+    /// resolves `subscribe` when the command is queued, not answered; a PING
+    /// on the same connection is answered only after it.)
     pub async fn subscribe(&self) -> Result<(), StoreError> {
-        self.subscriber.subscribe(self.channel.as_str()).await
+        self.subscriber.subscribe(self.channel.as_str()).await?;
+        let _: fred::types::Value = self.subscriber.ping(None).await?;
+        Ok(())
     }
 
     /// The next message or event. A message that does not decode is
