@@ -116,41 +116,17 @@ async fn manage(
     let mut reconnects = subscriber.reconnect_rx();
     loop {
         tokio::select! {
-            command = commands.recv() => match command {
-                None => return,
-                Some(Command::Join { channel, conn, mailbox, done }) => {
-                    registry
-                        .lock()
-                        .unwrap()
-                        .entry(channel.clone())
-                        .or_default()
-                        .insert(conn, mailbox);
-                    let result = if subscribed.contains(&channel) {
-                        Ok(())
-                    } else {
-                        subscribe(&subscriber, channel.as_str()).await
-                    };
-                    match result {
-                        Ok(()) => {
-                            subscribed.insert(channel);
-                            let _ = done.send(Ok(()));
-                        }
-                        Err(e) => {
-                            remove(&registry, &channel, conn);
-                            let _ = done.send(Err(e.into()));
-                        }
-                    }
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                // Whatever else is queued is handled with it: one PING then
+                // confirms all their SUBSCRIBEs (see `subscribe`), so many
+                // sockets joining at once wait one round trip, not one each.
+                let mut batch = vec![command];
+                while let Ok(command) = commands.try_recv() {
+                    batch.push(command);
                 }
-                Some(Command::Leave { channel, conn }) => {
-                    if remove(&registry, &channel, conn) && subscribed.remove(&channel) {
-                        if let Err(e) = subscriber.unsubscribe(channel.as_str()).await {
-                            // Still tracked by the client: dropped after the
-                            // next reconnect (below).
-                            tracing::warn!(error = %e, "unsubscribe failed");
-                        }
-                    }
-                }
-            },
+                run_batch(&subscriber, &registry, &mut subscribed, batch).await;
+            }
             event = reconnects.recv() => match event {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     restore(&subscriber, &registry, &mut subscribed).await;
@@ -179,8 +155,91 @@ async fn subscribe(
     channels: impl Into<fred::types::MultipleStrings> + Send,
 ) -> Result<(), fred::error::Error> {
     subscriber.subscribe(channels).await?;
+    confirm(subscriber).await
+}
+
+/// Returns once Redis has run every command queued before on the
+/// subscriber's connection (see [`subscribe`]).
+async fn confirm(subscriber: &SubscriberClient) -> Result<(), fred::error::Error> {
     let _: fred::types::Value = subscriber.ping(None).await?;
     Ok(())
+}
+
+/// Run `batch` in order; joins that needed a new subscription are answered
+/// once Redis has confirmed it.
+async fn run_batch(
+    subscriber: &SubscriberClient,
+    registry: &Registry,
+    subscribed: &mut HashSet<String>,
+    batch: Vec<Command>,
+) {
+    // Channels subscribed in this batch, not confirmed yet.
+    let mut fresh: HashSet<String> = HashSet::new();
+    let mut waiting = Vec::new();
+    for command in batch {
+        match command {
+            Command::Join {
+                channel,
+                conn,
+                mailbox,
+                done,
+            } => {
+                registry
+                    .lock()
+                    .unwrap()
+                    .entry(channel.clone())
+                    .or_default()
+                    .insert(conn, mailbox);
+                if fresh.contains(&channel) {
+                    waiting.push((channel, conn, done));
+                } else if subscribed.contains(&channel) {
+                    let _ = done.send(Ok(()));
+                } else {
+                    // Resolves once queued on the connection, in order.
+                    match subscriber.subscribe(channel.as_str()).await {
+                        Ok(()) => {
+                            subscribed.insert(channel.clone());
+                            fresh.insert(channel.clone());
+                            waiting.push((channel, conn, done));
+                        }
+                        Err(e) => {
+                            remove(registry, &channel, conn);
+                            let _ = done.send(Err(e.into()));
+                        }
+                    }
+                }
+            }
+            Command::Leave { channel, conn } => {
+                if remove(registry, &channel, conn) && subscribed.remove(&channel) {
+                    fresh.remove(&channel);
+                    if let Err(e) = subscriber.unsubscribe(channel.as_str()).await {
+                        // Still tracked by the client: dropped after the
+                        // next reconnect (below).
+                        tracing::warn!(error = %e, "unsubscribe failed");
+                    }
+                }
+            }
+        }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    let confirmed = confirm(subscriber).await;
+    for (channel, conn, done) in waiting {
+        match &confirmed {
+            Ok(()) => {
+                let _ = done.send(Ok(()));
+            }
+            Err(e) => {
+                // Not known to be subscribed: the joiner is refused, and the
+                // channel is asked for again by the next join.
+                if remove(registry, &channel, conn) {
+                    subscribed.remove(&channel);
+                }
+                let _ = done.send(Err(e.clone().into()));
+            }
+        }
+    }
 }
 
 /// Remove `conn` from `channel`; whether the channel has no local socket left.
