@@ -104,11 +104,19 @@ async fn bad_input_is_answered_and_harms_nobody() {
     for _ in 0..40 {
         flooder.send_text(r#"{"event":"ping"}"#).await;
     }
-    for i in 0..15 {
+    // At least the burst and the bound are served (more when the server,
+    // slowed by a loaded machine, reads at the rate anyway); never all 40.
+    let mut pongs = 0;
+    let refused = loop {
         let frame = flooder.recv().await;
-        assert_eq!(frame["event"], "pong", "pong {i}: {frame}");
-    }
-    let refused = expect_error(&mut flooder, "rate_limited").await;
+        if frame["event"] == "pong" {
+            pongs += 1;
+            continue;
+        }
+        break frame;
+    };
+    assert!((15..40).contains(&pongs), "{pongs} pongs before the refusal");
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
     assert!(
         refused["message"].as_str().unwrap().contains("\"ping\""),
         "{refused}"
