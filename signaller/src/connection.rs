@@ -288,7 +288,9 @@ impl Connection {
                         // cannot say so any more).
                         Ok(Appended::Logged(_)) => {
                             let peer = wire::user::UserKey::from_raw(user);
-                            if let Err(e) = self.shared.room_log.release(&peer, &room).await {
+                            if let Err(e) =
+                                Box::pin(self.shared.room_log.release(&peer, &room)).await
+                            {
                                 tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
                             }
                         }

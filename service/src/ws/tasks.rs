@@ -54,7 +54,7 @@ impl ConnTasks {
     /// `abort_all`: then the task is dropped without running).
     pub fn spawn<F, Fut>(&self, task: F)
     where
-        F: FnOnce(ConnId) -> Fut,
+        F: FnOnce(ConnId) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let id = ConnId::new();
@@ -62,7 +62,6 @@ impl ConnTasks {
             inner: self.inner.clone(),
             id,
         };
-        let future = task(id);
         // Hold the lock while spawning, so the task cannot deregister
         // before it is registered.
         let mut tasks = self.inner.tasks.lock().unwrap();
@@ -70,9 +69,12 @@ impl ConnTasks {
             drop(tasks);
             return;
         }
+        // The future is made inside the task, not captured: an async block
+        // that captures a future and awaits it holds it twice (once as the
+        // capture, once as the awaited value), doubling every socket task.
         let handle = tokio::spawn(async move {
             let _deregister = deregister;
-            future.await;
+            task(id).await;
         });
         tasks.live.insert(id, handle.abort_handle());
     }

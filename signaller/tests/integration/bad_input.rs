@@ -115,7 +115,10 @@ async fn bad_input_is_answered_and_harms_nobody() {
         }
         break frame;
     };
-    assert!((15..40).contains(&pongs), "{pongs} pongs before the refusal");
+    assert!(
+        (15..40).contains(&pongs),
+        "{pongs} pongs before the refusal"
+    );
     assert_eq!(refused["code"], "rate_limited", "{refused}");
     assert!(
         refused["message"].as_str().unwrap().contains("\"ping\""),
