@@ -320,11 +320,17 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
         );
     }
     assert_eq!(
-        store.register(&a, "RA", "127.0.0.1", "a").await.unwrap(),
+        store
+            .register(&a, "RA", "127.0.0.1", "a", false)
+            .await
+            .unwrap(),
         Registered::Queued
     );
     assert_eq!(
-        store.register(&b, "RB", "127.0.0.1", "b").await.unwrap(),
+        store
+            .register(&b, "RB", "127.0.0.1", "b", false)
+            .await
+            .unwrap(),
         Registered::Queued
     );
     let reader = RegisterReader::new(reader_client, "c1", 10);
@@ -341,13 +347,19 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // The gateway's restore now registers A again with the same registration
     // (it had not seen the notice yet): refused, the notice waits instead.
     assert_eq!(
-        store.register(&a, "RA", "127.0.0.1", "a").await.unwrap(),
+        store
+            .register(&a, "RA", "127.0.0.1", "a", true)
+            .await
+            .unwrap(),
         Registered::AlreadyMatched
     );
     assert!(store.take_notice(&a, "127.0.0.1").await.unwrap().is_some());
     // A fresh registration after the match is fine.
     assert_eq!(
-        store.register(&a, "RA2", "127.0.0.1", "a").await.unwrap(),
+        store
+            .register(&a, "RA2", "127.0.0.1", "a", false)
+            .await
+            .unwrap(),
         Registered::Queued
     );
 }

@@ -58,12 +58,6 @@ pub fn binding(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:bind:{user}")
 }
 
-/// The registration `user` was last matched with: registering it again (a
-/// restore racing the pairing) is refused.
-pub fn last_match(user: &UserKey) -> String {
-    format!("{PREFIX}:{{m}}:lastmatch:{user}")
-}
-
 /// The partner `user` just left; not handed to them again while others wait.
 pub fn last_partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:last:{user}")
@@ -168,10 +162,9 @@ type KeyBuilder = fn(&str) -> String;
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, KeyBuilder); 12] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 11] {
     [
         ("binding", |u| binding(&UserKey::from_raw(u))),
-        ("last_match", |u| last_match(&UserKey::from_raw(u))),
         ("waiting", |u| waiting(&UserKey::from_raw(u))),
         ("location", |u| location(&UserKey::from_raw(u))),
         ("notice", |u| notice(&UserKey::from_raw(u))),
@@ -297,7 +290,6 @@ mod tests {
         let user = UserKey::legacy("we}ird{name");
         for key in [
             binding(&user),
-            last_match(&user),
             register_stream(),
             pool(),
             waiting(&user),

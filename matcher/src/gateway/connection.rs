@@ -218,23 +218,24 @@ impl Connection {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;
-                    let result = match Box::pin(store.register(user, &reg, addr, &name)).await {
-                        Ok(outcome) => {
-                            if outcome == Registered::Queued {
-                                metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+                    let result =
+                        match Box::pin(store.register(user, &reg, addr, &name, false)).await {
+                            Ok(outcome) => {
+                                if outcome == Registered::Queued {
+                                    metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+                                }
+                                Ok((outcome, Waiting { reg, name, since }))
                             }
-                            Ok((outcome, Waiting { reg, name, since }))
-                        }
-                        Err(e) => {
-                            redis_failed(e);
-                            Err(())
-                        }
-                    };
+                            Err(e) => {
+                                redis_failed(e);
+                                Err(())
+                            }
+                        };
                     queue.extend(self.session.on_registered(result));
                 }
                 Action::Requeue(w) => {
                     let addr = &self.location.addr;
-                    let result = Box::pin(store.register(user, &w.reg, addr, &w.name)).await;
+                    let result = Box::pin(store.register(user, &w.reg, addr, &w.name, true)).await;
                     if let Err(e) = &result {
                         tracing::warn!(error = %e, "Redis command failed");
                         self.gw.request_restore();

@@ -136,7 +136,7 @@ impl Gateway {
         let since = std::time::Instant::now();
         let outcome = self
             .store
-            .register(&user, &reg, &addr.to_string(), name)
+            .register(&user, &reg, &addr.to_string(), name, false)
             .await?;
         if outcome == Registered::Queued {
             metrics::counter!(service::metrics::REGISTRATIONS).increment(1);

@@ -186,12 +186,15 @@ impl Store {
 
     /// Put `user` in line for the pool under registration `reg`, made from
     /// client address `addr` (a legacy name is bound to it).
+    /// `again` marks a registration made before, registered again by a
+    /// restore: it is refused if it was matched meanwhile.
     pub async fn register(
         &self,
         user: &UserKey,
         reg: &str,
         addr: &str,
         name: &str,
+        again: bool,
     ) -> Result<Registered, StoreError> {
         let request = internal::encode(&RegisterRequest {
             v: wire::PROTOCOL_VERSION,
@@ -206,6 +209,7 @@ impl Store {
             WAITING_TTL.as_millis().to_string().into(),
             flag(user.is_legacy()).into(),
             BINDING_TTL.as_millis().to_string().into(),
+            flag(again).into(),
         ];
         let outcome: i64 = run(
             &self.scripts.register,
@@ -214,7 +218,7 @@ impl Store {
                 keys::waiting(user),
                 keys::register_stream(),
                 keys::binding(user),
-                keys::last_match(user),
+                keys::notice(user),
             ],
             args,
         )

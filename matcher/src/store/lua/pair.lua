@@ -90,14 +90,11 @@ end
 
 -- Store the notice for `user` and tell the gateway holding its socket (a
 -- socket elsewhere, or not yet connected, takes the notice when it comes).
--- The registration that was matched is remembered, so that registering it
--- again (a gateway's restore racing this pairing) is refused.
 local function notify(user, r, code, initiator, peer, peer_name)
   redis.call('SET', K.notice(user), cmsgpack.pack({
     user = user, reg = r.reg, addr = r.addr, name = r.name, room = code,
     initiator = initiator, peer = peer, peer_name = peer_name,
   }), 'PX', notice_ttl)
-  redis.call('SET', K.last_match(user), r.reg, 'PX', room_ttl)
   if V.is_legacy(user) then
     redis.call('PEXPIRE', K.binding(user), room_ttl)
   end

@@ -2,12 +2,15 @@
 -- key (refusing a second registration) and the request on the stream.
 --
 -- KEYS[1] waiting key, KEYS[2] register stream, KEYS[3] binding key,
--- KEYS[4] last-match key (all of the user)
+-- KEYS[4] notice key (all of the user)
 -- ARGV[1] registration id (ULID), ARGV[2] client address, ARGV[3] display name
 -- ARGV[4] MessagePack RegisterRequest for the stream
 -- ARGV[5] lifetime of the waiting key, ms (the user's socket refreshes it)
 -- ARGV[6] '1' for a legacy name, which is bound to the registrant's address
 -- ARGV[7] lifetime of the binding, ms
+-- ARGV[8] '1' when this registers again a registration made before (a
+--         gateway's restore): refused if it was matched meanwhile, that is
+--         if the user's notice names it
 --
 -- Returns 1 when queued, 0 when the user is already waiting, 2 when this
 -- registration was already matched (a restore racing the pairing), -1 when
@@ -20,7 +23,10 @@ if legacy then
   local bound = redis.call('GET', KEYS[3])
   if bound and bound ~= ARGV[2] then return -1 end
 end
-if redis.call('GET', KEYS[4]) == ARGV[1] then return 2 end
+if ARGV[8] == '1' then
+  local notice = redis.call('GET', KEYS[4])
+  if notice and cmsgpack.unpack(notice).reg == ARGV[1] then return 2 end
+end
 if not redis.call('SET', KEYS[1], V.waiting(ARGV[1], ARGV[2], ARGV[3]), 'NX', 'PX', ARGV[5]) then
   return 0
 end
