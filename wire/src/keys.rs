@@ -260,6 +260,55 @@ V.register_field = {register_field}
     lua
 }
 
+/// The part of [`lua_prelude`] that `body` uses: the definitions it names
+/// (`K.x`, `V.y`), and those they name in turn. Every script run executes
+/// its prelude, so a script carries only what it needs.
+pub fn lua_prelude_for(body: &str) -> String {
+    let prelude = lua_prelude();
+    let mut lines = prelude.lines();
+    let mut out: Vec<&str> = lines.by_ref().take(2).collect(); // comment, locals
+                                                               // Each definition: its name (`K.x`) and its text.
+    let mut defs: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        let starts = line.strip_prefix("function ").unwrap_or(line);
+        if starts.starts_with("K.") || starts.starts_with("V.") {
+            let name: String = starts
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            defs.push((name, format!("{line}\n")));
+        } else if let Some((_, text)) = defs.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let mut wanted = vec![false; defs.len()];
+    let mut uses = body.to_string();
+    loop {
+        let mut grew = false;
+        for (i, (name, text)) in defs.iter().enumerate() {
+            let used = uses.match_indices(name.as_str()).any(|(at, _)| {
+                !uses[at + name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if !wanted[i] && used {
+                wanted[i] = true;
+                uses.push_str(text);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut lua = out.drain(..).map(|l| format!("{l}\n")).collect::<String>();
+    for (i, (_, text)) in defs.iter().enumerate() {
+        if wanted[i] {
+            lua.push_str(text);
+        }
+    }
+    lua
+}
+
 /// Every computed key, for tests comparing the prelude with this module.
 pub fn computed_key_names() -> Vec<&'static str> {
     computed_keys().iter().map(|(n, _)| *n).collect()
@@ -323,6 +372,21 @@ mod tests {
             address_sockets("192.0.2.1", "matcher"),
             address_sockets("192.0.2.1", "signaller")
         );
+    }
+
+    #[test]
+    fn a_script_gets_the_definitions_it_uses_and_theirs() {
+        let lua = lua_prelude_for("local g = V.gateway_of(redis.call('GET', K.location(u)))");
+        assert!(lua.contains("function V.gateway_of("));
+        assert!(
+            lua.contains("function V.location_parse("),
+            "gateway_of needs it"
+        );
+        assert!(lua.contains("function K.location("));
+        assert!(!lua.contains("function K.waiting("));
+        assert!(!lua.contains("function V.location("), "not a prefix match");
+        assert!(lua.starts_with("-- Generated"));
+        assert!(lua.contains("local K, V = {}, {}"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The matcher's Lua scripts, each in its own `.lua` file beside this one,
-//! each prefixed with the key and value prelude generated from `wire`
-//! ([`wire::keys::lua_prelude`]). Run with `EVALSHA`, reloaded by themselves
+//! each prefixed with the part it uses of the key and value prelude
+//! generated from `wire` ([`wire::keys::lua_prelude_for`]). Run with `EVALSHA`, reloaded by themselves
 //! after a Redis restart or failover.
 
 use fred::prelude::*;
@@ -39,13 +39,12 @@ pub const SOURCES: [(&str, &str); 11] = [
 
 impl Default for Scripts {
     fn default() -> Self {
-        let prelude = wire::keys::lua_prelude();
         let script = |name: &str| {
             let (_, body) = SOURCES
                 .iter()
                 .find(|(n, _)| *n == name)
                 .expect("every script has a source");
-            Script::from_lua(format!("{prelude}{body}"))
+            Script::from_lua(format!("{}{body}", wire::keys::lua_prelude_for(body)))
         };
         Scripts {
             register: script("register"),
