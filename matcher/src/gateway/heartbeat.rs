@@ -17,15 +17,17 @@ pub async fn run(gw: SharedGateway) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await == Beat::Lapsed {
+                let beat = gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
+                if beat == Beat::Lapsed {
                     tracing::warn!("heartbeat had lapsed; restoring this gateway's users");
                     gw.request_restore();
                 }
-                gw.retry_releases().await;
-                if gw.needs_restore.swap(false, Ordering::SeqCst) {
-                    if let Err(e) = super::restore(&gw).await {
-                        tracing::warn!(error = %e, "restore failed; retrying");
-                        gw.request_restore();
+                // With Redis unreachable, the restore waits for a beat that
+                // gets through (its liveness is the restore's first step).
+                if beat != Beat::Failed {
+                    gw.retry_releases().await;
+                    if gw.needs_restore.swap(false, Ordering::SeqCst) {
+                        super::restore(&gw).await;
                     }
                 }
             }

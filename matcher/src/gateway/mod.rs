@@ -31,7 +31,7 @@ use service::shutdown::Shutdown;
 use service::ws::{ConnTasks, SocketLimits};
 use wire::user::UserKey;
 
-use crate::store::{Beat, Registered, Store, StoreError};
+use crate::store::{Registered, Store, StoreError};
 use session::Waiting;
 use sockets::{SocketMsg, Sockets};
 
@@ -153,22 +153,16 @@ impl Gateway {
 }
 
 /// After Redis came back (possibly empty), or after workers presumed this
-/// gateway dead and purged its users, put its state back: liveness, the
-/// shared secret, and through each socket's session where its user is,
-/// the notice that waits for it, and its place in the pool. Stops at the
-/// first Redis error so that the heartbeat task tries again on its next tick.
-pub async fn restore(gw: &Gateway) -> Result<(), StoreError> {
+/// gateway dead and purged its users, put its state back (the heartbeat
+/// that just got through restored its liveness): the shared secret, and
+/// through each socket's session where its user is, the notice that waits
+/// for it, and its place in the pool. A socket whose part fails asks for
+/// another restore.
+pub async fn restore(gw: &Gateway) {
     service::ticket_secret::reassert(gw.store.client(), &gw.secret).await;
-    if gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await == Beat::Failed {
-        return Err(fred::error::Error::new(
-            fred::error::ErrorKind::IO,
-            "heartbeat failed",
-        ));
-    }
     gw.sockets.post_all(|| SocketMsg::Restore);
     tracing::info!(
         sockets = gw.sockets.len(),
         "gateway restoring its users in Redis"
     );
-    Ok(())
 }
