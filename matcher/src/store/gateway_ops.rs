@@ -124,10 +124,11 @@ impl Store {
     }
 
     /// Record that `user`'s socket is at `location`, and take the notice
-    /// that waits for it. With `exclusive` (legacy names), refuse when the
-    /// name is bound to another address or held by another live socket of
-    /// this address, take it over from a socket of another address, and
-    /// take only a notice made for this address.
+    /// that waits for it (for a legacy name, only one made for this
+    /// address). With `exclusive` (a legacy socket's first location),
+    /// refuse when the name is bound to another address or held by another
+    /// live socket of this address, and take it over from a socket of
+    /// another address.
     pub async fn locate(
         &self,
         user: &UserKey,
@@ -272,7 +273,7 @@ impl Store {
             &self.scripts.take_notice,
             &self.redis,
             vec![keys::notice(user)],
-            vec![flag(user.is_legacy()), addr.to_string()],
+            vec![addr.to_string()],
         )
         .await?;
         Ok((!taken.is_empty())
