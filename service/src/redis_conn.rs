@@ -315,6 +315,21 @@ pub async fn connect_subscriber(target: &RedisTarget) -> Result<SubscriberClient
     Ok(client)
 }
 
+/// Returns once Redis has run every command queued before on `subscriber`'s
+/// connection. fred 10 resolves `subscribe` as soon as the SUBSCRIBE is
+/// queued, not when Redis has run it (pub/sub commands are answered out of
+/// band, so fred completes them unanswered and drops the confirmation); a
+/// caller that reads what the channel would announce (a room log, pending
+/// notices) right after subscribing must wait for this, or an event
+/// published in between reaches neither that read nor the subscriber. A
+/// PING on the same connection is answered in order, after the SUBSCRIBE.
+pub async fn confirm_subscriptions(
+    subscriber: &SubscriberClient,
+) -> Result<(), fred::error::Error> {
+    let _: fred::types::Value = subscriber.ping(None).await?;
+    Ok(())
+}
+
 /// Whether Redis answers a `PING` within half a second.
 pub async fn is_reachable(client: &Client) -> bool {
     matches!(

@@ -39,13 +39,10 @@ impl GatewayChannel {
         }
     }
 
-    /// Subscribe; returns once Redis has processed the SUBSCRIBE. (fred
-    /// resolves `subscribe` when the command is queued, not answered; a PING
-    /// on the same connection is answered only after it.)
+    /// Subscribe; returns once Redis has processed the SUBSCRIBE.
     pub async fn subscribe(&self) -> Result<(), StoreError> {
         self.subscriber.subscribe(self.channel.as_str()).await?;
-        let _: fred::types::Value = self.subscriber.ping(None).await?;
-        Ok(())
+        service::redis_conn::confirm_subscriptions(&self.subscriber).await
     }
 
     /// The next message or event. A message that does not decode is
