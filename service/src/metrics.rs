@@ -52,6 +52,17 @@ impl Role {
     }
 }
 
+/// Count an `error` event sent to a client under its kind, unless it is
+/// counted elsewhere (rate limits, where the frame is refused) or is a
+/// normal outcome (`already_waiting`, …).
+pub fn count_error_event(code: wire::ErrorCode) {
+    use wire::codes::ErrorKind;
+    match code.kind() {
+        ErrorKind::RateLimited | ErrorKind::Expected => {}
+        kind => metrics::counter!(ERRORS, "kind" => kind.as_str()).increment(1),
+    }
+}
+
 /// The `kind` labels of [`ERRORS`]: every kind an error code counts under.
 pub fn error_kinds() -> Vec<&'static str> {
     let mut kinds: Vec<&'static str> = wire::codes::ErrorCode::ALL

@@ -25,20 +25,16 @@ pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
             _ = kill.wait() => break,
         };
         match event {
-            ChannelEvent::Message(GatewayMessage::Matched { user }) => {
-                if let Some(socket) = gw.sockets.get(&UserKey::from_raw(user)) {
-                    socket.post(SocketMsg::NoticeWaiting);
-                }
-            }
-            ChannelEvent::Message(GatewayMessage::Replaced { user, socket }) => {
-                if let Some(handle) = gw.sockets.get(&UserKey::from_raw(user)) {
-                    handle.post(SocketMsg::Replaced { socket_id: socket });
-                }
-            }
-            ChannelEvent::Message(GatewayMessage::Chat(chat)) => {
-                if let Some(socket) = gw.sockets.get(&UserKey::from_raw(chat.to.clone())) {
-                    socket.post(SocketMsg::Chat(chat));
-                }
+            ChannelEvent::Message(message) => {
+                let (user, socket, msg) = match message {
+                    GatewayMessage::Matched { user } => (user, None, SocketMsg::NoticeWaiting),
+                    GatewayMessage::Replaced { user, socket } => {
+                        (user, Some(socket), SocketMsg::Replaced)
+                    }
+                    GatewayMessage::Chat(chat) => (chat.to.clone(), None, SocketMsg::Chat(chat)),
+                };
+                gw.sockets
+                    .post_to(&UserKey::from_raw(user), socket.as_deref(), msg);
             }
             ChannelEvent::Resync => {
                 if !subscribe(&gw, &channel).await {

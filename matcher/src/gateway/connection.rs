@@ -49,6 +49,9 @@ struct Connection {
     locate_retry: Option<(Instant, Duration)>,
     /// When the drain's grace period ends, once draining.
     drain_deadline: Option<tokio::time::Instant>,
+    /// When to refresh the waiting registration; only while the user waits
+    /// (an idle socket has no timer of its own but the shell's pings).
+    refresh_at: Option<tokio::time::Instant>,
     unflushed: bool,
 }
 
@@ -86,6 +89,7 @@ pub async fn run(
             handle,
             locate_retry: None,
             drain_deadline: None,
+            refresh_at: None,
             unflushed: false,
         };
         tracing::info!(%user, "matching socket opened");
@@ -105,9 +109,6 @@ pub async fn run(
 impl Connection {
     async fn serve(&mut self, mailbox: &mut Mailbox) -> &'static str {
         let mut drain = self.gw.drain.clone();
-        let mut ticks =
-            tokio::time::interval_at(tokio::time::Instant::now() + WAIT_REFRESH, WAIT_REFRESH);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let actions = self.session.on_open();
         if let Flow::End(why) = self.perform(actions).await {
             return why;
@@ -118,6 +119,12 @@ impl Connection {
                 self.locate_retry
                     .map(|(at, _)| tokio::time::Instant::from_std(at)),
             );
+            self.refresh_at = match (self.session.waiting(), self.refresh_at) {
+                (None, _) => None,
+                (Some(_), None) => Some(tokio::time::Instant::now() + WAIT_REFRESH),
+                (Some(_), at) => at,
+            };
+            let until_refresh = sleep_until(self.refresh_at);
             let actions = tokio::select! {
                 inbound = self.socket.next() => match inbound {
                     Inbound::Text(text) => self.session.on_text(text.as_str()),
@@ -130,12 +137,12 @@ impl Connection {
                     SocketMsg::Chat(chat) => self.session.on_chat(chat),
                     SocketMsg::RegisteredElsewhere(w) => self.session.on_registered_elsewhere(w),
                     SocketMsg::Restore => self.session.on_restore(),
-                    SocketMsg::Replaced { socket_id } if socket_id == self.location.socket => {
-                        self.session.on_replaced()
-                    }
-                    SocketMsg::Replaced { .. } => Vec::new(),
+                    SocketMsg::Replaced => self.session.on_replaced(),
                 },
-                _ = ticks.tick() => self.session.on_tick(),
+                _ = until_refresh => {
+                    self.refresh_at = None;
+                    self.session.on_tick()
+                }
                 _ = mailbox.overflow.notified() => {
                     self.socket.close(CloseCode::Policy).await;
                     return "not keeping up with its messages";
@@ -176,7 +183,9 @@ impl Connection {
             let user = &self.user;
             match action {
                 Action::Send(event) => {
-                    count_error(&event);
+                    if let MatcherEvent::Error { code, .. } = &event {
+                        service::metrics::count_error_event(*code);
+                    }
                     self.unflushed = true;
                     if let Err(gone) = self.socket.feed(event.to_json()).await {
                         return Flow::End(gone.0.as_str());
@@ -211,7 +220,7 @@ impl Connection {
                 Action::Register { name } => {
                     // Registrations count against the address's rate, on
                     // every gateway together.
-                    if let Err(refused) = self.gw.addresses.admit(&self.address).await {
+                    if let Err(refused) = Box::pin(self.gw.addresses.admit(&self.address)).await {
                         queue.extend(self.session.on_register_refused(refused.message()));
                         continue;
                     }
@@ -236,11 +245,11 @@ impl Connection {
                 Action::Requeue(w) => {
                     let addr = &self.location.addr;
                     let result = Box::pin(store.register(user, &w.reg, addr, &w.name, true)).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(error = %e, "Redis command failed");
+                    let result = result.map_err(|e| {
+                        redis_failed(e);
                         self.gw.request_restore();
-                    }
-                    queue.extend(self.session.on_requeued(result.map_err(|_| ())));
+                    });
+                    queue.extend(self.session.on_requeued(result));
                 }
                 Action::RefreshWait { reg } => {
                     if let Err(e) = Box::pin(store.refresh_wait(user, &reg)).await {
@@ -306,17 +315,4 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 fn redis_failed(e: fred::error::Error) {
     tracing::warn!(error = %e, "Redis command failed");
-}
-
-/// Count an error event by kind (rate limits are counted where refused).
-fn count_error(event: &MatcherEvent) {
-    if let MatcherEvent::Error { code, .. } = event {
-        use wire::codes::ErrorKind;
-        match code.kind() {
-            ErrorKind::RateLimited | ErrorKind::Expected => {}
-            kind => {
-                metrics::counter!(service::metrics::ERRORS, "kind" => kind.as_str()).increment(1)
-            }
-        }
-    }
 }

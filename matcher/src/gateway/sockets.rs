@@ -25,9 +25,9 @@ pub enum SocketMsg {
     RegisteredElsewhere(Waiting),
     /// Redis came back or this gateway was presumed dead: restore.
     Restore,
-    /// The name's registrant took over the socket with this id (from
-    /// another address): close it if it is this one.
-    Replaced { socket_id: String },
+    /// The name's registrant took this socket's place (from another
+    /// address): close it.
+    Replaced,
 }
 
 /// How to reach one connected socket.
@@ -91,8 +91,7 @@ impl Sockets {
         // The earlier socket was on this gateway: Redis's word for it may
         // reach us after this, and find the new socket listed. Tell it here.
         if let Some(earlier) = earlier.filter(|e| e.socket_id != id) {
-            let socket_id = earlier.socket_id.clone();
-            earlier.post(SocketMsg::Replaced { socket_id });
+            earlier.post(SocketMsg::Replaced);
         }
     }
 
@@ -108,6 +107,15 @@ impl Sockets {
 
     pub fn get(&self, user: &UserKey) -> Option<SocketHandle> {
         self.inner.lock().unwrap().get(user).cloned()
+    }
+
+    /// Post `msg` to `user`'s socket here, if it has one (and, with
+    /// `socket_id`, only if it is that socket).
+    pub fn post_to(&self, user: &UserKey, socket_id: Option<&str>, msg: SocketMsg) {
+        let handle = self.get(user);
+        if let Some(handle) = handle.filter(|h| socket_id.is_none_or(|id| h.socket_id == id)) {
+            handle.post(msg);
+        }
     }
 
     /// Post `make()` to every socket.
@@ -137,10 +145,7 @@ mod tests {
         let (c1, mut c1_mailbox) = SocketHandle::new("c1".into());
         s.put(u.clone(), c1);
         s.put(u.clone(), SocketHandle::new("c2".into()).0);
-        assert!(matches!(
-            c1_mailbox.rx.try_recv(),
-            Ok(SocketMsg::Replaced { socket_id }) if socket_id == "c1"
-        ));
+        assert!(matches!(c1_mailbox.rx.try_recv(), Ok(SocketMsg::Replaced)));
         assert!(!s.remove(&u, "c1"), "c2 replaced it");
         assert_eq!(s.get(&u).unwrap().socket_id, "c2");
         assert!(s.remove(&u, "c2"));
