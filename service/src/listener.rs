@@ -121,10 +121,11 @@ impl ConnectionSettings {
     }
 }
 
-/// Open connections, in all and per address.
+/// Open connections, in all and per address. Admitted only by the one
+/// accept loop; given back by any task.
 struct Counts {
     max_total: usize,
-    /// 0: no cap.
+    /// 0: no cap, and no per-address bookkeeping either.
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -138,15 +139,18 @@ struct Permit {
 
 impl Counts {
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, &'static str> {
-        let mut per_ip = self.per_ip.lock().expect("connection counts");
+        // Only the accept loop admits: the total cannot rise meanwhile.
         if self.total.load(Ordering::Relaxed) >= self.max_total {
             return Err(REFUSAL_REASONS[0]);
         }
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        if self.max_per_ip > 0 && *from_ip >= self.max_per_ip {
-            return Err(REFUSAL_REASONS[1]);
+        if self.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().expect("connection counts");
+            let from_ip = per_ip.entry(ip).or_insert(0);
+            if *from_ip >= self.max_per_ip {
+                return Err(REFUSAL_REASONS[1]);
+            }
+            *from_ip += 1;
         }
-        *from_ip += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
         Ok(Permit {
@@ -158,11 +162,13 @@ impl Counts {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut per_ip = self.counts.per_ip.lock().expect("connection counts");
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
+        if self.counts.max_per_ip > 0 {
+            let mut per_ip = self.counts.per_ip.lock().expect("connection counts");
+            if let Some(n) = per_ip.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&self.ip);
+                }
             }
         }
         self.counts.total.fetch_sub(1, Ordering::Relaxed);
