@@ -60,6 +60,10 @@ pub const HEADER_TIMEOUTS: &str = "rvc_header_timeouts_total";
 /// The reasons [`CONNECTIONS_REFUSED`] is labelled with.
 pub const REFUSAL_REASONS: [&str; 2] = ["max_connections", "max_connections_per_ip"];
 
+const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Connection caps and deadlines, shared by both services' flags.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionSettings {
@@ -67,27 +71,28 @@ pub struct ConnectionSettings {
     /// long of the connection opening or of the previous response, or the
     /// connection is closed (slow or silent clients, unfinished WebSocket
     /// handshakes), s.
-    #[arg(long, env = "RVC_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "RVC_HEADER_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS)]
     pub header_timeout_secs: u64,
 
     /// Most connections open at once (HTTP and WebSocket); more are closed
     /// at accept.
-    #[arg(long, env = "RVC_MAX_CONNECTIONS", default_value_t = 50_000)]
+    #[arg(long, env = "RVC_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Most connections open at once from one IP address; more are closed
     /// at accept. 0: no per-address cap (load tests run every user from one
     /// address).
-    #[arg(long, env = "RVC_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    #[arg(long, env = "RVC_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
 }
 
 impl Default for ConnectionSettings {
+    /// The flags' defaults.
     fn default() -> Self {
         ConnectionSettings {
-            header_timeout_secs: 10,
-            max_connections: 50_000,
-            max_connections_per_ip: 256,
+            header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
