@@ -41,15 +41,8 @@ pub fn all() -> Vec<Target> {
 
 /// Run `input` through `target`; the panic message if it panicked.
 pub fn run_one(target: &Target, input: &[u8]) -> Result<(), String> {
-    catch_unwind(AssertUnwindSafe(|| (target.run)(input))).map_err(|payload| {
-        if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "panic with a non-string payload".to_string()
-        }
-    })
+    catch_unwind(AssertUnwindSafe(|| (target.run)(input)))
+        .map_err(|payload| service::panic::payload_text(&*payload))
 }
 
 /// Run the seeds of `target` and then `iterations` generated inputs from

@@ -60,13 +60,6 @@ pub struct AddressLimitSettings {
     pub lease: Duration,
 }
 
-/// The answer of [`AddressLimits::check`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Allowed,
-    Limited { retry_after: Duration },
-}
-
 /// What a client was refused and for how long; answered with `429` and
 /// `Retry-After` over HTTP ([`Refusal::into_response`]), or an error
 /// event `rate_limited` on a socket ([`Refusal::message`]).
@@ -206,17 +199,13 @@ impl AddressLimits {
         (limits, renewer)
     }
 
-    pub fn settings(&self) -> AddressLimitSettings {
-        self.inner.settings
-    }
-
-    /// Count a request of `cost` against `address`'s rate: `Allowed` (and
-    /// counted) or `Limited` with how long until it would be allowed
-    /// (nothing counted).
-    pub async fn check(&self, address: &AddressKey, cost: u32) -> Verdict {
+    /// Count one request against `address`'s rate: `Ok` (and counted), or
+    /// refused with how long until it would be allowed (nothing counted).
+    /// Let through when Redis fails or is slower than [`CHECK_TIMEOUT`].
+    pub async fn admit(&self, address: &AddressKey) -> Result<(), Refusal> {
         let s = self.inner.settings;
         if s.rate == 0 {
-            return Verdict::Allowed;
+            return Ok(());
         }
         let interval_us = (1_000_000 / u64::from(s.rate)).max(1);
         let reply: Result<Vec<i64>, fred::error::Error> = tokio::time::timeout(
@@ -224,11 +213,8 @@ impl AddressLimits {
             self.inner.rate_script.evalsha_with_reload(
                 &self.inner.redis,
                 vec![wire::keys::address_rate(address.as_str())],
-                vec![
-                    interval_us as i64,
-                    i64::from(s.burst.max(1)),
-                    i64::from(cost),
-                ],
+                // Every request costs one.
+                vec![interval_us as i64, i64::from(s.burst.max(1)), 1],
             ),
         )
         .await
@@ -236,26 +222,16 @@ impl AddressLimits {
         match reply.as_deref() {
             Ok([0, retry_us, ..]) => {
                 metrics::counter!(crate::metrics::ERRORS, "kind" => "rate_limited").increment(1);
-                Verdict::Limited {
+                Err(Refusal {
+                    what: Refused::Rate,
                     retry_after: Duration::from_micros((*retry_us).max(1) as u64),
-                }
+                })
             }
-            Ok(_) => Verdict::Allowed,
+            Ok(_) => Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, "address rate limit unavailable; request let through");
-                Verdict::Allowed
+                Ok(())
             }
-        }
-    }
-
-    /// [`AddressLimits::check`] with cost 1, as a [`Refusal`] when limited.
-    pub async fn admit(&self, address: &AddressKey) -> Result<(), Refusal> {
-        match self.check(address, 1).await {
-            Verdict::Allowed => Ok(()),
-            Verdict::Limited { retry_after } => Err(Refusal {
-                what: Refused::Rate,
-                retry_after,
-            }),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Who a request comes from: the client's IP address, and the key its
 //! per-address limits are counted under.
 //!
-//! The address is the TCP peer (axum's `ConnectInfo`; both binaries serve
-//! with `into_make_service_with_connect_info::<SocketAddr>()`), unless the
+//! The address is the TCP peer (axum's `ConnectInfo`, which
+//! [`crate::listener::serve`] gives every request), unless the
 //! peer is one of the configured proxies (`--trusted-proxies`): then
 //! `X-Forwarded-For` is read from the right, skipping trusted hops, and
 //! the first address not trusted is the client. A header from anyone else
@@ -42,15 +42,6 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    /// No proxy trusted.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        TrustedProxies { nets }
-    }
-
     /// Parse a comma-separated list of CIDR networks or addresses
     /// (`10.0.0.0/8, 192.168.1.7, fd00::/8`); empty means none. The clap
     /// value parser of `--trusted-proxies`.
@@ -81,10 +72,6 @@ impl TrustedProxies {
 
     pub fn is_empty(&self) -> bool {
         self.nets.is_empty()
-    }
-
-    pub fn nets(&self) -> &[IpNet] {
-        &self.nets
     }
 }
 
@@ -182,8 +169,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// Middleware putting the [`ClientIp`] of every request into its
 /// extensions, with the trusted proxies as its state
 /// (`axum::middleware::from_fn_with_state(Arc::new(trusted), resolve)`).
-/// Needs `ConnectInfo<SocketAddr>` (serve with
-/// `into_make_service_with_connect_info::<SocketAddr>()`).
+/// Needs `ConnectInfo<SocketAddr>` ([`crate::listener::serve`] gives it).
 pub async fn resolve(
     State(trusted): State<Arc<TrustedProxies>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -226,7 +212,7 @@ mod tests {
             ip("203.0.113.5")
         );
         // No proxy configured: ignored too, even from 10.x.
-        let none = TrustedProxies::none();
+        let none = TrustedProxies::default();
         assert_eq!(client_ip(peer("10.1.1.1"), &forged, &none), ip("10.1.1.1"));
         // Through the proxy, a forged left-most entry is skipped: the
         // right-most untrusted one is what the proxy saw.
@@ -266,7 +252,7 @@ mod tests {
         assert!(TrustedProxies::parse("").unwrap().is_empty());
         assert!(TrustedProxies::parse(" , ").unwrap().is_empty());
         let t = TrustedProxies::parse("172.28.0.10, fd00::/8,10.1.2.3/8").unwrap();
-        assert_eq!(t.nets().len(), 3);
+        assert_eq!(t.nets.len(), 3);
         assert!(t.contains(ip("172.28.0.10")));
         assert!(!t.contains(ip("172.28.0.11")));
         assert!(t.contains(ip("fd12::1")));

@@ -45,7 +45,22 @@ impl Health {
     }
 
     pub async fn is_ready(&self) -> bool {
-        !self.is_draining() && !crate::ticket_secret::changed() && self.redis_answers().await
+        self.readiness().await.is_ok()
+    }
+
+    /// Ready, or why not: draining, the shared ticket secret changed under
+    /// this process, or Redis not answering (checked in that order, so the
+    /// cheap flags spare Redis a check).
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if self.is_draining() {
+            Err("draining")
+        } else if crate::ticket_secret::changed() {
+            Err("ticket secret changed in Redis")
+        } else if self.redis_answers().await {
+            Ok(())
+        } else {
+            Err("redis unreachable")
+        }
     }
 
     /// Whether Redis answered its last check, made at most
@@ -72,16 +87,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(health: Health) -> Router<S> {
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
-    if health.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if crate::ticket_secret::changed() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ticket secret changed in Redis",
-        )
-    } else if health.redis_answers().await {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable")
+    match health.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

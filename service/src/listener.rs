@@ -60,6 +60,10 @@ pub const HEADER_TIMEOUTS: &str = "rvc_header_timeouts_total";
 /// The reasons [`CONNECTIONS_REFUSED`] is labelled with.
 pub const REFUSAL_REASONS: [&str; 2] = ["max_connections", "max_connections_per_ip"];
 
+const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Connection caps and deadlines, shared by both services' flags.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionSettings {
@@ -67,27 +71,28 @@ pub struct ConnectionSettings {
     /// long of the connection opening or of the previous response, or the
     /// connection is closed (slow or silent clients, unfinished WebSocket
     /// handshakes), s.
-    #[arg(long, env = "RVC_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "RVC_HEADER_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS)]
     pub header_timeout_secs: u64,
 
     /// Most connections open at once (HTTP and WebSocket); more are closed
     /// at accept.
-    #[arg(long, env = "RVC_MAX_CONNECTIONS", default_value_t = 50_000)]
+    #[arg(long, env = "RVC_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Most connections open at once from one IP address; more are closed
     /// at accept. 0: no per-address cap (load tests run every user from one
     /// address).
-    #[arg(long, env = "RVC_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    #[arg(long, env = "RVC_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
 }
 
 impl Default for ConnectionSettings {
+    /// The flags' defaults.
     fn default() -> Self {
         ConnectionSettings {
-            header_timeout_secs: 10,
-            max_connections: 50_000,
-            max_connections_per_ip: 256,
+            header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -121,10 +126,11 @@ impl ConnectionSettings {
     }
 }
 
-/// Open connections, in all and per address.
+/// Open connections, in all and per address. Admitted only by the one
+/// accept loop; given back by any task.
 struct Counts {
     max_total: usize,
-    /// 0: no cap.
+    /// 0: no cap, and no per-address bookkeeping either.
     max_per_ip: usize,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -138,15 +144,18 @@ struct Permit {
 
 impl Counts {
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, &'static str> {
-        let mut per_ip = self.per_ip.lock().expect("connection counts");
+        // Only the accept loop admits: the total cannot rise meanwhile.
         if self.total.load(Ordering::Relaxed) >= self.max_total {
             return Err(REFUSAL_REASONS[0]);
         }
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        if self.max_per_ip > 0 && *from_ip >= self.max_per_ip {
-            return Err(REFUSAL_REASONS[1]);
+        if self.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().expect("connection counts");
+            let from_ip = per_ip.entry(ip).or_insert(0);
+            if *from_ip >= self.max_per_ip {
+                return Err(REFUSAL_REASONS[1]);
+            }
+            *from_ip += 1;
         }
-        *from_ip += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
         Ok(Permit {
@@ -158,11 +167,13 @@ impl Counts {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut per_ip = self.counts.per_ip.lock().expect("connection counts");
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
+        if self.counts.max_per_ip > 0 {
+            let mut per_ip = self.counts.per_ip.lock().expect("connection counts");
+            if let Some(n) = per_ip.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&self.ip);
+                }
             }
         }
         self.counts.total.fetch_sub(1, Ordering::Relaxed);

@@ -13,12 +13,7 @@ pub fn exit_on_panic(process: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         default(info);
         let thread = std::thread::current();
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(non-string payload)".into());
+        let message = payload_text(info.payload());
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
@@ -30,6 +25,17 @@ pub fn exit_on_panic(process: &'static str) {
         );
         std::process::exit(EXIT_CODE);
     }));
+}
+
+/// A panic's message: its payload when it is text (`panic!` with a literal
+/// or a format), else a placeholder. For every panic hook and
+/// `catch_unwind` in the workspace.
+pub fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string payload)".into())
 }
 
 #[cfg(test)]

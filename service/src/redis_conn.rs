@@ -141,14 +141,17 @@ impl RedisTarget {
         RedisTarget::new(&settings.redis_url, settings.redis_ca_file.as_deref())
     }
 
-    /// The URL, without its password.
-    pub fn shown(&self) -> &str {
-        &self.shown
-    }
-
     /// Whether connections use TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// This target refused at start, for `reason`.
+    fn refused(&self, reason: impl Into<String>) -> BadRedisUrl {
+        BadRedisUrl {
+            url: self.shown.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// For `rediss://`, one verified TLS handshake with the (first)
@@ -163,17 +166,13 @@ impl RedisTarget {
         let Some(server) = self.config.server.hosts().into_iter().next() else {
             return Ok(());
         };
-        let refuse = |reason: String| BadRedisUrl {
-            url: self.shown.clone(),
-            reason,
-        };
         let host = server.host.to_string();
         let name = server
             .tls_server_name
             .as_ref()
             .map_or(host.clone(), |n| n.to_string());
         let name = ServerName::try_from(name.clone())
-            .map_err(|e| refuse(format!("{name:?} is not a TLS server name: {e}")))?;
+            .map_err(|e| self.refused(format!("{name:?} is not a TLS server name: {e}")))?;
         let connect = tokio::net::TcpStream::connect((host.as_str(), server.port));
         let Ok(Ok(tcp)) = tokio::time::timeout(TLS_CHECK_TIMEOUT, connect).await else {
             tracing::warn!(url = %self.shown, "Redis is not reachable yet; its TLS is checked on connection");
@@ -181,11 +180,11 @@ impl RedisTarget {
         };
         match tokio::time::timeout(TLS_CHECK_TIMEOUT, connector.connect(name, tcp)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(refuse(format!(
+            Ok(Err(e)) => Err(self.refused(format!(
                 "TLS handshake with {host}:{} failed: {e} (is it a TLS port? for a private CA set --redis-ca-file)",
                 server.port
             ))),
-            Err(_) => Err(refuse(format!(
+            Err(_) => Err(self.refused(format!(
                 "no TLS handshake from {host}:{} within {TLS_CHECK_TIMEOUT:?} (is it a TLS port?)",
                 server.port
             ))),
@@ -260,12 +259,17 @@ fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
     builder
 }
 
-/// Start connecting in the background and wait up to `wait` for the first
-/// connection. Returns the client either way: when Redis is not up yet the
-/// client keeps trying, and readiness reports the outage meanwhile.
-async fn start<C: ClientLike>(client: C, wait: Duration) -> C {
+/// How long a new client waits for its first connection before it is
+/// returned anyway (it keeps connecting in the background).
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(3);
+
+/// Start connecting in the background and wait up to [`FIRST_CONNECT_WAIT`]
+/// for the first connection. Returns the client either way: when Redis is
+/// not up yet the client keeps trying, and readiness reports the outage
+/// meanwhile.
+async fn start<C: ClientLike>(client: C) -> C {
     client.connect();
-    if tokio::time::timeout(wait, client.wait_for_connect())
+    if tokio::time::timeout(FIRST_CONNECT_WAIT, client.wait_for_connect())
         .await
         .is_err()
     {
@@ -274,29 +278,23 @@ async fn start<C: ClientLike>(client: C, wait: Duration) -> C {
     client
 }
 
-fn refused(target: &RedisTarget, e: fred::error::Error) -> BadRedisUrl {
-    BadRedisUrl {
-        url: target.shown.clone(),
-        reason: e.details().to_string(),
-    }
+async fn connect_with(target: &RedisTarget, for_blocking: bool) -> Result<Client, BadRedisUrl> {
+    let client = builder(target, for_blocking)
+        .build()
+        .map_err(|e| target.refused(e.details()))?;
+    Ok(start(client).await)
 }
 
 /// An ordinary command client.
 pub async fn connect(target: &RedisTarget) -> Result<Client, BadRedisUrl> {
-    let client = builder(target, false)
-        .build()
-        .map_err(|e| refused(target, e))?;
-    Ok(start(client, Duration::from_secs(3)).await)
+    connect_with(target, false).await
 }
 
 /// A client for blocking commands (`XREADGROUP ... BLOCK`): no default
 /// timeout and no unresponsiveness check, since a blocked read is silent by
 /// design. Callers bound each blocking call themselves.
 pub async fn connect_blocking(target: &RedisTarget) -> Result<Client, BadRedisUrl> {
-    let client = builder(target, true)
-        .build()
-        .map_err(|e| refused(target, e))?;
-    Ok(start(client, Duration::from_secs(3)).await)
+    connect_with(target, true).await
 }
 
 /// A pub/sub client. Its subscriptions are restored after every reconnect.
@@ -308,8 +306,8 @@ pub async fn connect_subscriber(target: &RedisTarget) -> Result<SubscriberClient
     builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
     let client = builder
         .build_subscriber_client()
-        .map_err(|e| refused(target, e))?;
-    let client = start(client, Duration::from_secs(3)).await;
+        .map_err(|e| target.refused(e.details()))?;
+    let client = start(client).await;
     // Detached: re-subscribes after every reconnect for as long as the client lives.
     drop(client.manage_subscriptions());
     Ok(client)

@@ -89,7 +89,7 @@ pub struct SharedSettings {
 
 impl SharedSettings {
     /// The per-address limits as configured.
-    pub fn address_limits(&self) -> AddressLimitSettings {
+    fn address_limits(&self) -> AddressLimitSettings {
         AddressLimitSettings {
             rate: self.ip_rate_limit,
             burst: self.ip_rate_burst,

@@ -44,9 +44,6 @@ impl Shutdown {
     }
 }
 
-/// The life of a role's process once started: run until SIGINT or SIGTERM,
-/// then shut down gracefully; a second signal exits at once. A start-up
-/// error is printed as one line and exits with status 2.
 /// A binary's whole life after its configuration is parsed: a panic
 /// anywhere ends the process loudly, logs go out in `log_format`, `start`
 /// runs the roles, and [`serve_until_signal`] serves until SIGINT/SIGTERM
@@ -67,7 +64,10 @@ pub async fn run_binary<R, E, S, F, Fut>(
     serve_until_signal(name, start.await, shutdown).await;
 }
 
-pub async fn serve_until_signal<R, E, F, Fut>(name: &str, started: Result<R, E>, shutdown: F)
+/// The life of a role's process once started: run until SIGINT or SIGTERM,
+/// then shut down gracefully; a second signal exits at once. A start-up
+/// error is printed as one line and exits with status 2.
+async fn serve_until_signal<R, E, F, Fut>(name: &str, started: Result<R, E>, shutdown: F)
 where
     E: std::fmt::Display,
     F: FnOnce(R) -> Fut,

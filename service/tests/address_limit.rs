@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use service::address_limit::{AddressLimitSettings, AddressLimits, Refused, Verdict};
+use service::address_limit::{AddressLimitSettings, AddressLimits, Refused};
 use service::client_addr::AddressKey;
 use testkit::RedisServer;
 
@@ -21,13 +21,13 @@ fn settings(rate: u32, burst: u32, max_sockets: u32, lease_ms: u64) -> AddressLi
     }
 }
 
+async fn client(redis: &RedisServer) -> fred::prelude::Client {
+    let target = service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap();
+    service::redis_conn::connect(&target).await.unwrap()
+}
+
 async fn node(redis: &RedisServer, s: AddressLimitSettings, id: &str) -> AddressLimits {
-    let client = service::redis_conn::connect(
-        &service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap(),
-    )
-    .await
-    .unwrap();
-    AddressLimits::start(client, s, "matcher", id).0
+    AddressLimits::start(client(redis).await, s, "matcher", id).0
 }
 
 #[tokio::test]
@@ -40,9 +40,9 @@ async fn one_address_cannot_exceed_its_burst_by_spreading_requests_over_two_node
     let mut retry = None;
     for i in 0..10 {
         let limits = if i % 2 == 0 { &a } else { &b };
-        match limits.check(&flooder, 1).await {
-            Verdict::Allowed => allowed += 1,
-            Verdict::Limited { retry_after } => retry = Some(retry_after),
+        match limits.admit(&flooder).await {
+            Ok(()) => allowed += 1,
+            Err(refusal) => retry = Some(refusal.retry_after),
         }
     }
     // The burst, once: not once per node (a few ms may refill none at 2/s).
@@ -53,16 +53,13 @@ async fn one_address_cannot_exceed_its_burst_by_spreading_requests_over_two_node
         "retry after one emission interval at most: {retry:?}"
     );
     // Another address has its own budget.
-    assert_eq!(a.check(&key("192.0.2.2"), 1).await, Verdict::Allowed);
+    assert_eq!(a.admit(&key("192.0.2.2")).await, Ok(()));
     // An IPv6 client cannot escape by changing the low 64 bits.
     for i in 0..5 {
         let ip = format!("2001:db8:1:2::{i:x}");
-        assert_eq!(b.check(&key(&ip), 1).await, Verdict::Allowed);
+        assert_eq!(b.admit(&key(&ip)).await, Ok(()));
     }
-    assert!(matches!(
-        a.check(&key("2001:db8:1:2::ffff"), 1).await,
-        Verdict::Limited { .. }
-    ));
+    assert!(a.admit(&key("2001:db8:1:2::ffff")).await.is_err());
     // The key has a TTL: idle addresses leave nothing behind.
     let ttl: i64 = redis
         .command(&["PTTL", &wire::keys::address_rate("192.0.2.1")])
@@ -77,17 +74,12 @@ async fn the_rate_refills_after_retry_after() {
     let redis = RedisServer::start();
     let a = node(&redis, settings(20, 2, 0, 30_000), "g1").await;
     let k = key("192.0.2.9");
-    assert_eq!(a.check(&k, 1).await, Verdict::Allowed);
-    assert_eq!(a.check(&k, 1).await, Verdict::Allowed);
-    let Verdict::Limited { retry_after } = a.check(&k, 1).await else {
-        panic!("over the burst");
-    };
+    assert_eq!(a.admit(&k).await, Ok(()));
+    assert_eq!(a.admit(&k).await, Ok(()));
+    let retry_after = a.admit(&k).await.expect_err("over the burst").retry_after;
+    // Waiting what the refusal says is the point: not a synchronisation.
     tokio::time::sleep(retry_after).await;
-    assert_eq!(
-        a.check(&k, 1).await,
-        Verdict::Allowed,
-        "after {retry_after:?}"
-    );
+    assert_eq!(a.admit(&k).await, Ok(()), "after {retry_after:?}");
 }
 
 #[tokio::test]
@@ -97,7 +89,7 @@ async fn zero_turns_both_limits_off() {
     let k = key("192.0.2.1");
     let mut permits = Vec::new();
     for _ in 0..1000 {
-        assert_eq!(a.check(&k, 1).await, Verdict::Allowed);
+        assert_eq!(a.admit(&k).await, Ok(()));
         permits.push(a.admit_socket(&k).await.expect("no cap"));
     }
     assert_eq!(redis.command(&["DBSIZE"]).trim(), "0", "nothing in Redis");
@@ -131,12 +123,7 @@ async fn one_address_cannot_hold_more_sockets_than_the_cap_across_two_nodes() {
 async fn a_crashed_gateways_socket_counts_expire_with_its_lease() {
     let redis = RedisServer::start();
     let s = settings(0, 1, 3, 400);
-    let client = service::redis_conn::connect(
-        &service::redis_conn::RedisTarget::new(&redis.url(), None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let (crashing, renewer) = AddressLimits::start(client, s, "matcher", "crashing");
+    let (crashing, renewer) = AddressLimits::start(client(&redis).await, s, "matcher", "crashing");
     let survivor = node(&redis, s, "survivor").await;
     let k = key("192.0.2.1");
     // The survivor's own socket keeps the address's keys alive: the dead
@@ -177,7 +164,7 @@ async fn a_redis_outage_lets_requests_through_without_stalling_them() {
     );
     redis.stop();
     let started = std::time::Instant::now();
-    assert_eq!(a.check(&k, 1).await, Verdict::Allowed);
+    assert_eq!(a.admit(&k).await, Ok(()));
     assert!(a.admit_socket(&k).await.is_ok());
     assert!(
         started.elapsed() < Duration::from_secs(2),

@@ -98,6 +98,26 @@ async fn served(tcp: &mut TcpStream) -> bool {
     }
 }
 
+/// A server with a one-second header timeout (and room for every test's
+/// connections), and a connection to it from 127.0.0.1.
+async fn one_second_header_timeout() -> (SocketAddr, TcpStream) {
+    let addr = server(1, 100, 10).await;
+    let tcp = connect_from("127.0.0.1", addr).await;
+    (addr, tcp)
+}
+
+/// The server closes `tcp` once the one-second header timeout has run
+/// from now, not before and not much later.
+async fn assert_closed_by_the_header_timeout(tcp: &mut TcpStream, what: &str) {
+    let took = closed_after(tcp, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("{what} is not closed"));
+    assert!(
+        took >= Duration::from_millis(900),
+        "{what} closed too early: {took:?}"
+    );
+}
+
 /// A WebSocket to `server` from `ip`, upgraded and checked with one echo.
 async fn websocket_from(
     ip: &str,
@@ -119,22 +139,14 @@ async fn websocket_from(
 #[tokio::test]
 async fn silent_connection_is_closed_after_the_header_timeout() {
     let _panics = testkit::panics::guard();
-    let addr = server(1, 100, 10).await;
-    let mut tcp = connect_from("127.0.0.1", addr).await;
-    let took = closed_after(&mut tcp, Duration::from_secs(5))
-        .await
-        .expect("a connection that never sends a request is closed");
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
+    let (_, mut tcp) = one_second_header_timeout().await;
+    assert_closed_by_the_header_timeout(&mut tcp, "a connection that never sends a request").await;
 }
 
 #[tokio::test]
 async fn slowloris_trickling_a_header_is_closed_after_the_header_timeout() {
     let _panics = testkit::panics::guard();
-    let addr = server(1, 100, 10).await;
-    let mut tcp = connect_from("127.0.0.1", addr).await;
+    let (_, mut tcp) = one_second_header_timeout().await;
     let start = Instant::now();
     // One header byte every 100 ms: each read makes progress, but the head
     // as a whole is due within the timeout.
@@ -162,8 +174,7 @@ async fn slowloris_trickling_a_header_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn unfinished_websocket_handshake_is_closed_after_the_header_timeout() {
     let _panics = testkit::panics::guard();
-    let addr = server(1, 100, 10).await;
-    let mut tcp = connect_from("127.0.0.1", addr).await;
+    let (_, mut tcp) = one_second_header_timeout().await;
     // An upgrade request without its final blank line.
     tcp.write_all(
         b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -171,31 +182,21 @@ async fn unfinished_websocket_handshake_is_closed_after_the_header_timeout() {
     )
     .await
     .unwrap();
-    closed_after(&mut tcp, Duration::from_secs(5))
-        .await
-        .expect("the unfinished handshake is closed");
+    assert_closed_by_the_header_timeout(&mut tcp, "the unfinished handshake").await;
 }
 
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let _panics = testkit::panics::guard();
-    let addr = server(1, 100, 10).await;
-    let mut tcp = connect_from("127.0.0.1", addr).await;
+    let (_, mut tcp) = one_second_header_timeout().await;
     assert!(served(&mut tcp).await);
-    let took = closed_after(&mut tcp, Duration::from_secs(5))
-        .await
-        .expect("an idle keep-alive connection is closed");
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
+    assert_closed_by_the_header_timeout(&mut tcp, "an idle keep-alive connection").await;
 }
 
 #[tokio::test]
 async fn trickled_request_body_is_answered_408_after_the_request_deadline() {
     let _panics = testkit::panics::guard();
-    let addr = server(1, 100, 10).await;
-    let mut tcp = connect_from("127.0.0.1", addr).await;
+    let (_, mut tcp) = one_second_header_timeout().await;
     // The head arrives; the promised body never does.
     tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\nabc")
         .await
@@ -215,7 +216,8 @@ async fn websocket_outlives_the_header_timeout() {
     let _panics = testkit::panics::guard();
     let addr = server(1, 100, 10).await;
     let mut ws = websocket_from("127.0.0.1", addr).await.expect("upgraded");
-    // Past the header deadline, the upgraded socket is no longer HTTP.
+    // Past the header deadline (time must pass: not a synchronisation),
+    // the upgraded socket is no longer HTTP.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     ws.send(Message::text("still here")).await.unwrap();
     match tokio::time::timeout(testkit::STEP, ws.next()).await {

@@ -1,6 +1,7 @@
 //! The WebSocket shell against real clients over loopback TCP: each rule
 //! of `service::ws::Socket` as a client meets it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,11 +94,32 @@ fn flood_limits(rate: u32, burst: u32, flood_frames: u32) -> SocketLimits {
     }
 }
 
+impl From<EndReason> for Ended {
+    fn from(reason: EndReason) -> Self {
+        Ended {
+            reason,
+            last_write: None,
+        }
+    }
+}
+
+/// Upgrade with the shell's handshake settings, serve the socket with
+/// `serve`, and report how it ended.
+fn upgrade<F, Fut>(app: App, ws: WebSocketUpgrade, serve: F) -> Response
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = Ended> + Send,
+{
+    ws::configure(ws).on_upgrade(move |ws| async move {
+        let ended = serve(Socket::new(ws, app.limits)).await;
+        let _ = app.ended.send(ended);
+    })
+}
+
 /// Echo accepted frames; answer refused ones with `{"limited": frame}`.
 async fn echo(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
-    ws::configure(ws).on_upgrade(move |ws| async move {
-        let mut socket = Socket::new(ws, app.limits);
-        let reason = loop {
+    upgrade(app, ws, |mut socket| async move {
+        loop {
             let sent = match socket.next().await {
                 Inbound::Text(text) => socket.send(text).await,
                 Inbound::RateLimited(text) => {
@@ -105,67 +127,52 @@ async fn echo(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
                         .send(json!({ "limited": text.as_str() }).to_string())
                         .await
                 }
-                Inbound::End(reason) => break reason,
+                Inbound::End(reason) => break reason.into(),
             };
             if let Err(Gone(reason)) = sent {
-                break reason;
+                break reason.into();
             }
-        };
-        let _ = app.ended.send(Ended {
-            reason,
-            last_write: None,
-        });
+        }
     })
 }
 
 /// Echo, with `next` raced against a timer that fires every millisecond:
 /// nothing may be lost to the cancelled reads.
 async fn busy(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
-    ws::configure(ws).on_upgrade(move |ws| async move {
-        let mut socket = Socket::new(ws, app.limits);
+    upgrade(app, ws, |mut socket| async move {
         let mut timer = tokio::time::interval(Duration::from_millis(1));
-        let reason = loop {
+        loop {
             tokio::select! {
                 inbound = socket.next() => match inbound {
                     Inbound::Text(text) | Inbound::RateLimited(text) => {
                         if let Err(Gone(reason)) = socket.send(text).await {
-                            break reason;
+                            break reason.into();
                         }
                     }
-                    Inbound::End(reason) => break reason,
+                    Inbound::End(reason) => break reason.into(),
                 },
                 _ = timer.tick() => {}
             }
-        };
-        let _ = app.ended.send(Ended {
-            reason,
-            last_write: None,
-        });
+        }
     })
 }
 
-/// Read and answer nothing; report how many frames were accepted.
+/// Read and answer nothing.
 async fn sink(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
-    ws::configure(ws).on_upgrade(move |ws| async move {
-        let mut socket = Socket::new(ws, app.limits);
-        let reason = loop {
+    upgrade(app, ws, |mut socket| async move {
+        loop {
             if let Inbound::End(reason) = socket.next().await {
-                break reason;
+                break reason.into();
             }
-        };
-        let _ = app.ended.send(Ended {
-            reason,
-            last_write: None,
-        });
+        }
     })
 }
 
 /// Write 64 KiB frames until the client is given up.
 async fn flood(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
-    ws::configure(ws).on_upgrade(move |ws| async move {
-        let mut socket = Socket::new(ws, app.limits);
+    upgrade(app, ws, |mut socket| async move {
         let frame = json!({ "pad": "x".repeat(64 * 1024) }).to_string();
-        let ended = loop {
+        loop {
             let started = Instant::now();
             if let Err(Gone(reason)) = socket.send(frame.clone()).await {
                 break Ended {
@@ -173,8 +180,7 @@ async fn flood(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
                     last_write: Some(started.elapsed()),
                 };
             }
-        };
-        let _ = app.ended.send(ended);
+        }
     })
 }
 

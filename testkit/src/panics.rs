@@ -33,12 +33,7 @@ fn install() {
             let location = info.location();
             let file = location.map(|l| l.file().replace('\\', "/"));
             if !file.as_deref().is_some_and(is_test_code) {
-                let message = info
-                    .payload()
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(non-string payload)".into());
+                let message = service::panic::payload_text(info.payload());
                 let place = location
                     .map(|l| format!("{}:{}", l.file(), l.line()))
                     .unwrap_or_else(|| "?".into());

@@ -122,10 +122,10 @@ pub struct Socket {
     /// A frame read over the rate, held until the rate allows it; the
     /// socket is not read while it is held.
     held: Option<Utf8Bytes>,
-    /// Frames held back in the current unbroken run over the rate.
+    /// Frames held back in the current unbroken run over the rate; past
+    /// [`SocketLimits::flood_frames`], the socket is flooding (the frame in
+    /// hand was refused) and closes at the next call.
     held_back: u32,
-    /// A frame was refused for flooding: the socket closes at the next call.
-    flooded: bool,
     /// Something was fed and not flushed yet.
     unflushed: bool,
     /// Why the socket is over, once it is: every later write is [`Gone`].
@@ -198,7 +198,6 @@ impl Socket {
             last_seen: now,
             held: None,
             held_back: 0,
-            flooded: false,
             unflushed: false,
             over: None,
             closing: None,
@@ -212,7 +211,7 @@ impl Socket {
     /// stays held).
     pub async fn next(&mut self) -> Inbound {
         loop {
-            if self.flooded && self.over.is_none() {
+            if self.held_back > self.limits.flood_frames && self.over.is_none() {
                 tracing::info!(held_back = self.held_back, "flooding: closed");
                 self.end(EndReason::Flooding, Some(CloseCode::Flooding));
             }
@@ -220,16 +219,15 @@ impl Socket {
             if let Some(reason) = self.over {
                 return Inbound::End(reason);
             }
-            let step = if self.held.is_some() {
-                // Over the rate: wait for the frame's turn without reading.
-                let wait = self.bucket.wait(Instant::now());
-                if wait.is_zero() {
-                    self.bucket.allow(Instant::now());
-                    if let Some(text) = self.held.take() {
-                        return Inbound::Text(text);
-                    }
-                    continue;
+            let step = if let Some(text) = self.held.take() {
+                // Over the rate: wait for the frame's turn without reading
+                // (held again before any await: cancel-safe).
+                let now = Instant::now();
+                if self.bucket.allow(now) {
+                    return Inbound::Text(text);
                 }
+                self.held = Some(text);
+                let wait = self.bucket.wait(now);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = self.pings.tick() => Step::Tick,
@@ -256,7 +254,6 @@ impl Socket {
                         self.held = Some(text);
                         continue;
                     }
-                    self.flooded = true;
                     metrics::counter!(crate::metrics::ERRORS, "kind" => ErrorKind::RateLimited.as_str())
                         .increment(1);
                     return Inbound::RateLimited(text);
@@ -268,13 +265,11 @@ impl Socket {
                 }
                 Step::Tick => {
                     // A ping cut short by cancellation is harmless: what
-                    // was queued goes out with the next flush.
-                    let pinged = match self.write(Message::Ping(Default::default())).await {
-                        Ok(()) => self.flush().await,
-                        Err(gone) => Err(gone),
-                    };
-                    // On failure `over` is set: the loop returns `End`.
-                    let _ = pinged;
+                    // was queued goes out with the next flush. On failure
+                    // `over` is set: the loop returns `End`.
+                    if self.write(Message::Ping(Default::default())).await.is_ok() {
+                        let _ = self.flush().await;
+                    }
                 }
             }
         }
