@@ -82,6 +82,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             id,
             store: store.clone(),
             secret: secret.into(),
+            secret_shared: configured_secret.is_none(),
             settings: GatewaySettings::from(&config),
             sockets: Default::default(),
             tasks: Default::default(),

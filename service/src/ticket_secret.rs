@@ -17,7 +17,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -36,11 +35,6 @@ pub const CHANGED_METRIC: &str = "rvc_ticket_secret_changed";
 /// Whether this process found the shared secret in Redis changed under it.
 /// Process-wide: a process verifies and signs with one secret.
 static CHANGED: AtomicBool = AtomicBool::new(false);
-
-/// The secrets configured in this process (not shared through Redis):
-/// [`reassert`] leaves Redis alone for them, so a configured secret is never
-/// written to Redis.
-static CONFIGURED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// Why no secret could be had. The messages never hold the secret.
 #[derive(Debug, thiserror::Error)]
@@ -71,20 +65,7 @@ pub fn configured(settings: &SharedSettings) -> Result<Option<Vec<u8>>, SecretEr
         (None, Some(secret)) => check_configured(secret)?,
         (None, None) => return Ok(None),
     };
-    remember_configured(&secret);
     Ok(Some(secret))
-}
-
-fn remember_configured(secret: &[u8]) {
-    let mut configured = CONFIGURED.lock().expect("configured secrets");
-    if !configured.iter().any(|s| s == secret) {
-        configured.push(secret.to_vec());
-    }
-}
-
-fn is_configured(secret: &[u8]) -> bool {
-    let configured = CONFIGURED.lock().expect("configured secrets");
-    configured.iter().any(|s| s == secret)
 }
 
 /// The secret in `path`: its bytes, less one trailing line end.
@@ -113,7 +94,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>, SecretError> {
 /// process made it yet). Waits for Redis when it is not reachable yet.
 pub async fn resolve(configured: Option<&[u8]>, redis: &Client) -> Result<Vec<u8>, SecretError> {
     if let Some(secret) = configured {
-        remember_configured(secret);
         return Ok(secret.to_vec());
     }
     tracing::warn!(
@@ -163,12 +143,9 @@ async fn share(redis: &Client, candidate: &str) -> Result<String, fred::error::E
 /// it; then read back what is stored. Returns whether it is ours. When it is
 /// not (another process stored a different one first), this is reported and
 /// the process is not ready until it is ours again. A Redis error changes
-/// nothing (the next reconnect tries again). A configured secret is not
-/// shared: Redis is left alone.
+/// nothing (the next reconnect tries again). Only for a secret shared
+/// through Redis: a configured one is never written there.
 pub async fn reassert(redis: &Client, secret: &[u8]) -> bool {
-    if is_configured(secret) {
-        return true;
-    }
     let ours = STANDARD.encode(secret);
     let stored = match share(redis, &ours).await {
         Ok(stored) => stored,

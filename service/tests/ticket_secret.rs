@@ -113,22 +113,6 @@ async fn secret_changed_after_a_redis_restart_is_reported_and_the_node_is_not_re
     assert!(health.is_ready().await);
 }
 
-#[tokio::test]
-async fn configured_secret_is_never_written_to_redis() {
-    let _panics = testkit::panics::guard();
-    let _turn = SERIAL.lock().await;
-    let redis = RedisServer::start();
-    let c = client(&redis).await;
-    let secret = ticket_secret::configured(&settings(&[
-        "--ticket-secret",
-        "configured-secret-0123456789abcdefghij",
-    ]))
-    .unwrap()
-    .unwrap();
-    assert!(ticket_secret::reassert(&c, &secret).await);
-    assert_eq!(redis.command(&["EXISTS", &key()]), "0");
-}
-
 #[test]
 fn ticket_secret_file_is_read_and_checked_and_never_printed() {
     let _panics = testkit::panics::guard();

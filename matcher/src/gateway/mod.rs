@@ -85,6 +85,9 @@ pub struct Gateway {
     pub id: String,
     pub store: Store,
     pub secret: Arc<[u8]>,
+    /// The secret is shared through Redis (none was configured): a restore
+    /// puts it back.
+    pub secret_shared: bool,
     pub settings: GatewaySettings,
     pub sockets: Sockets,
     /// Every socket task, to wait for on drain or abort on a kill.
@@ -159,7 +162,9 @@ impl Gateway {
 /// for it, and its place in the pool. A socket whose part fails asks for
 /// another restore.
 pub async fn restore(gw: &Gateway) {
-    service::ticket_secret::reassert(gw.store.client(), &gw.secret).await;
+    if gw.secret_shared {
+        service::ticket_secret::reassert(gw.store.client(), &gw.secret).await;
+    }
     gw.sockets.post_all(|| SocketMsg::Restore);
     tracing::info!(
         sockets = gw.sockets.len(),
