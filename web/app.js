@@ -211,7 +211,6 @@ class App {
     forward('reconnect', 'matcher-reconnect');
     forward('queued', 'matcher-queued');
     forward('matched', 'matcher-matched');
-    forward('chat', 'matcher-chat');
     forward('error', 'matcher-error');
     matcher.open();
   }

