@@ -134,7 +134,7 @@ export function initialState() {
     search: null,
     /** Consecutive `unavailable`/`rate_limited` answers to register (backoff step). */
     registerAttempt: 0,
-    /** The current room from matched until it is over; see enterRoom. */
+    /** The current room from matched until it is over (joining, in-call); see onMatched. */
     room: null,
     /** Room ids count up so a late event of an older room is recognised. */
     roomSeq: 0,
@@ -495,7 +495,6 @@ function onMatched(s, ev, ctx) {
     room: {
       id,
       polite: !ev.initiator,
-      joined: false,
       peerPresent: false,
       rejoining: false,
       callState: 'connecting',
@@ -521,7 +520,7 @@ function onRoomJoined(s, ev, ctx) {
     ...s,
     phase: 'in-call',
     peerName: ev.peer_name || s.peerName,
-    room: { ...s.room, joined: true, rejoining: false, peerPresent },
+    room: { ...s.room, rejoining: false, peerPresent },
   };
 }
 
