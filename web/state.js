@@ -318,10 +318,7 @@ function onMediaFailed(s, ev) {
 
 /** Next: leave the stranger (telling them) and look for another. */
 function onNext(s, _ev, ctx) {
-  const wasTalking = s.phase === 'joining' || s.phase === 'in-call';
-  const left = leaveRoom(s, ctx, true);
-  if (wasTalking) ctx.effects.push({ type: 'chat-system', text: 'You left the chat.' });
-  return enterSearch(left, ctx);
+  return leaveAndSearch(s, ctx, s.room ? 'You left the chat.' : null);
 }
 
 /** Stop: leave everything, close every socket, turn the camera off. */
@@ -572,9 +569,7 @@ function onRemoteStream(s, ev, ctx) {
 /** The stranger was matched but never came into the room: look again. */
 function onNoShow(s, _ev, ctx) {
   if (s.room.peerPresent) return { refused: 'no-show, but the peer is present' };
-  const left = leaveRoom(s, ctx, true);
-  ctx.effects.push({ type: 'chat-system', text: `${s.peerName} never arrived. Looking for someone else…` });
-  return enterSearch(left, ctx);
+  return leaveAndSearch(s, ctx, `${s.peerName} never arrived. Looking for someone else…`);
 }
 
 function onPeerLeft(s, ev, ctx) {
@@ -593,6 +588,13 @@ function onRoomLost(s, ev, ctx) {
 /** The room is over by the other side or the network: close it, offer Next. */
 function endRoom(s, ctx, phase, reason) {
   return { ...leaveRoom(s, ctx, false), phase, endReason: reason };
+}
+
+/** Leave the room, if any (telling the stranger), say `line` in the chat (if any), search again. */
+function leaveAndSearch(s, ctx, line) {
+  const left = leaveRoom(s, ctx, true);
+  if (line) ctx.effects.push({ type: 'chat-system', text: line });
+  return enterSearch(left, ctx);
 }
 
 /** Close the call and the room socket; `leave` tells the peer first. */
