@@ -229,19 +229,8 @@ export function step(state, event, env) {
   const type = eventType(event);
   const ctx = { now: env.now, random: env.random || (() => 0.5), effects: [] };
 
-  let handler;
-  if (type === 'page-hide') {
-    handler = onPageHide;
-  } else if (LINK_EVENTS.has(type)) {
-    handler = LINK[state.link.state][type];
-    if (!handler) return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
-  } else {
-    if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') {
-      return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
-    }
-    handler = PAGE[state.phase][type];
-    if (!handler) return refuse(state, `${type} is not allowed in ${state.phase}`);
-  }
+  const { handler, refused } = route(state, type);
+  if (refused) return refuse(state, refused);
   if (ROOM_SCOPED(type) && (!state.room || event.room !== state.room.id)) {
     return refuse(state, `${type} of room ${event.room}, which is not the current room`);
   }
@@ -253,10 +242,20 @@ export function step(state, event, env) {
 
 /** Whether `type` would be accepted now (e.g. whether the Next button works). */
 export function allowed(state, type) {
-  if (LINK_EVENTS.has(type)) return !!LINK[state.link.state][type];
-  if (type === 'page-hide') return true;
-  if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') return false;
-  return !!PAGE[state.phase][type];
+  return !route(state, type).refused;
+}
+
+/** The table's handler for `type` in `state`: `{handler}`, or `{refused}` with the reason. */
+function route(state, type) {
+  if (type === 'page-hide') return { handler: onPageHide };
+  const link = state.link.state;
+  if (LINK_EVENTS.has(type)) {
+    const handler = LINK[link][type];
+    return handler ? { handler } : { refused: `${type} while the matcher socket is ${link}` };
+  }
+  if (MATCHER_FRAMES.has(type) && link !== 'up') return { refused: `${type} while the matcher socket is ${link}` };
+  const handler = PAGE[state.phase][type];
+  return handler ? { handler } : { refused: `${type} is not allowed in ${state.phase}` };
 }
 
 /** A small holder for the shell: the current state, and `dispatch`. */
