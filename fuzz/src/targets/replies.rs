@@ -42,13 +42,19 @@ pub const ROOM_LOG_REPLY: Target = Target {
     dict: DICT,
 };
 
-fn raw_entry(id: &str, fields: &[(&str, &[u8])]) -> Value {
+/// One stream entry as Redis sends it: `[id, [field, value, ...]]`.
+fn raw_entry(id: &str, fields: &[(impl AsRef<str>, impl AsRef<[u8]>)]) -> Value {
     Value::Array(vec![
         Value::from(id),
         Value::Array(
             fields
                 .iter()
-                .flat_map(|(k, v)| [Value::from(*k), Value::Bytes(Bytes::copy_from_slice(v))])
+                .flat_map(|(k, v)| {
+                    [
+                        Value::from(k.as_ref()),
+                        Value::Bytes(Bytes::copy_from_slice(v.as_ref())),
+                    ]
+                })
                 .collect(),
         ),
     ])
@@ -168,22 +174,7 @@ fn stream_reply(data: &[u8]) {
         .collect();
     let raw = Value::Array(
         want.iter()
-            .map(|(id, fields)| {
-                Value::Array(vec![
-                    Value::from(id.as_str()),
-                    Value::Array(
-                        fields
-                            .iter()
-                            .flat_map(|(k, v)| {
-                                [
-                                    Value::from(k.as_str()),
-                                    Value::Bytes(Bytes::copy_from_slice(v)),
-                                ]
-                            })
-                            .collect(),
-                    ),
-                ])
-            })
+            .map(|(id, fields)| raw_entry(id, fields))
             .collect(),
     );
     assert_eq!(plain(&entries(raw.clone())), want);
