@@ -4,10 +4,6 @@
 // performs its effects (sockets, the camera, the WebRTC call, timers) and
 // feeds back what happened as events. view.js draws the page from the
 // state after every event, so the status line says what is true now.
-//
-// Query parameters:
-//   ?ice=<JSON array of RTCIceServer>  or  ?ice=stun:host:3478,stun:other:3478
-//   (default: no ICE servers, enough on one machine or one LAN)
 
 import { Machine, allowed } from './state.js';
 import { View } from './view.js';
@@ -215,7 +211,6 @@ class App {
     forward('reconnect', 'matcher-reconnect');
     forward('queued', 'matcher-queued');
     forward('matched', 'matcher-matched');
-    forward('chat', 'matcher-chat');
     forward('error', 'matcher-error');
     matcher.open();
   }
@@ -286,7 +281,6 @@ function releaseRoom(url, ticket) {
   room.open();
 }
 
-/** ICE servers from `?ice=`; none by default. */
 const app = new App();
 // For debugging in the console and for tests that want to look inside.
 window.rvc = app;

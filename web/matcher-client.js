@@ -8,7 +8,6 @@
 //   hello      {session}             the session is open; register now if you want a partner
 //   queued     {}                    in the pool
 //   matched    {room_code, initiator, peer_name, ticket, signaller_url}
-//   chat       {sender, message, timestamp}   (legacy-style chat via the matcher)
 //   error      {code, message}
 //   reconnect  {reason}              the gateway is draining: open a new socket now
 //   closed     {}                    the socket is gone (never after `close()`)
@@ -89,13 +88,13 @@ export class MatcherClient extends EventTarget {
         break;
       case 'queued':
       case 'matched':
-      case 'chat':
       case 'error':
       case 'reconnect':
         this.#emit(msg.event, msg);
         break;
       default:
-        // pong, cancelled, and whatever newer servers may add: nothing to do.
+        // pong, cancelled, chat (legacy chat relayed by the matcher: the page
+        // chats through the room only), and whatever newer servers may add.
         break;
     }
   }

@@ -45,7 +45,7 @@
 //       matcher-matched ────────▶ joining (release-room: we are not looking)
 //       matcher-error ──────────▶ joining
 //   in-call
-//       room-peer-joined, room-signal, room-chat, matcher-chat, room-error,
+//       room-peer-joined, room-signal, room-chat, room-error,
 //       call-state, call-remote-stream, send-chat ▶ in-call
 //       timer no-show ──────────▶ searching (the stranger never came)
 //       room-peer-left ─────────▶ peer-left
@@ -76,7 +76,7 @@
 //         load balancer sends the new socket elsewhere)
 //   any ──stop──▶ off                           (close-matcher)
 //
-// Frames from the matcher (matcher-queued, -matched, -error, -chat) are
+// Frames from the matcher (matcher-queued, -matched, -error) are
 // refused unless the link is up: the shell only delivers frames of the
 // current socket, so such a frame means a bug, not a race.
 //
@@ -134,7 +134,7 @@ export function initialState() {
     search: null,
     /** Consecutive `unavailable`/`rate_limited` answers to register (backoff step). */
     registerAttempt: 0,
-    /** The current room from matched until it is over; see enterRoom. */
+    /** The current room from matched until it is over (joining, in-call); see onMatched. */
     room: null,
     /** Room ids count up so a late event of an older room is recognised. */
     roomSeq: 0,
@@ -184,8 +184,8 @@ const PAGE = {
     ...AFTER_MATCH,
     'room-peer-joined': onPeerJoined,
     'room-signal': onSignal,
-    // Chat in a room comes from the room only: a line relayed by the
-    // matcher (from a previous partner, say) is refused, never shown.
+    // Chat in a room comes from the room only (matcher-client.js does not
+    // pass on a line the matcher relays, from a previous partner, say).
     'room-chat': onPeerChat,
     'room-error': onRoomError,
     'room-peer-left': onPeerLeft,
@@ -209,7 +209,7 @@ const LINK = {
 const LINK_EVENTS = new Set(['matcher-hello', 'matcher-closed', 'matcher-reconnect', 'timer:matcher-retry']);
 
 /** Frames from the matcher: only while its socket is up. */
-const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error', 'matcher-chat']);
+const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error']);
 
 /** Room and call events name their room; those of another room are refused. */
 const ROOM_SCOPED = (type) => type.startsWith('room-') || type.startsWith('call-');
@@ -229,19 +229,8 @@ export function step(state, event, env) {
   const type = eventType(event);
   const ctx = { now: env.now, random: env.random || (() => 0.5), effects: [] };
 
-  let handler;
-  if (type === 'page-hide') {
-    handler = onPageHide;
-  } else if (LINK_EVENTS.has(type)) {
-    handler = LINK[state.link.state][type];
-    if (!handler) return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
-  } else {
-    if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') {
-      return refuse(state, `${type} while the matcher socket is ${state.link.state}`);
-    }
-    handler = PAGE[state.phase][type];
-    if (!handler) return refuse(state, `${type} is not allowed in ${state.phase}`);
-  }
+  const { handler, refused } = route(state, type);
+  if (refused) return refuse(state, refused);
   if (ROOM_SCOPED(type) && (!state.room || event.room !== state.room.id)) {
     return refuse(state, `${type} of room ${event.room}, which is not the current room`);
   }
@@ -253,10 +242,20 @@ export function step(state, event, env) {
 
 /** Whether `type` would be accepted now (e.g. whether the Next button works). */
 export function allowed(state, type) {
-  if (LINK_EVENTS.has(type)) return !!LINK[state.link.state][type];
-  if (type === 'page-hide') return true;
-  if (MATCHER_FRAMES.has(type) && state.link.state !== 'up') return false;
-  return !!PAGE[state.phase][type];
+  return !route(state, type).refused;
+}
+
+/** The table's handler for `type` in `state`: `{handler}`, or `{refused}` with the reason. */
+function route(state, type) {
+  if (type === 'page-hide') return { handler: onPageHide };
+  const link = state.link.state;
+  if (LINK_EVENTS.has(type)) {
+    const handler = LINK[link][type];
+    return handler ? { handler } : { refused: `${type} while the matcher socket is ${link}` };
+  }
+  if (MATCHER_FRAMES.has(type) && link !== 'up') return { refused: `${type} while the matcher socket is ${link}` };
+  const handler = PAGE[state.phase][type];
+  return handler ? { handler } : { refused: `${type} is not allowed in ${state.phase}` };
 }
 
 /** A small holder for the shell: the current state, and `dispatch`. */
@@ -318,10 +317,7 @@ function onMediaFailed(s, ev) {
 
 /** Next: leave the stranger (telling them) and look for another. */
 function onNext(s, _ev, ctx) {
-  const wasTalking = s.phase === 'joining' || s.phase === 'in-call';
-  const left = leaveRoom(s, ctx, true);
-  if (wasTalking) ctx.effects.push({ type: 'chat-system', text: 'You left the chat.' });
-  return enterSearch(left, ctx);
+  return leaveAndSearch(s, ctx, s.room ? 'You left the chat.' : null);
 }
 
 /** Stop: leave everything, close every socket, turn the camera off. */
@@ -495,7 +491,6 @@ function onMatched(s, ev, ctx) {
     room: {
       id,
       polite: !ev.initiator,
-      joined: false,
       peerPresent: false,
       rejoining: false,
       callState: 'connecting',
@@ -521,7 +516,7 @@ function onRoomJoined(s, ev, ctx) {
     ...s,
     phase: 'in-call',
     peerName: ev.peer_name || s.peerName,
-    room: { ...s.room, joined: true, rejoining: false, peerPresent },
+    room: { ...s.room, rejoining: false, peerPresent },
   };
 }
 
@@ -573,9 +568,7 @@ function onRemoteStream(s, ev, ctx) {
 /** The stranger was matched but never came into the room: look again. */
 function onNoShow(s, _ev, ctx) {
   if (s.room.peerPresent) return { refused: 'no-show, but the peer is present' };
-  const left = leaveRoom(s, ctx, true);
-  ctx.effects.push({ type: 'chat-system', text: `${s.peerName} never arrived. Looking for someone else…` });
-  return enterSearch(left, ctx);
+  return leaveAndSearch(s, ctx, `${s.peerName} never arrived. Looking for someone else…`);
 }
 
 function onPeerLeft(s, ev, ctx) {
@@ -594,6 +587,13 @@ function onRoomLost(s, ev, ctx) {
 /** The room is over by the other side or the network: close it, offer Next. */
 function endRoom(s, ctx, phase, reason) {
   return { ...leaveRoom(s, ctx, false), phase, endReason: reason };
+}
+
+/** Leave the room, if any (telling the stranger), say `line` in the chat (if any), search again. */
+function leaveAndSearch(s, ctx, line) {
+  const left = leaveRoom(s, ctx, true);
+  if (line) ctx.effects.push({ type: 'chat-system', text: line });
+  return enterSearch(left, ctx);
 }
 
 /** Close the call and the room socket; `leave` tells the peer first. */

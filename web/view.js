@@ -50,7 +50,7 @@ export function statusLine(state, now) {
         return ['failed', `Could not connect to ${peer} (the network may be blocking it). Press Next to meet someone else.`];
       }
       const slow = now - room.startedAt > SLOW_CONNECT_MS ? ' This is taking a while; press Next to try someone else.' : '';
-      if (!room.joined) return ['connecting', `Found ${peer}. Connecting…${slow}`];
+      if (state.phase === 'joining') return ['connecting', `Found ${peer}. Connecting…${slow}`];
       if (!room.peerPresent) return ['connecting', `Found ${peer}. Waiting for them to join…${slow}`];
       return ['connecting', `Connecting to ${peer}…${slow}`];
     }

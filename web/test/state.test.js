@@ -10,6 +10,14 @@ import { PHASES, PEER_NO_SHOW_MS, allowed, backoffDelay, initialState, step, LIN
 
 const ENV = { now: 0, random: () => 0.5 };
 
+/** The effects of leaving a room for another search on an open socket, saying `line`. */
+const leftAndRegistered = (line) => [
+  { type: 'cancel-timer', name: 'no-show' },
+  { type: 'close-room', leave: true },
+  { type: 'chat-system', text: line },
+  { type: 'send-register' },
+];
+
 /** Drives the machine through events with a fake clock, remembering the last effects. */
 class Driver {
   constructor({ now = 1_000_000, random = () => 0.5 } = {}) {
@@ -378,12 +386,7 @@ describe('joining and in the call', () => {
     const effects = d.timer('no-show');
     assert.equal(d.state.phase, 'searching');
     assert.equal(d.state.room, null);
-    assert.deepEqual(effects, [
-      { type: 'cancel-timer', name: 'no-show' },
-      { type: 'close-room', leave: true },
-      { type: 'chat-system', text: 'Bob never arrived. Looking for someone else…' },
-      { type: 'send-register' },
-    ]);
+    assert.deepEqual(effects, leftAndRegistered('Bob never arrived. Looking for someone else…'));
   });
 
   test('a no-show timer after the stranger came is refused', () => {
@@ -523,12 +526,7 @@ describe('Next', () => {
     const d = new Driver().toInCall();
     const effects = d.send('next');
     assert.equal(d.state.phase, 'searching');
-    assert.deepEqual(effects, [
-      { type: 'cancel-timer', name: 'no-show' },
-      { type: 'close-room', leave: true },
-      { type: 'chat-system', text: 'You left the chat.' },
-      { type: 'send-register' },
-    ]);
+    assert.deepEqual(effects, leftAndRegistered('You left the chat.'));
   });
 
   test('Next while joining also leaves the room', () => {
@@ -609,10 +607,7 @@ describe('Stop everywhere', () => {
 
   test('in a room, chat relayed by the matcher (a previous partner) is refused, never shown', () => {
     const d = new Driver().toInCall();
-    const before = d.state;
     d.refuse('matcher-chat', { sender: 'old partner', message: 'hi', timestamp: 1 });
-    assert.equal(d.state, before);
-    assert.ok(!d.has('chat-peer'));
   });
 
   test('page-hide stops where Stop is allowed, and is a no-op elsewhere', () => {

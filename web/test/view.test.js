@@ -31,7 +31,6 @@ function inRoom(phase, room = {}) {
     room: {
       id: 1,
       polite: false,
-      joined: phase === 'in-call',
       peerPresent: false,
       rejoining: false,
       callState: 'connecting',

@@ -73,6 +73,25 @@ struct Sim {
 }
 
 impl Sim {
+    /// A session for `identity`, opened and located here.
+    fn open(identity: Identity) -> Sim {
+        let issuer = TicketIssuer {
+            secret: Arc::from(SECRET),
+            ticket_ttl_ms: 30_000,
+            signaller_url: "ws://signaller/ws".into(),
+        };
+        let mut sim = Sim {
+            session: Session::new(identity, issuer),
+            closed: false,
+            regs: 0,
+        };
+        let open = sim.session.on_open();
+        sim.perform(open);
+        let located = sim.session.on_located(Ok(Located::Here(None)), NOW_MS);
+        sim.perform(located);
+        sim
+    }
+
     fn perform(&mut self, actions: Vec<Action>) {
         for action in actions {
             let next = match action {
@@ -206,20 +225,7 @@ fn run(data: &[u8]) {
         },
     ];
     for identity in identities {
-        let issuer = TicketIssuer {
-            secret: Arc::from(SECRET),
-            ticket_ttl_ms: 30_000,
-            signaller_url: "ws://signaller/ws".into(),
-        };
-        let mut sim = Sim {
-            session: Session::new(identity, issuer),
-            closed: false,
-            regs: 0,
-        };
-        let open = sim.session.on_open();
-        sim.perform(open);
-        let located = sim.session.on_located(Ok(Located::Here(None)), NOW_MS);
-        sim.perform(located);
+        let mut sim = Sim::open(identity);
         for (i, frame) in data.split(|b| *b == FRAME_SEP).enumerate() {
             if i % 17 == 16 {
                 let drain = sim.session.on_drain();
@@ -243,24 +249,9 @@ mod tests {
     /// A seed notice is delivered with a ticket (the property is exercised).
     #[test]
     fn a_seed_notice_is_delivered_with_a_ticket() {
-        let mut sim = Sim {
-            session: Session::new(
-                Identity::Native {
-                    session: "01S".into(),
-                },
-                TicketIssuer {
-                    secret: Arc::from(SECRET),
-                    ticket_ttl_ms: 30_000,
-                    signaller_url: "ws://signaller/ws".into(),
-                },
-            ),
-            closed: false,
-            regs: 0,
-        };
-        let open = sim.session.on_open();
-        sim.perform(open);
-        let located = sim.session.on_located(Ok(Located::Here(None)), NOW_MS);
-        sim.perform(located);
+        let mut sim = Sim::open(Identity::Native {
+            session: "01S".into(),
+        });
         let actions = sim.notice(sample_notice());
         assert!(actions
             .iter()
