@@ -9,10 +9,29 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use testkit::{RedisServer, WsClient};
+use testkit::{Next, RedisServer, WsClient};
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
+}
+
+/// The socket's next frame is its close, with `code`: it was told nothing
+/// before it.
+async fn closed_having_got_nothing(ws: &mut WsClient, code: u16) {
+    match ws.next_within(testkit::STEP).await {
+        Some(Next::Closed(c)) => assert_eq!(c, Some(code)),
+        other => panic!("expected the close {code} and nothing before it, got {other:?}"),
+    }
+}
+
+/// Wait until a socket for the legacy `name` is located (its gateway
+/// holds it in Redis).
+async fn until_located(redis: &RedisServer, name: &str) {
+    let location = wire::keys::location(&wire::user::UserKey::legacy(name));
+    testkit::eventually(testkit::STEP, "the socket is located", || async {
+        (redis.command(&["EXISTS", &location]).trim() == "1").then_some(())
+    })
+    .await;
 }
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -42,14 +61,15 @@ async fn a_stranger_cannot_take_a_registered_legacy_name_from_another_address() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_opening_the_socket_first_gets_nothing_and_is_replaced() {
     let _panics = testkit::panics::guard();
-    let (_redis, _m, addr) = redis_and_matcher().await;
+    let (redis, _m, addr) = redis_and_matcher().await;
 
     // The stranger is first on /ws/alice, before alice registers.
     let mut stranger = legacy_socket_from(addr, "alice", ip(2)).await;
-    stranger.expect_silence(QUIET).await;
-    // Alice's socket takes the name over; the stranger's is closed.
+    until_located(&redis, "alice").await;
+    // Alice's socket takes the name over; the stranger's is closed, having
+    // been told nothing.
     let mut alice = legacy_user_from(addr, "alice", ip(3)).await;
-    assert_eq!(stranger.recv_close().await, Some(4410));
+    closed_having_got_nothing(&mut stranger, 4410).await;
     let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
     matched_together(&mut alice, &mut bob).await;
 }
@@ -57,21 +77,21 @@ async fn a_stranger_opening_the_socket_first_gets_nothing_and_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_cannot_take_a_notice_by_holding_the_socket_before_the_registrant_connects() {
     let _panics = testkit::panics::guard();
-    let (_redis, _m, addr) = redis_and_matcher().await;
+    let (redis, _m, addr) = redis_and_matcher().await;
 
     // The stranger holds /ws/alice; alice registers over HTTP from her own
     // address, and is matched before her socket comes.
     let mut stranger = legacy_socket_from(addr, "alice", ip(2)).await;
-    stranger.expect_silence(QUIET).await;
+    until_located(&redis, "alice").await;
     assert_eq!(post_register_from(addr, "alice", ip(3)).await.0, 200);
     let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
     let code = bob.recv_event("matched").await["room_code"].clone();
-    // The notice for alice waits; the stranger's socket never receives it.
-    stranger.expect_silence(QUIET).await;
-    // Alice's socket replaces the stranger's and takes her notice.
+    // The notice for alice waits for her own socket, which replaces the
+    // stranger's and takes it; the stranger is closed, never having
+    // received it (nor anything else).
     let mut alice = legacy_socket_from(addr, "alice", ip(3)).await;
     assert_eq!(alice.recv_event("matched").await["room_code"], code);
-    assert_eq!(stranger.recv_close().await, Some(4410));
+    closed_having_got_nothing(&mut stranger, 4410).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,22 +357,25 @@ async fn a_registration_without_a_socket_is_never_handed_to_a_real_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_redis_missed_does_not_keep_a_name_taken() {
     let _panics = testkit::panics::guard();
-    let (mut redis, _m, addr) = redis_and_matcher().await;
+    let (mut redis, m, addr) = redis_and_matcher().await;
     let location = wire::keys::location(&wire::user::UserKey::legacy("alice"));
 
     let alice = legacy_socket_from(addr, "alice", ip(3)).await;
-    testkit::eventually(Duration::from_secs(5), "located", || async {
-        (redis.command(&["EXISTS", &location]).trim() == "1").then_some(())
-    })
-    .await;
+    until_located(&redis, "alice").await;
     // Redis goes away while the socket closes, so the release fails, and
     // comes back with its data (saved just before). The gateway is alive, so
     // no purge would ever free the name; the gateway itself must retry.
     assert_eq!(redis.command(&["SAVE"]).trim(), "OK");
     redis.stop();
     alice.close().await;
-    // Longer than the command timeout: the release fails for good.
-    tokio::time::sleep(service::redis_conn::COMMAND_TIMEOUT + Duration::from_millis(700)).await;
+    // The gateway lets go of the socket once its release attempt is over
+    // (failed: Redis is away); only then does Redis come back.
+    testkit::eventually(
+        service::redis_conn::COMMAND_TIMEOUT + testkit::STEP,
+        "the release attempt is over",
+        || async { (m.sockets() == 0).then_some(()) },
+    )
+    .await;
     redis.restart();
     assert_eq!(
         redis.command(&["EXISTS", &location]).trim(),
