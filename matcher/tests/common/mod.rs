@@ -17,7 +17,7 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 /// loaded CI machine must not look dead), a 500 ms back-off cap, and the
 /// per-address limits off: every simulated user of a test comes from
 /// 127.0.0.1 (the tests of those limits turn them on).
-pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
+fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("--listen", "127.0.0.1:0".into()),
         ("--redis-url", redis_url.into()),
@@ -312,7 +312,7 @@ impl MatcherProcess {
         worker
     }
 
-    pub fn pid(&self) -> u32 {
+    fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -372,7 +372,7 @@ impl Drop for MatcherProcess {
 
 /// How many clients of this Redis last ran `XREADGROUP`: the workers'
 /// stream readers.
-pub fn stream_readers(redis: &testkit::RedisServer) -> usize {
+fn stream_readers(redis: &testkit::RedisServer) -> usize {
     redis
         .clients()
         .iter()
