@@ -11,72 +11,12 @@ use clap::{CommandFactory, Parser};
 use common::*;
 use matcher::Running;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 
-/// A TCP connection to `server` from loopback address `from`.
-async fn tcp_from(from: &str, server: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{from}:0").parse().unwrap())
-        .expect("bind a loopback address");
-    tokio::time::timeout(testkit::STEP, socket.connect(server))
-        .await
-        .expect("connect in time")
-        .expect("connect")
-}
-
-/// An HTTP answer: status, `Retry-After` if any, body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    retry_after: Option<u64>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body: {self:?}"))
-    }
-}
-
-/// `POST /registerForMatching` from `from`, with extra header lines.
-async fn post_from(from: &str, server: SocketAddr, name: &str, headers: &str) -> Answer {
-    let body = serde_json::json!({ "name": name }).to_string();
-    let request = format!(
-        "POST /registerForMatching HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
-        body.len()
-    );
-    let mut tcp = tcp_from(from, server).await;
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(testkit::STEP, tcp.read_to_end(&mut raw))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let retry_after = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("retry-after")
-            .then(|| v.trim().parse().unwrap())
-    });
-    Answer {
-        status,
-        retry_after,
-        body: body.to_string(),
-    }
+/// `POST /registerForMatching` from `from`, with extra headers.
+async fn post_from(from: &str, server: SocketAddr, name: &str, headers: &[(&str, &str)]) -> Answer {
+    register_answer(server, name, from.parse().unwrap(), headers).await
 }
 
 /// A WebSocket handshake to `server`'s `path` from loopback address `from`.
@@ -94,6 +34,27 @@ async fn two_gateways(redis: &testkit::RedisServer, flags: &[&str]) -> (Running,
         start(&redis.url(), "gateway", flags).await,
         start(&redis.url(), "gateway", flags).await,
     )
+}
+
+/// Two gateways on one Redis where an address may make `burst` requests
+/// (registrations and socket opens together) at once, then one a second;
+/// no cap on sockets held.
+async fn two_rate_limited_gateways(
+    redis: &testkit::RedisServer,
+    burst: &str,
+) -> (Running, Running) {
+    two_gateways(
+        redis,
+        &[
+            "--ip-rate-limit",
+            "1",
+            "--ip-rate-burst",
+            burst,
+            "--max-sockets-per-ip",
+            "0",
+        ],
+    )
+    .await
 }
 
 fn addr(r: &Running) -> SocketAddr {
@@ -125,23 +86,12 @@ fn per_address_limits_are_on_by_default() {
 async fn one_address_cannot_flood_registrations_through_two_gateways() {
     let _panics = testkit::panics::guard();
     let redis = testkit::RedisServer::start();
-    let (g1, g2) = two_gateways(
-        &redis,
-        &[
-            "--ip-rate-limit",
-            "1",
-            "--ip-rate-burst",
-            "4",
-            "--max-sockets-per-ip",
-            "0",
-        ],
-    )
-    .await;
+    let (g1, g2) = two_rate_limited_gateways(&redis, "4").await;
     // Alternating gateways: the burst is spent once, not once per gateway.
     let mut answers = Vec::new();
     for i in 0..6 {
         let gw = if i % 2 == 0 { &g1 } else { &g2 };
-        answers.push(post_from("127.0.0.2", addr(gw), &format!("flood{i}"), "").await);
+        answers.push(post_from("127.0.0.2", addr(gw), &format!("flood{i}"), &[]).await);
     }
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429], "{answers:?}");
@@ -165,7 +115,7 @@ async fn one_address_cannot_flood_registrations_through_two_gateways() {
     );
     // Another address is unaffected, on either gateway.
     assert_eq!(
-        post_from("127.0.0.3", addr(&g2), "other", "").await.status,
+        post_from("127.0.0.3", addr(&g2), "other", &[]).await.status,
         200
     );
     assert!(ws_from("127.0.0.3", addr(&g1), "/ws").await.is_ok());
@@ -175,18 +125,7 @@ async fn one_address_cannot_flood_registrations_through_two_gateways() {
 async fn one_address_cannot_open_sockets_past_its_rate_through_two_gateways() {
     let _panics = testkit::panics::guard();
     let redis = testkit::RedisServer::start();
-    let (g1, g2) = two_gateways(
-        &redis,
-        &[
-            "--ip-rate-limit",
-            "1",
-            "--ip-rate-burst",
-            "3",
-            "--max-sockets-per-ip",
-            "0",
-        ],
-    )
-    .await;
+    let (g1, g2) = two_rate_limited_gateways(&redis, "3").await;
     let mut held = Vec::new();
     for (gw, path) in [(&g1, "/ws"), (&g2, "/ws/ann"), (&g1, "/ws/bob")] {
         held.push(
@@ -251,11 +190,16 @@ async fn a_client_cannot_escape_its_budget_with_a_forged_x_forwarded_for() {
     // Not a trusted proxy: each forged header is ignored, one budget.
     let mut statuses = Vec::new();
     for i in 0..3 {
-        let forged = format!("X-Forwarded-For: 203.0.113.{i}\r\n");
+        let forged = format!("203.0.113.{i}");
         statuses.push(
-            post_from("127.0.0.9", a, &format!("f{i}"), &forged)
-                .await
-                .status,
+            post_from(
+                "127.0.0.9",
+                a,
+                &format!("f{i}"),
+                &[("X-Forwarded-For", forged.as_str())],
+            )
+            .await
+            .status,
         );
     }
     assert_eq!(statuses, [200, 200, 429]);
@@ -263,13 +207,19 @@ async fn a_client_cannot_escape_its_budget_with_a_forged_x_forwarded_for() {
     // proxy's own address is not what is counted.
     for i in 0..3 {
         for n in 0..2 {
-            let via = format!("X-Forwarded-For: 198.51.100.{i}\r\n");
-            let answer = post_from("127.0.0.8", a, &format!("p{i}-{n}"), &via).await;
+            let via = format!("198.51.100.{i}");
+            let answer = post_from(
+                "127.0.0.8",
+                a,
+                &format!("p{i}-{n}"),
+                &[("X-Forwarded-For", via.as_str())],
+            )
+            .await;
             assert_eq!(answer.status, 200, "client {i} #{n}: {answer:?}");
         }
     }
-    let via = "X-Forwarded-For: 198.51.100.0\r\n";
-    assert_eq!(post_from("127.0.0.8", a, "p0-2", via).await.status, 429);
+    let via = [("X-Forwarded-For", "198.51.100.0")];
+    assert_eq!(post_from("127.0.0.8", a, "p0-2", &via).await.status, 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +242,7 @@ async fn with_zero_the_per_address_limits_are_off() {
     let mut held = Vec::new();
     for i in 0..20 {
         assert_eq!(
-            post_from("127.0.0.10", addr(&gw), &format!("z{i}"), "")
+            post_from("127.0.0.10", addr(&gw), &format!("z{i}"), &[])
                 .await
                 .status,
             200
@@ -311,18 +261,7 @@ async fn one_address_cannot_flood_native_registrations_through_two_gateways() {
     let _panics = testkit::panics::guard();
     let redis = testkit::RedisServer::start();
     // A burst of 3: two socket opens and one register, then nothing more.
-    let (g1, g2) = two_gateways(
-        &redis,
-        &[
-            "--ip-rate-limit",
-            "1",
-            "--ip-rate-burst",
-            "3",
-            "--max-sockets-per-ip",
-            "0",
-        ],
-    )
-    .await;
+    let (g1, g2) = two_rate_limited_gateways(&redis, "3").await;
     let mut sockets = Vec::new();
     for gw in [&g1, &g2] {
         sockets.push(ws_from("127.0.0.4", addr(gw), "/ws").await.expect("open"));

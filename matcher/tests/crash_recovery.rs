@@ -73,9 +73,7 @@ async fn entries_read_by_a_killed_worker_process_are_taken_over() {
 
     // A healthy worker takes the pending entry over and pairs the users.
     let _worker = common::MatcherProcess::worker(&redis, &["--claim-idle-ms", "300"]).await;
-    let a = ann.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
-    assert_eq!(a["room_code"], b["room_code"]);
+    common::matched_together(&mut ann, &mut bob).await;
     assert_eq!(pending(&redis), 0, "every entry acknowledged");
 }
 
@@ -120,10 +118,8 @@ async fn an_idle_worker_at_its_longest_back_off_pairs_a_new_arrival_at_once() {
     let (mut ann, _) = common::native_waiting(addr, "ann").await;
     let registered = Instant::now();
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
-    let a = ann.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
+    common::matched_together(&mut ann, &mut bob).await;
     let took = registered.elapsed();
-    assert_eq!(a["room_code"], b["room_code"]);
     assert!(
         took < AT_ONCE,
         "paired {took:?} after the register: the worker slept out its back-off"

@@ -8,6 +8,15 @@ use std::collections::HashSet;
 use clap::{CommandFactory, Parser};
 use serde_yaml::Value;
 
+/// `compose.yaml` at the repository root, parsed, its merge keys resolved.
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compose.yaml"))
+        .expect("compose.yaml at the repository root");
+    let mut doc: Value = serde_yaml::from_str(&text).expect("compose.yaml is valid YAML");
+    doc.apply_merge().expect("merge keys resolve");
+    doc
+}
+
 fn flags_and_env(cmd: clap::Command) -> (HashSet<String>, HashSet<String>) {
     let mut flags = HashSet::new();
     let mut env = HashSet::new();
@@ -25,10 +34,7 @@ fn flags_and_env(cmd: clap::Command) -> (HashSet<String>, HashSet<String>) {
 #[test]
 fn compose_services_use_real_flags_and_settings() {
     let _panics = testkit::panics::guard();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compose.yaml"))
-        .expect("compose.yaml at the repository root");
-    let mut doc: Value = serde_yaml::from_str(&text).expect("compose.yaml is valid YAML");
-    doc.apply_merge().expect("merge keys resolve");
+    let doc = compose();
     let (matcher_flags, matcher_env) = flags_and_env(matcher::Config::command());
     let (signaller_flags, signaller_env) = flags_and_env(signaller::config::Config::command());
 
@@ -110,10 +116,7 @@ fn flag_for_env(cmd: &clap::Command, var: &str) -> Option<String> {
 #[test]
 fn compose_services_values_parse_with_the_real_configuration() {
     let _panics = testkit::panics::guard();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compose.yaml"))
-        .expect("compose.yaml at the repository root");
-    let mut doc: Value = serde_yaml::from_str(&text).expect("compose.yaml is valid YAML");
-    doc.apply_merge().expect("merge keys resolve");
+    let doc = compose();
     let mut parsed = 0;
     for (name, service) in doc["services"].as_mapping().expect("services") {
         let name = name.as_str().unwrap();

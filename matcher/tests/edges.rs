@@ -9,25 +9,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
 use testkit::RedisServer;
 use tokio::io::AsyncReadExt;
-
-fn signaller_config(redis: &RedisServer, extra: &[&str]) -> signaller::Config {
-    let url = redis.url();
-    let mut args = vec!["signaller"];
-    for (flag, value) in [
-        ("--listen", "127.0.0.1:0"),
-        ("--redis-url", url.as_str()),
-        ("--ticket-secret", common::SECRET),
-    ] {
-        if !extra.contains(&flag) {
-            args.extend([flag, value]);
-        }
-    }
-    args.extend_from_slice(extra);
-    signaller::Config::parse_from(args)
-}
 
 /// Whether the server closes a connection that never sends a request
 /// within `limit`.
@@ -45,9 +28,12 @@ async fn slowloris_silent_client_is_closed_by_both_services() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
     let matcher = common::start(&redis.url(), "all", &["--header-timeout-secs", "1"]).await;
-    let node = signaller::spawn(signaller_config(&redis, &["--header-timeout-secs", "1"]))
-        .await
-        .unwrap();
+    let node = signaller::spawn(common::signaller_config(
+        &redis,
+        &["--header-timeout-secs", "1"],
+    ))
+    .await
+    .unwrap();
     let (m, s) = tokio::join!(
         silent_client_closed(matcher.gateway_addr().unwrap(), Duration::from_secs(5)),
         silent_client_closed(node.addr(), Duration::from_secs(5)),
@@ -69,15 +55,11 @@ async fn rediss_url_to_a_plaintext_redis_stops_both_services_at_start() {
     };
     assert!(e.starts_with("--redis-url") && e.contains("TLS"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
-    let e = match signaller::spawn(signaller_config(&redis, &["--redis-url", &url])).await {
+    let e = match signaller::spawn(common::signaller_config(&redis, &["--redis-url", &url])).await {
         Ok(_) => panic!("the signaller started over plaintext"),
         Err(e) => e.to_string(),
     };
     assert!(e.starts_with("--redis-url") && e.contains("TLS"), "{e}");
-}
-
-async fn status(addr: SocketAddr, path: &str) -> u16 {
-    common::get_status(addr, path).await
 }
 
 #[tokio::test]
@@ -87,7 +69,7 @@ async fn metrics_scrape_on_the_public_port_is_refused_with_an_internal_listener(
     let internal = ["--internal-listen", "127.0.0.1:0"];
     let matcher = common::start(&redis.url(), "all", &internal).await;
     let worker = common::start(&redis.url(), "worker", &internal).await;
-    let node = signaller::spawn(signaller_config(&redis, &internal))
+    let node = signaller::spawn(common::signaller_config(&redis, &internal))
         .await
         .unwrap();
     for (public, inside) in [
@@ -97,18 +79,21 @@ async fn metrics_scrape_on_the_public_port_is_refused_with_an_internal_listener(
         ),
         (node.addr(), node.internal_addr().unwrap()),
     ] {
-        assert_eq!(status(public, "/metrics").await, 404);
-        assert_eq!(status(public, "/readyz").await, 404);
-        assert_eq!(status(public, "/healthz").await, 200);
-        assert_eq!(status(inside, "/metrics").await, 200);
-        assert_eq!(status(inside, "/readyz").await, 200);
+        assert_eq!(common::get_status(public, "/metrics").await, 404);
+        assert_eq!(common::get_status(public, "/readyz").await, 404);
+        assert_eq!(common::get_status(public, "/healthz").await, 200);
+        assert_eq!(common::get_status(inside, "/metrics").await, 200);
+        assert_eq!(common::get_status(inside, "/readyz").await, 200);
     }
     // A worker, which has no public port, shows its metrics there too.
     let scrape = testkit::prometheus::scrape(worker.internal_addr().unwrap()).await;
     assert!(scrape.contains_key("rvc_matches_total"), "{scrape:?}");
     // Without the flag, the public port serves them as before.
     let plain = common::start(&redis.url(), "gateway", &[]).await;
-    assert_eq!(status(plain.gateway_addr().unwrap(), "/metrics").await, 200);
+    assert_eq!(
+        common::get_status(plain.gateway_addr().unwrap(), "/metrics").await,
+        200
+    );
     assert!(plain.internal_addr().is_none());
     for running in [matcher, worker, plain] {
         running.kill();

@@ -18,9 +18,7 @@ async fn users_on_different_gateways_are_matched_and_both_notified() {
     let two = common::start(&redis.url(), "gateway", &[]).await;
     let (mut ann, _) = common::native_waiting(one.gateway_addr().unwrap(), "ann").await;
     let (mut bob, _) = common::native_waiting(two.gateway_addr().unwrap(), "bob").await;
-    let a = ann.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
-    assert_eq!(a["room_code"], b["room_code"]);
+    let (a, b) = common::matched_together(&mut ann, &mut bob).await;
     assert_eq!(a["peer_name"], "bob");
     assert_eq!(b["peer_name"], "ann");
     assert_ne!(a["initiator"], b["initiator"]);
@@ -72,9 +70,7 @@ async fn closing_the_socket_withdraws_a_waiting_user_from_the_pool() {
     .await;
     let (mut ann, _) = common::native_waiting(addr, "ann").await;
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
-    let a = ann.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
-    assert_eq!(a["room_code"], b["room_code"]);
+    common::matched_together(&mut ann, &mut bob).await;
     assert_eq!(redis.command(&["ZCARD", &keys::pool()]), "0");
 }
 
@@ -140,10 +136,7 @@ async fn a_dead_gateways_user_is_never_handed_out_even_before_the_purge() {
     .await;
     ann.expect_silence(Duration::from_millis(300)).await;
     let (mut bob, _) = common::native_waiting(live.gateway_addr().unwrap(), "bob").await;
-    assert_eq!(
-        ann.recv_event("matched").await["room_code"],
-        bob.recv_event("matched").await["room_code"]
-    );
+    common::matched_together(&mut ann, &mut bob).await;
 }
 
 #[tokio::test]

@@ -7,27 +7,7 @@ mod common;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::{Next, RedisServer, WsClient};
-
-/// How the React client derives its peer's name from the room code.
-fn peer_from_code(code: &str, me: &str) -> String {
-    if !code.contains('_') {
-        return code.to_string();
-    }
-    code.split('_')
-        .find(|p| *p != me)
-        .unwrap_or(code)
-        .to_string()
-}
-
-async fn legacy_socket(addr: std::net::SocketAddr, name: &str) -> WsClient {
-    WsClient::connect(&common::ws_url(
-        addr,
-        &format!("/ws/{}", common::encode(name)),
-    ))
-    .await
-    .expect("legacy socket")
-}
+use testkit::{Next, RedisServer};
 
 #[tokio::test]
 async fn scripted_legacy_client_round() {
@@ -59,11 +39,11 @@ async fn scripted_legacy_client_round() {
     // Each client opens its socket and POSTs right after, without waiting.
     let names = ["Alice Smith", "bob"];
     let (alice_ws, alice_post) = tokio::join!(
-        legacy_socket(addr, names[0]),
+        common::legacy_socket(addr, names[0]),
         common::post_register(addr, names[0])
     );
     let (bob_ws, bob_post) = tokio::join!(
-        legacy_socket(addr, names[1]),
+        common::legacy_socket(addr, names[1]),
         common::post_register(addr, names[1])
     );
     let (mut alice, mut bob) = (alice_ws, bob_ws);
@@ -74,20 +54,18 @@ async fn scripted_legacy_client_round() {
         assert!(body["message"].is_string());
     }
 
-    let a = alice.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
+    let (a, b) = common::matched_together(&mut alice, &mut bob).await;
     for m in [&a, &b] {
         assert!(m["room_code"].is_string());
         assert!(m["initiator"].is_boolean());
     }
-    assert_eq!(a["room_code"], b["room_code"]);
     assert_ne!(a["initiator"], b["initiator"], "exactly one initiator");
 
     // Chat, addressed the way the client does it (derived peer name).
     let code = a["room_code"].as_str().unwrap();
     alice
         .send_json(
-            &json!({"event":"chat","peer": peer_from_code(code, names[0]),"message":"hi bob"}),
+            &json!({"event":"chat","peer": common::peer_from_code(code, names[0]),"message":"hi bob"}),
         )
         .await;
     let chat = bob.recv_event("chat").await;
@@ -106,7 +84,7 @@ async fn scripted_legacy_client_round() {
     assert_eq!(back["sender"], "bob");
 
     // A second socket for a connected name is refused.
-    let mut dup = legacy_socket(addr, names[1]).await;
+    let mut dup = common::legacy_socket(addr, names[1]).await;
     match dup.next_within(testkit::STEP).await {
         Some(Next::Json(v)) => assert_eq!(v["code"], "name_taken"),
         other => panic!("expected name_taken, got {other:?}"),
@@ -118,7 +96,7 @@ async fn scripted_legacy_client_round() {
     // paused while they register), and neither gets the partner they just
     // left: carol is paired with one of them, the other waits. Repeated, as
     // one round passes by chance one time in three without the avoidance.
-    let mut carol = legacy_socket(addr, "carol").await;
+    let mut carol = common::legacy_socket(addr, "carol").await;
     let mut last_room = a["room_code"].clone();
     let (mut first, mut second) = ((&mut alice, names[0]), (&mut bob, names[1]));
     for round in 0..12 {
@@ -168,9 +146,7 @@ async fn scripted_legacy_client_round() {
             common::post_register(addr, first.1).await.1["status"],
             "queued"
         );
-        let r1 = first.0.recv_event("matched").await;
-        let r2 = second.0.recv_event("matched").await;
-        assert_eq!(r1["room_code"], r2["room_code"]);
+        let (r1, _) = common::matched_together(first.0, second.0).await;
         last_room = r1["room_code"].clone();
     }
 
@@ -187,7 +163,11 @@ async fn scripted_legacy_client_round() {
     assert_eq!(bad["status"], "error");
     let (status, body) = common::post_register(addr, "").await;
     assert_eq!((status, body["status"].as_str()), (400, Some("error")));
-    bob.expect_silence(Duration::from_millis(50)).await;
+    // Nothing more for either socket: no second `matched`, nothing from the
+    // refused requests.
+    for ws in [&mut alice, &mut bob] {
+        ws.expect_silence(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -210,7 +190,7 @@ async fn register_before_the_socket_connects_still_delivers_matched() {
         (redis.command(&["ZCARD", &wire::keys::pool()]).trim() == "2").then_some(())
     })
     .await;
-    let mut one = legacy_socket(addr, "early1").await;
+    let mut one = common::legacy_socket(addr, "early1").await;
     one.expect_silence(Duration::from_millis(500)).await;
     let notice = wire::keys::notice(&wire::user::UserKey::legacy("early1"));
     assert_eq!(
@@ -219,10 +199,8 @@ async fn register_before_the_socket_connects_still_delivers_matched() {
         "paired too early"
     );
     // The second socket comes: the pair is made and each gets `matched`.
-    let mut two = legacy_socket(addr, "early2").await;
-    let a = one.recv_event("matched").await;
-    let b = two.recv_event("matched").await;
-    assert_eq!(a["room_code"], b["room_code"]);
+    let mut two = common::legacy_socket(addr, "early2").await;
+    common::matched_together(&mut one, &mut two).await;
     // Exactly once: no second notice.
     one.expect_silence(Duration::from_millis(200)).await;
     two.expect_silence(Duration::from_millis(200)).await;
@@ -235,8 +213,8 @@ async fn register_on_one_gateway_with_the_socket_on_another() {
     let a = common::start_all(&redis.url()).await;
     let b = common::start(&redis.url(), "gateway", &[]).await;
     let (addr_a, addr_b) = (a.gateway_addr().unwrap(), b.gateway_addr().unwrap());
-    let mut x = legacy_socket(addr_b, "xavier").await;
-    let mut y = legacy_socket(addr_a, "yolanda").await;
+    let mut x = common::legacy_socket(addr_b, "xavier").await;
+    let mut y = common::legacy_socket(addr_a, "yolanda").await;
     // Each registers through the *other* gateway than its socket's.
     assert_eq!(
         common::post_register(addr_a, "xavier").await.1["status"],
@@ -246,7 +224,5 @@ async fn register_on_one_gateway_with_the_socket_on_another() {
         common::post_register(addr_b, "yolanda").await.1["status"],
         "queued"
     );
-    let mx = x.recv_event("matched").await;
-    let my = y.recv_event("matched").await;
-    assert_eq!(mx["room_code"], my["room_code"]);
+    common::matched_together(&mut x, &mut y).await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::{Next, RedisServer, WsClient};
@@ -12,15 +12,10 @@ use wire::keys;
 /// A matcher process of its own (gateway and worker), so its `/metrics`
 /// moves only with what this test does.
 async fn own_process(redis: &RedisServer) -> (common::MatcherProcess, std::net::SocketAddr) {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
-        .parse()
-        .unwrap();
+    let addr = common::free_addr();
     let listen = addr.to_string();
     let process = common::MatcherProcess::start(&redis.url(), "all", &["--listen", &listen]);
-    testkit::eventually(testkit::STEP, "matcher ready", || async {
-        (common::get_status(addr, "/readyz").await == 200).then_some(())
-    })
-    .await;
+    common::until_ready(addr).await;
     (process, addr)
 }
 
@@ -34,8 +29,7 @@ async fn metrics_move_by_exactly_what_a_match_does() {
     assert_eq!(series(&before, r#"rvc_sockets_open{role="matcher"}"#), 0.0);
     let (mut a, _) = common::native_waiting(addr, "ann").await;
     let (mut b, _) = common::native_waiting(addr, "bob").await;
-    a.recv_event("matched").await;
-    b.recv_event("matched").await;
+    common::matched_together(&mut a, &mut b).await;
     a.send_text("not json").await;
     assert_eq!(a.recv_event("error").await["code"], "bad_json");
     // The worker counts its pair after the script ran: wait for it.
@@ -63,28 +57,15 @@ async fn metrics_move_by_exactly_what_a_match_does() {
     .await;
 }
 
-/// The real `matcher` binary, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn matcher_bin(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_matcher"));
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 /// Run the binary to its exit; returns (exit code, stderr).
 fn run_to_exit(args: &[&str]) -> (i32, String) {
-    let mut child = matcher_bin(args).spawn().expect("run matcher");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_matcher"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run matcher");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -150,30 +131,25 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
 async fn sigterm_drains_the_gateway() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let port = testkit::free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let addr = common::free_addr();
     let url = redis.url();
-    let _proc = Process(
-        matcher_bin(&[
+    let mut proc = common::MatcherProcess::run(
+        [
             "--role",
             "gateway",
             "--listen",
-            &listen,
+            &addr.to_string(),
             "--redis-url",
             &url,
             "--ticket-secret",
             common::SECRET,
             "--drain-grace-secs",
             "3",
-        ])
-        .spawn()
-        .unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
     );
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    testkit::eventually(testkit::STEP, "gateway ready", || async {
-        (common::get_status(addr, "/readyz").await == 200).then_some(())
-    })
-    .await;
+    common::until_ready(addr).await;
     let other = common::start_all(&url).await;
     let other_addr = other.gateway_addr().unwrap();
 
@@ -182,13 +158,8 @@ async fn sigterm_drains_the_gateway() {
     let mut legacy = WsClient::connect(&common::ws_url(addr, "/ws/leo"))
         .await
         .unwrap();
-    let pid = _proc.0.id().to_string();
     let term_sent = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    proc.terminate();
 
     // Not ready at once; native clients are told to move.
     testkit::eventually(Duration::from_secs(2), "/readyz fails", || async {
@@ -212,8 +183,7 @@ async fn sigterm_drains_the_gateway() {
     // Ann moves to the other gateway and is matched there exactly once.
     let (mut ann2, _) = common::native_waiting(other_addr, "ann").await;
     let (mut bob, _) = common::native_waiting(other_addr, "bob").await;
-    let a = ann2.recv_event("matched").await;
-    assert_eq!(a["room_code"], bob.recv_event("matched").await["room_code"]);
+    common::matched_together(&mut ann2, &mut bob).await;
     ann2.expect_silence(Duration::from_millis(200)).await;
 
     // The legacy socket is closed when the grace period ends, and the
@@ -222,18 +192,12 @@ async fn sigterm_drains_the_gateway() {
         Some(Next::Closed(code)) => assert_eq!(code, Some(1001)),
         other => panic!("legacy socket not closed at grace end: {other:?}"),
     }
-    let mut proc = _proc;
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let status = loop {
-        if let Some(s) = proc.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway did not exit after the grace period"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = testkit::eventually(
+        Duration::from_secs(8),
+        "the gateway exits after the grace period",
+        || std::future::ready(proc.try_wait()),
+    )
+    .await;
     assert!(status.success(), "clean exit: {status:?}");
     let took = term_sent.elapsed();
     assert!(took < Duration::from_secs(7), "exited after {took:?}");
@@ -245,19 +209,14 @@ async fn without_a_configured_secret_two_processes_share_one_through_redis() {
     let redis = RedisServer::start();
     let mut gateways = Vec::new();
     for role in ["all", "gateway"] {
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
-            .parse()
-            .unwrap();
+        let addr = common::free_addr();
         let listen = addr.to_string();
         // The test defaults, without --ticket-secret.
         let mut args = common::args(&redis.url(), role, &["--listen", &listen]);
         let at = args.iter().position(|a| a == "--ticket-secret").unwrap();
         args.drain(at..at + 2);
         let process = common::MatcherProcess::run(args);
-        testkit::eventually(testkit::STEP, "matcher ready", || async {
-            (common::get_status(addr, "/readyz").await == 200).then_some(())
-        })
-        .await;
+        common::until_ready(addr).await;
         gateways.push((process, addr));
     }
     assert_eq!(redis.command(&["EXISTS", &keys::ticket_secret()]), "1");
@@ -265,9 +224,7 @@ async fn without_a_configured_secret_two_processes_share_one_through_redis() {
     // own process.
     let (mut ann, _) = common::native_waiting(gateways[0].1, "ann").await;
     let (mut bob, _) = common::native_waiting(gateways[1].1, "bob").await;
-    let a = ann.recv_event("matched").await;
-    let b = bob.recv_event("matched").await;
-    assert_eq!(a["room_code"], b["room_code"]);
+    let (a, b) = common::matched_together(&mut ann, &mut bob).await;
     // A signaller, also without a configured secret, accepts both.
     let url = redis.url();
     let node = signaller::spawn(

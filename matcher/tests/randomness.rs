@@ -145,9 +145,7 @@ async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
         // partner. (Alone together they may meet again rather than wait.)
         a.send_json(&register(names[0])).await;
         b.send_json(&register(names[1])).await;
-        let ma = a.recv_event("matched").await;
-        let mb = b.recv_event("matched").await;
-        assert_eq!(ma["room_code"], mb["room_code"], "round {round}");
+        common::matched_together(&mut a, &mut b).await;
 
         // Both come back while c waits; all three are in the pool at once.
         worker.pause().await;

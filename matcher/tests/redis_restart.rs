@@ -52,8 +52,5 @@ async fn gateway_and_worker_survive_a_redis_restart() {
     // And users who arrive after the restart are matched too.
     let (mut cy, _) = common::native_waiting(addr, "cy").await;
     let (mut di, _) = common::native_waiting(addr, "di").await;
-    assert_eq!(
-        cy.recv_event("matched").await["room_code"],
-        di.recv_event("matched").await["room_code"]
-    );
+    common::matched_together(&mut cy, &mut di).await;
 }

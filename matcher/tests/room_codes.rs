@@ -7,39 +7,21 @@
 
 mod common;
 
-use clap::Parser;
 use common::*;
 use serde_json::json;
-use testkit::{RedisServer, WsClient};
+use testkit::WsClient;
 
-/// How the React client derives the peer's name from the room code.
-fn peer_from_code(code: &str, me: &str) -> String {
-    code.split('_')
-        .find(|p| *p != me)
-        .unwrap_or(code)
-        .to_string()
-}
-
-/// A legacy user: the matching socket, then the register POST.
-async fn legacy(addr: std::net::SocketAddr, name: &str) -> WsClient {
-    let ws = WsClient::connect(&ws_url(addr, &format!("/ws/{}", encode(name))))
-        .await
-        .expect("connect");
-    let (status, body) = post_register(addr, name).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("queued")),
-        "{body}"
+/// The room `a` and `b` are matched into, and whether `a` initiates (one
+/// of them does).
+async fn matched(a: &mut WsClient, b: &mut WsClient) -> (String, bool) {
+    let (ma, mb) = matched_together(a, b).await;
+    assert_ne!(
+        ma["initiator"], mb["initiator"],
+        "one initiator: {ma} / {mb}"
     );
-    ws
-}
-
-/// (room code, initiator) of the next `matched`.
-async fn matched(ws: &mut WsClient) -> (String, bool) {
-    let m = ws.recv_event("matched").await;
     (
-        m["room_code"].as_str().unwrap().to_string(),
-        m["initiator"].as_bool().unwrap(),
+        ma["room_code"].as_str().unwrap().to_string(),
+        ma["initiator"].as_bool().unwrap(),
     )
 }
 
@@ -52,14 +34,11 @@ fn ends_with_a_ulid(code: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_pair_derives_each_others_names_from_unique_codes() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (redis, _m, addr) = redis_and_matcher().await;
 
-    let mut alice = legacy(addr, "Alice Smith").await;
-    let mut bob = legacy(addr, "bob").await;
-    let (code, alice_initiates) = matched(&mut alice).await;
-    assert_eq!(matched(&mut bob).await.0, code);
+    let mut alice = legacy_user(addr, "Alice Smith").await;
+    let mut bob = legacy_user(addr, "bob").await;
+    let (code, alice_initiates) = matched(&mut alice, &mut bob).await;
     let expected = if alice_initiates {
         "Alice Smith_bob_".to_string()
     } else {
@@ -78,8 +57,7 @@ async fn a_legacy_pair_derives_each_others_names_from_unique_codes() {
     // The same two names meet again (nobody else waits): another code.
     post_register(addr, "Alice Smith").await;
     post_register(addr, "bob").await;
-    let (again, _) = matched(&mut alice).await;
-    assert_eq!(matched(&mut bob).await.0, again);
+    let (again, _) = matched(&mut alice, &mut bob).await;
     assert_ne!(again, code);
     assert_eq!(peer_from_code(&again, "bob"), "Alice Smith");
 }
@@ -87,21 +65,17 @@ async fn a_legacy_pair_derives_each_others_names_from_unique_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_pair_carries_names_and_a_native_pair_a_bare_ulid() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
 
-    let mut ann = legacy(addr, "ann").await;
+    let mut ann = legacy_user(addr, "ann").await;
     let (mut zoe, _) = native_waiting(addr, "Zoë").await;
-    let (code, _) = matched(&mut ann).await;
-    assert_eq!(matched(&mut zoe).await.0, code);
+    let (code, _) = matched(&mut ann, &mut zoe).await;
     assert_eq!(peer_from_code(&code, "ann"), "Zoë");
     assert!(ends_with_a_ulid(&code));
 
     let (mut n1, _) = native_waiting(addr, "one").await;
     let (mut n2, _) = native_waiting(addr, "two").await;
-    let (native_code, _) = matched(&mut n1).await;
-    assert_eq!(matched(&mut n2).await.0, native_code);
+    let (native_code, _) = matched(&mut n1, &mut n2).await;
     assert!(
         ulid::Ulid::from_string(&native_code).is_ok(),
         "{native_code}"
@@ -111,30 +85,20 @@ async fn a_mixed_pair_carries_names_and_a_native_pair_a_bare_ulid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_signaller_accepts_the_longest_codes_on_both_nodes() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (redis, _m, addr) = redis_and_matcher().await;
     // Two names of the longest length, in multi-byte characters.
     let (a, b) = ("é".repeat(64), "ж".repeat(64));
-    let mut wa = legacy(addr, &a).await;
-    let mut wb = legacy(addr, &b).await;
-    let (code, a_initiates) = matched(&mut wa).await;
-    assert_eq!(matched(&mut wb).await.0, code);
+    let mut wa = legacy_user(addr, &a).await;
+    let mut wb = legacy_user(addr, &b).await;
+    let (code, a_initiates) = matched(&mut wa, &mut wb).await;
     assert_eq!(code.chars().count(), wire::limits::MAX_ROOM_CODE_CHARS);
 
-    let node = |redis: &RedisServer| {
-        signaller::Config::parse_from([
-            "signaller",
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            &redis.url(),
-            "--ticket-secret",
-            SECRET,
-        ])
-    };
-    let n1 = signaller::spawn(node(&redis)).await.expect("node 1");
-    let n2 = signaller::spawn(node(&redis)).await.expect("node 2");
+    let n1 = signaller::spawn(signaller_config(&redis, &[]))
+        .await
+        .expect("node 1");
+    let n2 = signaller::spawn(signaller_config(&redis, &[]))
+        .await
+        .expect("node 2");
     let mut joins = Vec::new();
     for (name, n, initiates) in [(&a, &n1, a_initiates), (&b, &n2, !a_initiates)] {
         let url = format!("ws://{}/ws/{}", n.addr(), encode(name));

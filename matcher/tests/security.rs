@@ -4,50 +4,34 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
-use testkit::{RedisServer, WsClient};
+use serde_json::json;
+use testkit::{Next, RedisServer, WsClient};
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
 }
 
-/// A legacy matching socket for `name` from `from`.
-async fn legacy_socket(addr: SocketAddr, name: &str, from: IpAddr) -> WsClient {
-    WsClient::connect_from(&ws_url(addr, &format!("/ws/{}", encode(name))), from)
-        .await
-        .expect("connect")
+/// The socket's next frame is its close, with `code`: it was told nothing
+/// before it.
+async fn closed_having_got_nothing(ws: &mut WsClient, code: u16) {
+    match ws.next_within(testkit::STEP).await {
+        Some(Next::Closed(c)) => assert_eq!(c, Some(code)),
+        other => panic!("expected the close {code} and nothing before it, got {other:?}"),
+    }
 }
 
-/// `POST /registerForMatching` for `name` from `from`: (status, body).
-async fn register_from(addr: SocketAddr, name: &str, from: IpAddr) -> (u16, Value) {
-    let resp = reqwest::Client::builder()
-        .local_address(from)
-        .build()
-        .unwrap()
-        .post(format!("http://{addr}/registerForMatching"))
-        .json(&json!({ "name": name }))
-        .timeout(testkit::STEP)
-        .send()
-        .await
-        .expect("POST");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// A legacy user of address `from`: socket, then register.
-async fn legacy_user(addr: SocketAddr, name: &str, from: IpAddr) -> WsClient {
-    let ws = legacy_socket(addr, name, from).await;
-    let (status, body) = register_from(addr, name, from).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("queued")),
-        "{body}"
-    );
-    ws
+/// Wait until a socket for the legacy `name` is located (its gateway
+/// holds it in Redis).
+async fn until_located(redis: &RedisServer, name: &str) {
+    let location = wire::keys::location(&wire::user::UserKey::legacy(name));
+    testkit::eventually(testkit::STEP, "the socket is located", || async {
+        (redis.command(&["EXISTS", &location]).trim() == "1").then_some(())
+    })
+    .await;
 }
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -55,83 +39,73 @@ const QUIET: Duration = Duration::from_millis(400);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_cannot_take_a_registered_legacy_name_from_another_address() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
 
     // Alice registers over HTTP; her socket is a few moments late.
-    let (status, _) = register_from(addr, "alice", ip(3)).await;
+    let (status, _) = post_register_from(addr, "alice", ip(3)).await;
     assert_eq!(status, 200);
     // A stranger opens /ws/alice from another address meanwhile: refused.
-    let mut stranger = legacy_socket(addr, "alice", ip(2)).await;
+    let mut stranger = legacy_socket_from(addr, "alice", ip(2)).await;
     assert_eq!(stranger.recv_event("error").await["code"], "name_taken");
     assert_eq!(stranger.recv_close().await, Some(4409));
     // Nor can the stranger register the name.
-    let (status, body) = register_from(addr, "alice", ip(2)).await;
+    let (status, body) = post_register_from(addr, "alice", ip(2)).await;
     assert_eq!(status, 409, "{body}");
 
     // Alice's own socket comes and she is matched as usual.
-    let mut alice = legacy_socket(addr, "alice", ip(3)).await;
-    let mut bob = legacy_user(addr, "bob", ip(4)).await;
-    let code = alice.recv_event("matched").await["room_code"].clone();
-    assert_eq!(bob.recv_event("matched").await["room_code"], code);
+    let mut alice = legacy_socket_from(addr, "alice", ip(3)).await;
+    let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
+    matched_together(&mut alice, &mut bob).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_opening_the_socket_first_gets_nothing_and_is_replaced() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (redis, _m, addr) = redis_and_matcher().await;
 
     // The stranger is first on /ws/alice, before alice registers.
-    let mut stranger = legacy_socket(addr, "alice", ip(2)).await;
-    stranger.expect_silence(QUIET).await;
-    // Alice's socket takes the name over; the stranger's is closed.
-    let mut alice = legacy_user(addr, "alice", ip(3)).await;
-    assert_eq!(stranger.recv_close().await, Some(4410));
-    let mut bob = legacy_user(addr, "bob", ip(4)).await;
-    let code = alice.recv_event("matched").await["room_code"].clone();
-    assert_eq!(bob.recv_event("matched").await["room_code"], code);
+    let mut stranger = legacy_socket_from(addr, "alice", ip(2)).await;
+    until_located(&redis, "alice").await;
+    // Alice's socket takes the name over; the stranger's is closed, having
+    // been told nothing.
+    let mut alice = legacy_user_from(addr, "alice", ip(3)).await;
+    closed_having_got_nothing(&mut stranger, 4410).await;
+    let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
+    matched_together(&mut alice, &mut bob).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_cannot_take_a_notice_by_holding_the_socket_before_the_registrant_connects() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (redis, _m, addr) = redis_and_matcher().await;
 
     // The stranger holds /ws/alice; alice registers over HTTP from her own
     // address, and is matched before her socket comes.
-    let mut stranger = legacy_socket(addr, "alice", ip(2)).await;
-    stranger.expect_silence(QUIET).await;
-    assert_eq!(register_from(addr, "alice", ip(3)).await.0, 200);
-    let mut bob = legacy_user(addr, "bob", ip(4)).await;
+    let mut stranger = legacy_socket_from(addr, "alice", ip(2)).await;
+    until_located(&redis, "alice").await;
+    assert_eq!(post_register_from(addr, "alice", ip(3)).await.0, 200);
+    let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
     let code = bob.recv_event("matched").await["room_code"].clone();
-    // The notice for alice waits; the stranger's socket never receives it.
-    stranger.expect_silence(QUIET).await;
-    // Alice's socket replaces the stranger's and takes her notice.
-    let mut alice = legacy_socket(addr, "alice", ip(3)).await;
+    // The notice for alice waits for her own socket, which replaces the
+    // stranger's and takes it; the stranger is closed, never having
+    // received it (nor anything else).
+    let mut alice = legacy_socket_from(addr, "alice", ip(3)).await;
     assert_eq!(alice.recv_event("matched").await["room_code"], code);
-    assert_eq!(stranger.recv_close().await, Some(4410));
+    closed_having_got_nothing(&mut stranger, 4410).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_socket_for_the_name_inherits_no_partner() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
 
-    let mut alice = legacy_user(addr, "alice", ip(3)).await;
-    let mut bob = legacy_user(addr, "bob", ip(4)).await;
-    alice.recv_event("matched").await;
-    bob.recv_event("matched").await;
+    let mut alice = legacy_user_from(addr, "alice", ip(3)).await;
+    let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
+    matched_together(&mut alice, &mut bob).await;
     alice.close().await;
     // Someone opens /ws/alice once alice is gone, and writes to "her" partner.
     let mut later = testkit::eventually(Duration::from_secs(5), "the name is free", || async {
-        let mut ws = legacy_socket(addr, "alice", ip(2)).await;
+        let mut ws = legacy_socket_from(addr, "alice", ip(2)).await;
         match ws.next_within(QUIET).await {
             None => Some(ws),
             Some(_) => None,
@@ -148,19 +122,15 @@ async fn a_later_socket_for_the_name_inherits_no_partner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_previous_partner_cannot_write_into_the_next_room() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
 
-    let mut ann = legacy_user(addr, "ann", ip(3)).await;
-    let mut bob = legacy_user(addr, "bob", ip(4)).await;
-    ann.recv_event("matched").await;
-    bob.recv_event("matched").await;
+    let mut ann = legacy_user_from(addr, "ann", ip(3)).await;
+    let mut bob = legacy_user_from(addr, "bob", ip(4)).await;
+    matched_together(&mut ann, &mut bob).await;
     // Ann moves on to carol; bob stays behind with his old partner state.
-    let mut carol = legacy_user(addr, "carol", ip(5)).await;
-    assert_eq!(register_from(addr, "ann", ip(3)).await.0, 200);
-    let room = ann.recv_event("matched").await["room_code"].clone();
-    assert_eq!(carol.recv_event("matched").await["room_code"], room);
+    let mut carol = legacy_user_from(addr, "carol", ip(5)).await;
+    assert_eq!(post_register_from(addr, "ann", ip(3)).await.0, 200);
+    matched_together(&mut ann, &mut carol).await;
 
     bob.send_json(&json!({"event":"chat","peer":"ann","message":"injected"}))
         .await;
@@ -225,9 +195,7 @@ async fn a_cross_site_form_cannot_register_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_site_cannot_frame_the_page_or_run_its_scripts_in_it() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
     let resp = reqwest::get(format!("http://{addr}/"))
         .await
         .expect("GET /");
@@ -252,7 +220,7 @@ async fn with_the_legacy_api_off_its_weaker_identity_is_not_offered() {
     let redis = RedisServer::start();
     let m = start(&redis.url(), "all", &["--legacy-api", "off"]).await;
     let addr = m.gateway_addr().unwrap();
-    assert_eq!(register_from(addr, "alice", ip(3)).await.0, 404);
+    assert_eq!(register_answer(addr, "alice", ip(3), &[]).await.status, 404);
     assert!(WsClient::connect(&ws_url(addr, "/ws/alice")).await.is_err());
     // The native API works.
     native_waiting(addr, "Zoë").await;
@@ -367,20 +335,18 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_without_a_socket_is_never_handed_to_a_real_user() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (_redis, _m, addr) = redis_and_matcher().await;
 
     // A script registers a name over HTTP and never opens its socket.
-    assert_eq!(register_from(addr, "ghost", ip(2)).await.0, 200);
+    assert_eq!(post_register_from(addr, "ghost", ip(2)).await.0, 200);
     let (mut real, _) = native_waiting(addr, "real").await;
     real.expect_silence(Duration::from_millis(1500)).await;
 
     // A legacy user whose socket comes moments after its register is
     // paired as soon as the socket is there.
-    let (status, _) = register_from(addr, "late", ip(3)).await;
+    let (status, _) = post_register_from(addr, "late", ip(3)).await;
     assert_eq!(status, 200);
-    let mut late = legacy_socket(addr, "late", ip(3)).await;
+    let mut late = legacy_socket_from(addr, "late", ip(3)).await;
     let code = late
         .recv_event_within("matched", Duration::from_secs(2))
         .await["room_code"]
@@ -391,25 +357,25 @@ async fn a_registration_without_a_socket_is_never_handed_to_a_real_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_redis_missed_does_not_keep_a_name_taken() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let m = start_all(&redis.url()).await;
-    let addr = m.gateway_addr().unwrap();
+    let (mut redis, m, addr) = redis_and_matcher().await;
     let location = wire::keys::location(&wire::user::UserKey::legacy("alice"));
 
-    let alice = legacy_socket(addr, "alice", ip(3)).await;
-    testkit::eventually(Duration::from_secs(5), "located", || async {
-        (redis.command(&["EXISTS", &location]).trim() == "1").then_some(())
-    })
-    .await;
+    let alice = legacy_socket_from(addr, "alice", ip(3)).await;
+    until_located(&redis, "alice").await;
     // Redis goes away while the socket closes, so the release fails, and
     // comes back with its data (saved just before). The gateway is alive, so
     // no purge would ever free the name; the gateway itself must retry.
-    let mut redis = redis;
     assert_eq!(redis.command(&["SAVE"]).trim(), "OK");
     redis.stop();
     alice.close().await;
-    // Longer than the command timeout: the release fails for good.
-    tokio::time::sleep(service::redis_conn::COMMAND_TIMEOUT + Duration::from_millis(700)).await;
+    // The gateway lets go of the socket once its release attempt is over
+    // (failed: Redis is away); only then does Redis come back.
+    testkit::eventually(
+        service::redis_conn::COMMAND_TIMEOUT + testkit::STEP,
+        "the release attempt is over",
+        || async { (m.sockets() == 0).then_some(()) },
+    )
+    .await;
     redis.restart();
     assert_eq!(
         redis.command(&["EXISTS", &location]).trim(),
@@ -421,6 +387,6 @@ async fn a_release_redis_missed_does_not_keep_a_name_taken() {
     })
     .await;
     // The name is free again, from any address.
-    let mut again = legacy_socket(addr, "alice", ip(4)).await;
+    let mut again = legacy_socket_from(addr, "alice", ip(4)).await;
     again.expect_silence(QUIET).await;
 }

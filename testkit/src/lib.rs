@@ -15,6 +15,8 @@ mod ws_client;
 pub use redis_server::{RedisServer, Reply};
 pub use ws_client::{handshake_from, Next, Refused, WsClient};
 
+use std::net::{IpAddr, SocketAddr};
+
 use std::time::Duration;
 
 /// How long a test waits for anything that should happen "at once".
@@ -27,6 +29,25 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("local addr")
         .port()
+}
+
+/// A TCP connection to `server` from the local address `from` (any
+/// 127.x.y.z is the machine itself on Linux), so that a test can play
+/// clients of several addresses; fails after [`STEP`].
+pub async fn tcp_from(from: IpAddr, server: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = match from {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    tokio::time::timeout(STEP, socket.connect(server))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connect {server} from {from}: timed out"),
+            )
+        })?
 }
 
 /// Poll `check` every few milliseconds until it returns `Some`, or fail after

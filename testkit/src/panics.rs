@@ -52,12 +52,12 @@ fn is_test_code(file: &str) -> bool {
 }
 
 /// The panics raised outside test code so far in this process.
-pub fn seen() -> Vec<String> {
+fn seen() -> Vec<String> {
     SEEN.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 /// Fail if any panic was raised outside the test code so far.
-pub fn assert_no_panics() {
+fn assert_no_panics() {
     let seen = seen();
     assert!(
         seen.is_empty(),

@@ -98,9 +98,9 @@ impl RedisServer {
         }
     }
 
-    /// Run one command synchronously over a raw connection and return the
-    /// first line of the reply: for test assertions that need no client.
-    pub fn command(&self, args: &[&str]) -> String {
+    /// Send one command over a fresh raw connection; the reply is read from
+    /// what is returned.
+    fn send(&self, args: &[&str]) -> BufReader<TcpStream> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect redis");
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let mut req = format!("*{}\r\n", args.len());
@@ -108,8 +108,14 @@ impl RedisServer {
             req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
         }
         stream.write_all(req.as_bytes()).expect("write redis");
+        BufReader::new(stream)
+    }
+
+    /// Run one command synchronously over a raw connection and return the
+    /// first line of the reply: for test assertions that need no client.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut reader = self.send(args);
         let mut line = String::new();
-        let mut reader = BufReader::new(stream);
         reader.read_line(&mut line).expect("read redis");
         if let Some(len) = line.strip_prefix('$') {
             let len: i64 = len.trim().parse().unwrap_or(-1);
@@ -127,14 +133,7 @@ impl RedisServer {
     /// assertions on replies of more than one line (`CLIENT LIST`,
     /// `XPENDING`, `ZRANGE`, ...).
     pub fn query(&self, args: &[&str]) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect redis");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
-        }
-        stream.write_all(req.as_bytes()).expect("write redis");
-        read_reply(&mut BufReader::new(stream))
+        read_reply(&mut self.send(args))
     }
 
     /// The clients connected to this server, one `CLIENT LIST` line each

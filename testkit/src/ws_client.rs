@@ -33,23 +33,14 @@ impl WsClient {
     /// on Linux), so that a test can play several clients of different
     /// addresses.
     pub async fn connect_from(url: &str, from: std::net::IpAddr) -> anyhow::Result<WsClient> {
-        let connect = async {
-            let host = url
-                .trim_start_matches("ws://")
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let addr: std::net::SocketAddr = host.parse()?;
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(std::net::SocketAddr::new(from, 0))?;
-            let tcp = socket.connect(addr).await?;
-            let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
-            anyhow::Ok(WsClient { ws })
-        };
-        tokio::time::timeout(crate::STEP, connect)
-            .await
-            .map_err(|_| anyhow::anyhow!("connect {url}: timed out"))?
+        let tcp = crate::tcp_from(from, server_of(url)?).await?;
+        let (ws, _) = tokio::time::timeout(
+            crate::STEP,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("handshake {url}: timed out"))??;
+        Ok(WsClient { ws })
     }
 
     pub async fn send_json(&mut self, v: &Value) {
@@ -152,16 +143,10 @@ pub type Refused = (u16, Option<u64>);
 /// address `from` (any 127.x.y.z works on Linux): the socket, or the
 /// refusal's status and `Retry-After`.
 pub async fn handshake_from(from: &str, url: &str) -> Result<WebSocketStream<TcpStream>, Refused> {
-    let host = url.trim_start_matches("ws://").split('/').next().unwrap();
-    let server: std::net::SocketAddr = host.parse().expect("ws://ip:port/...");
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{from}:0").parse().unwrap())
-        .expect("bind a loopback address");
-    let tcp = tokio::time::timeout(crate::STEP, socket.connect(server))
+    let server = server_of(url).expect("ws://ip:port/...");
+    let tcp = crate::tcp_from(from.parse().expect("an IP address"), server)
         .await
-        .expect("connect in time")
-        .expect("connect");
+        .expect("connect in time");
     let handshake = tokio_tungstenite::client_async(url, tcp);
     match tokio::time::timeout(crate::STEP, handshake)
         .await
@@ -176,4 +161,14 @@ pub async fn handshake_from(from: &str, url: &str) -> Result<WebSocketStream<Tcp
         )),
         Err(e) => panic!("handshake failed: {e}"),
     }
+}
+
+/// The `ip:port` of a `ws://ip:port/...` URL.
+fn server_of(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let host = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    Ok(host.parse()?)
 }

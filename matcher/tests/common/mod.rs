@@ -3,12 +3,12 @@
 //! real WebSocket and HTTP clients.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use clap::Parser;
 use matcher::{Config, Running};
 use serde_json::{json, Value};
-use testkit::WsClient;
+use testkit::{RedisServer, WsClient};
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
@@ -17,7 +17,7 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 /// loaded CI machine must not look dead), a 500 ms back-off cap, and the
 /// per-address limits off: every simulated user of a test comes from
 /// 127.0.0.1 (the tests of those limits turn them on).
-pub fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
+fn default_flags(redis_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("--listen", "127.0.0.1:0".into()),
         ("--redis-url", redis_url.into()),
@@ -68,6 +68,33 @@ pub async fn start_all(redis_url: &str) -> Running {
     start(redis_url, "all", &[]).await
 }
 
+/// A private Redis and a gateway-and-worker process on it, with the
+/// gateway's address: the set-up of most tests.
+pub async fn redis_and_matcher() -> (RedisServer, Running, SocketAddr) {
+    let redis = RedisServer::start();
+    let m = start_all(&redis.url()).await;
+    let addr = m.gateway_addr().unwrap();
+    (redis, m, addr)
+}
+
+/// A signaller configuration on `redis` with the test secret; `extra` flags
+/// replace the defaults they name.
+pub fn signaller_config(redis: &RedisServer, extra: &[&str]) -> signaller::Config {
+    let url = redis.url();
+    let mut args = vec!["signaller"];
+    for (flag, value) in [
+        ("--listen", "127.0.0.1:0"),
+        ("--redis-url", url.as_str()),
+        ("--ticket-secret", SECRET),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    signaller::Config::parse_from(args)
+}
+
 pub fn ws_url(addr: SocketAddr, path: &str) -> String {
     format!("ws://{addr}{path}")
 }
@@ -92,17 +119,128 @@ pub async fn native_waiting(addr: SocketAddr, name: &str) -> (WsClient, String) 
     (ws, session)
 }
 
-/// Legacy `POST /registerForMatching`; returns (HTTP status, JSON body).
-pub async fn post_register(addr: SocketAddr, name: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+/// The loopback address every test user has unless it plays another.
+pub const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// An HTTP answer: status, `Retry-After` if any, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON; panics if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body: {self:?}"))
+    }
+}
+
+/// Legacy `POST /registerForMatching` for `name` from the local address
+/// `from` (any 127.x.y.z), with extra `headers`, on a connection of its own.
+pub async fn register_answer(
+    addr: SocketAddr,
+    name: &str,
+    from: IpAddr,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .expect("an HTTP client")
         .post(format!("http://{addr}/registerForMatching"))
         .json(&json!({ "name": name }))
-        .timeout(testkit::STEP)
-        .send()
-        .await
-        .expect("POST /registerForMatching");
+        .timeout(testkit::STEP);
+    for (header, value) in headers {
+        request = request.header(*header, *value);
+    }
+    let resp = request.send().await.expect("POST /registerForMatching");
     let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON reply"))
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"));
+    let body = resp.text().await.expect("a body");
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// Legacy `POST /registerForMatching` from `from`; returns (HTTP status,
+/// JSON body).
+pub async fn post_register_from(addr: SocketAddr, name: &str, from: IpAddr) -> (u16, Value) {
+    let answer = register_answer(addr, name, from, &[]).await;
+    (answer.status, answer.json())
+}
+
+/// Legacy `POST /registerForMatching`; returns (HTTP status, JSON body).
+pub async fn post_register(addr: SocketAddr, name: &str) -> (u16, Value) {
+    post_register_from(addr, name, LOCALHOST).await
+}
+
+/// A legacy matching socket `/ws/<name>` from the local address `from`.
+pub async fn legacy_socket_from(addr: SocketAddr, name: &str, from: IpAddr) -> WsClient {
+    WsClient::connect_from(&ws_url(addr, &format!("/ws/{}", encode(name))), from)
+        .await
+        .expect("legacy socket")
+}
+
+/// A legacy matching socket `/ws/<name>`.
+pub async fn legacy_socket(addr: SocketAddr, name: &str) -> WsClient {
+    legacy_socket_from(addr, name, LOCALHOST).await
+}
+
+/// A legacy user of address `from`, as the React client does it: the
+/// matching socket, then the register POST, answered `queued`.
+pub async fn legacy_user_from(addr: SocketAddr, name: &str, from: IpAddr) -> WsClient {
+    let ws = legacy_socket_from(addr, name, from).await;
+    let (status, body) = post_register_from(addr, name, from).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("queued")),
+        "{body}"
+    );
+    ws
+}
+
+/// A legacy user (see [`legacy_user_from`]).
+pub async fn legacy_user(addr: SocketAddr, name: &str) -> WsClient {
+    legacy_user_from(addr, name, LOCALHOST).await
+}
+
+/// How the React client derives its peer's name from the room code: it
+/// splits the code on `_` and shows the first part that is not its own
+/// name (a code without `_` is shown whole).
+pub fn peer_from_code(code: &str, me: &str) -> String {
+    code.split('_')
+        .find(|p| *p != me)
+        .unwrap_or(code)
+        .to_string()
+}
+
+/// `a` and `b` are each told `matched`, into the same room; returns both
+/// notices.
+pub async fn matched_together(a: &mut WsClient, b: &mut WsClient) -> (Value, Value) {
+    let ma = a.recv_event("matched").await;
+    let mb = b.recv_event("matched").await;
+    assert_eq!(ma["room_code"], mb["room_code"], "one room: {ma} / {mb}");
+    (ma, mb)
+}
+
+/// A free address on 127.0.0.1 for a process's `--listen`.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], testkit::free_port()))
+}
+
+/// Wait until the gateway at `addr` answers `/readyz` with 200.
+pub async fn until_ready(addr: SocketAddr) {
+    testkit::eventually(testkit::STEP, "the gateway is ready", || async {
+        (get_status(addr, "/readyz").await == 200).then_some(())
+    })
+    .await;
 }
 
 pub async fn get_status(addr: SocketAddr, path: &str) -> u16 {
@@ -174,7 +312,7 @@ impl MatcherProcess {
         worker
     }
 
-    pub fn pid(&self) -> u32 {
+    fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -209,6 +347,11 @@ impl MatcherProcess {
         self.signal("-CONT");
     }
 
+    /// SIGTERM: the graceful drain.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
     /// SIGKILL: no clean-up of any kind, as a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -229,7 +372,7 @@ impl Drop for MatcherProcess {
 
 /// How many clients of this Redis last ran `XREADGROUP`: the workers'
 /// stream readers.
-pub fn stream_readers(redis: &testkit::RedisServer) -> usize {
+fn stream_readers(redis: &testkit::RedisServer) -> usize {
     redis
         .clients()
         .iter()

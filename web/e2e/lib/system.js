@@ -21,7 +21,6 @@ const WEB_DIR = process.env.E2E_WEB_DIR || '';
  * Every browser of a test comes from 127.0.0.1, so the per-address limits
  * (on by default) are turned off explicitly; Rust tests cover them.
  */
-// Every browser runs from 127.0.0.1: per-address limits off.
 const NO_ADDRESS_LIMITS = ['--ip-rate-limit', '0', '--max-sockets-per-ip', '0', '--max-connections-per-ip', '0'];
 
 const READY_TIMEOUT_MS = 20000;
