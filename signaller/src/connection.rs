@@ -19,7 +19,7 @@ use tracing::Instrument;
 use wire::internal::{LeaveReason, RoomEvent};
 use wire::signaller_api::SignallerEvent;
 
-use crate::admission::{self, JoinRefusal, Member};
+use crate::admission::{self, JoinRefusal};
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
@@ -59,8 +59,6 @@ struct Connection {
     session: Session,
     shared: Arc<Shared>,
     mailbox: Mailbox,
-    /// Who we are in the room, once joined (for the events we write).
-    me: Option<Member>,
     /// This connection across the cluster (`<node>/<connection id>`): the
     /// room log takes writes for our user from its newest connection only.
     token: String,
@@ -110,7 +108,6 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
             token: format!("{}/{id}", shared.node),
             shared,
             mailbox,
-            me: None,
         };
         let why = conn.serve(&mut inbox).await;
         conn.finish().await;
@@ -215,13 +212,11 @@ impl Connection {
                 }
                 Action::Join(request) => {
                     let result = Box::pin(self.join(request)).await;
-                    if let Ok(outcome) = &result {
-                        self.me = Some(outcome.me.clone());
-                    }
                     queue.extend(self.session.on_join_result(result));
                 }
                 Action::Publish(body) => {
-                    let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+                    let (Some(room), Some(me)) = (self.session.room(), self.session.member())
+                    else {
                         continue;
                     };
                     let event = RoomEvent {
@@ -392,7 +387,7 @@ impl Connection {
 
     /// Stop counting our room among our user's rooms.
     async fn release(&mut self) {
-        let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+        let (Some(room), Some(me)) = (self.session.room(), self.session.member()) else {
             return;
         };
         if let Err(e) = self.shared.room_log.release(&me.user, room).await {
@@ -404,7 +399,7 @@ impl Connection {
     /// be told. Whether it was fenced off (a newer socket of our user holds
     /// the room).
     async fn leave(&mut self, reason: LeaveReason) -> bool {
-        let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+        let (Some(room), Some(me)) = (self.session.room(), self.session.member()) else {
             return false;
         };
         tracing::info!(room, reason = reason.as_str(), "leaving room");

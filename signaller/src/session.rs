@@ -125,12 +125,40 @@ struct InRoom {
     declared: bool,
 }
 
+impl InRoom {
+    /// Record what an event says about the peer; whether it was known before.
+    fn learn_peer(&mut self, event: &RoomEvent, node: Option<&String>) -> bool {
+        match &mut self.peer {
+            Some(peer) => {
+                if let Some(node) = node {
+                    if peer.node.as_ref() != Some(node) {
+                        // A new node to judge: a loss of the old one is moot.
+                        self.declared = false;
+                    }
+                    peer.node = Some(node.clone());
+                }
+                true
+            }
+            None => {
+                self.peer = Some(PeerInfo {
+                    user: event.from.clone(),
+                    name: event.from_name.clone(),
+                    node: node.cloned(),
+                });
+                false
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
     Joining,
     InRoom(InRoom),
-    Over { code: String, last: StreamId },
+    /// Final. The room the socket was in, kept for its clean-up (`None`
+    /// when it ended before joining one: a bad legacy name).
+    Over(Option<InRoom>),
 }
 
 /// Why the room log refused what this socket sent (see
@@ -167,10 +195,7 @@ impl Session {
     pub fn on_open(&mut self) -> Vec<Action> {
         match &self.dialect {
             Dialect::Legacy { name } if !wire::limits::valid_name(name) => {
-                self.state = State::Over {
-                    code: String::new(),
-                    last: StreamId::default(),
-                };
+                self.state = State::Over(None);
                 vec![
                     Action::Send(SignallerEvent::error(
                         wire::ErrorCode::BadName,
@@ -186,21 +211,22 @@ impl Session {
         }
     }
 
-    /// The room this socket joined (or is over with), if any.
-    pub fn room(&self) -> Option<&str> {
+    /// The room this socket joined (live or over), if any.
+    fn joined(&self) -> Option<&InRoom> {
         match &self.state {
-            State::InRoom(r) => Some(&r.code),
-            State::Over { code, .. } if !code.is_empty() => Some(code),
+            State::InRoom(r) | State::Over(Some(r)) => Some(r),
             _ => None,
         }
     }
 
-    /// Who this socket is in its room, once joined.
+    /// The room this socket joined (or is over with), if any.
+    pub fn room(&self) -> Option<&str> {
+        self.joined().map(|r| r.code.as_str())
+    }
+
+    /// Who this socket is in the room it joined (or is over with), if any.
     pub fn member(&self) -> Option<&Member> {
-        match &self.state {
-            State::InRoom(r) => Some(&r.me),
-            _ => None,
-        }
+        self.joined().map(|r| &r.me)
     }
 
     /// The id of the last room-log entry handled, for a resync.
@@ -261,15 +287,9 @@ impl Session {
                 }
                 self.relay(RoomBody::Chat { message })
             }
-            SignallerClientMsg::Leave => match &self.state {
-                State::InRoom(r) => {
-                    self.state = State::Over {
-                        code: r.code.clone(),
-                        last: r.last,
-                    };
-                    vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
-                }
-                State::Over { .. } => Vec::new(),
+            SignallerClientMsg::Leave => match self.state {
+                State::InRoom(_) => self.leave_with(LeaveReason::Left),
+                State::Over(_) => Vec::new(),
                 State::Idle | State::Joining => vec![not_joined()],
             },
         }
@@ -278,7 +298,7 @@ impl Session {
     fn on_join(&mut self, join: Join) -> Vec<Action> {
         match self.state {
             State::Idle => {}
-            State::Joining | State::InRoom(_) | State::Over { .. } => {
+            State::Joining | State::InRoom(_) | State::Over(_) => {
                 return vec![error(
                     wire::ErrorCode::AlreadyJoined,
                     "this socket already joined a room",
@@ -313,7 +333,7 @@ impl Session {
     fn relay(&mut self, body: RoomBody) -> Vec<Action> {
         match self.state {
             State::InRoom(_) => vec![Action::Publish(body)],
-            State::Over { .. } => vec![error(wire::ErrorCode::RoomClosed, "the room is over")],
+            State::Over(_) => vec![error(wire::ErrorCode::RoomClosed, "the room is over")],
             State::Idle | State::Joining => vec![not_joined()],
         }
     }
@@ -411,7 +431,7 @@ impl Session {
                 data_json,
                 type_json,
             } => {
-                self.learn_peer(event, None);
+                room.learn_peer(event, None);
                 let Ok(data) = RawValue::from_string(data_json.clone()) else {
                     return Vec::new();
                 };
@@ -426,7 +446,7 @@ impl Session {
                 })]
             }
             RoomBody::Chat { message } => {
-                self.learn_peer(event, None);
+                room.learn_peer(event, None);
                 vec![Action::Send(SignallerEvent::Chat {
                     sender: event.from_name.clone(),
                     message: message.clone(),
@@ -434,7 +454,7 @@ impl Session {
                 })]
             }
             RoomBody::Joined { node } => {
-                let was_known = self.learn_peer(event, Some(node));
+                let was_known = room.learn_peer(event, Some(node));
                 let mut actions = Vec::new();
                 // The peer's newest socket decides which node to watch: a
                 // replacing socket may have moved it (or onto our own node,
@@ -455,42 +475,11 @@ impl Session {
         }
     }
 
-    /// Record what an event says about the peer; whether it was known before.
-    fn learn_peer(&mut self, event: &RoomEvent, node: Option<&String>) -> bool {
-        let State::InRoom(room) = &mut self.state else {
-            return false;
-        };
-        match &mut room.peer {
-            Some(peer) => {
-                if let Some(node) = node {
-                    if peer.node.as_ref() != Some(node) {
-                        // A new node to judge: a loss of the old one is moot.
-                        room.declared = false;
-                    }
-                    peer.node = Some(node.clone());
-                }
-                true
-            }
-            None => {
-                room.peer = Some(PeerInfo {
-                    user: event.from.clone(),
-                    name: event.from_name.clone(),
-                    node: node.cloned(),
-                });
-                false
-            }
-        }
-    }
-
     /// The room is over because the peer left (or was lost): tell the client.
     fn end(&mut self, peer_name: &str, reason: LeaveReason) -> Vec<Action> {
-        let State::InRoom(room) = &self.state else {
+        if !self.close_room() {
             return Vec::new();
-        };
-        self.state = State::Over {
-            code: room.code.clone(),
-            last: room.last,
-        };
+        }
         let notice = match self.dialect {
             Dialect::Legacy { .. } => SignallerEvent::PeerDisconnected {
                 message: format!("{peer_name} has disconnected"),
@@ -506,13 +495,9 @@ impl Session {
     /// A newer socket of our user joined the room: close this one, leaving
     /// the room (and the user's claim on it) to the newer socket.
     fn replaced(&mut self) -> Vec<Action> {
-        let State::InRoom(room) = &self.state else {
+        if !self.close_room() {
             return Vec::new();
-        };
-        self.state = State::Over {
-            code: room.code.clone(),
-            last: room.last,
-        };
+        }
         vec![
             Action::Unwatch,
             Action::Close {
@@ -607,19 +592,27 @@ impl Session {
     }
 
     fn leave_with(&mut self, reason: LeaveReason) -> Vec<Action> {
-        match &self.state {
-            State::InRoom(r) => {
-                self.state = State::Over {
-                    code: r.code.clone(),
-                    last: r.last,
-                };
-                vec![Action::Unwatch, Action::Leave(reason)]
+        if self.close_room() {
+            return vec![Action::Unwatch, Action::Leave(reason)];
+        }
+        if self.state == State::Joining {
+            self.state = State::Idle;
+        }
+        Vec::new()
+    }
+
+    /// The room is over for this socket from now on (`InRoom` → `Over`);
+    /// whether it was in the room.
+    fn close_room(&mut self) -> bool {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::InRoom(room) => {
+                self.state = State::Over(Some(room));
+                true
             }
-            State::Joining => {
-                self.state = State::Idle;
-                Vec::new()
+            other => {
+                self.state = other;
+                false
             }
-            _ => Vec::new(),
         }
     }
 }
