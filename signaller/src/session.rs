@@ -424,8 +424,6 @@ impl Session {
                 return Vec::new();
             }
         }
-        let code = room.code.clone();
-        let own_node = self.node.clone();
         match &event.body {
             RoomBody::Signal {
                 data_json,
@@ -439,7 +437,7 @@ impl Session {
                     .as_ref()
                     .and_then(|t| RawValue::from_string(t.clone()).ok());
                 vec![Action::Send(SignallerEvent::Signal {
-                    room_code: code,
+                    room_code: room.code.clone(),
                     from: event.from_name.clone(),
                     kind,
                     data,
@@ -459,7 +457,7 @@ impl Session {
                 // The peer's newest socket decides which node to watch: a
                 // replacing socket may have moved it (or onto our own node,
                 // which needs no watching).
-                actions.push(if *node != own_node {
+                actions.push(if *node != self.node {
                     Action::Watch { node: node.clone() }
                 } else {
                     Action::Unwatch
