@@ -654,6 +654,17 @@ mod tests {
         }
     }
 
+    /// A `Joined` entry of `from` on signaller node `node`.
+    fn joined_ev(from: &str, name: &str, node: &str) -> RoomEvent {
+        ev(
+            from,
+            name,
+            RoomBody::Joined {
+                node: node.to_string(),
+            },
+        )
+    }
+
     fn signal(n: u32) -> RoomBody {
         RoomBody::Signal {
             data_json: format!(r#"{{"n":{n}}}"#),
@@ -816,22 +827,10 @@ mod tests {
         let mut s = Session::new(legacy(), NODE);
         s.on_text(r#"{"event":"join","room_code":"R"}"#);
         let backlog = vec![
-            (
-                id(1),
-                ev(
-                    "l:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            ),
+            (id(1), joined_ev("l:bob", "bob", "node-b")),
             (id(2), ev("l:bob", "bob", signal(1))),
             (id(3), ev("l:bob", "bob", signal(2))),
-            (
-                id(10),
-                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
-            ),
+            (id(10), joined_ev("l:alice", "alice", NODE)),
         ];
         let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
         let out = sent(&actions);
@@ -879,16 +878,7 @@ mod tests {
         for dialect in [legacy(), Dialect::Native] {
             let native = dialect == Dialect::Native;
             let (mut s, _) = joined(dialect, None);
-            let actions = s.on_room_event(
-                id(11),
-                &ev(
-                    "s:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            );
+            let actions = s.on_room_event(id(11), &joined_ev("s:bob", "bob", "node-b"));
             assert!(actions.contains(&Action::Watch {
                 node: "node-b".into()
             }));
@@ -1094,16 +1084,7 @@ mod tests {
     }
 
     fn alice_joined_again(ms: u64) -> (StreamId, RoomEvent) {
-        (
-            id(ms),
-            ev(
-                "l:alice",
-                "alice",
-                RoomBody::Joined {
-                    node: "node-z".into(),
-                },
-            ),
-        )
+        (id(ms), joined_ev("l:alice", "alice", "node-z"))
     }
 
     #[test]
@@ -1157,21 +1138,9 @@ mod tests {
         let backlog = vec![
             alice_joined_again(1),
             (id(2), ev("l:alice", "alice", signal(1))),
-            (
-                id(3),
-                ev(
-                    "l:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            ),
+            (id(3), joined_ev("l:bob", "bob", "node-b")),
             (id(4), ev("l:bob", "bob", signal(2))),
-            (
-                id(10),
-                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
-            ),
+            (id(10), joined_ev("l:alice", "alice", NODE)),
         ];
         let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
         let out = sent(&actions);
@@ -1183,15 +1152,7 @@ mod tests {
     #[test]
     fn a_peer_replaced_onto_another_node_is_watched_there() {
         let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
-        let bob_joined = |node: &str| {
-            ev(
-                "l:bob",
-                "bob",
-                RoomBody::Joined {
-                    node: node.to_string(),
-                },
-            )
-        };
+        let bob_joined = |node| joined_ev("l:bob", "bob", node);
         // Moved to node-c: watch it, and say nothing to the client.
         let actions = s.on_room_event(id(11), &bob_joined("node-c"));
         assert_eq!(
