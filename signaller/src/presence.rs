@@ -82,10 +82,6 @@ impl Presence {
         (presence, task)
     }
 
-    pub fn node(&self) -> &str {
-        &self.inner.node
-    }
-
     /// Tell `conn` (through `mailbox`) when `node` is gone. A socket watches
     /// one node at most: a new watch replaces its old one.
     pub fn watch(&self, node: &str, conn: ConnId, mailbox: Mailbox) {
