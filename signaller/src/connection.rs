@@ -19,7 +19,7 @@ use tracing::Instrument;
 use wire::internal::{LeaveReason, RoomEvent};
 use wire::signaller_api::SignallerEvent;
 
-use crate::admission::{self, JoinRefusal};
+use crate::admission::{self, JoinRefusal, Member};
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
@@ -305,7 +305,7 @@ impl Connection {
         Flow::Continue
     }
 
-    /// Admit, subscribe, then run the join script.
+    /// Admit, claim, subscribe, then run the join script.
     async fn join(&mut self, request: JoinRequest) -> Result<JoinOutcome, JoinRefusal> {
         let result = self.try_join(request).await;
         if let Err(refusal) = &result {
@@ -342,46 +342,49 @@ impl Connection {
                 shared.room_log.limits().max_rooms_per_user,
             ));
         }
-        let refusal = match shared
-            .fanout
-            .join(room, self.id, self.mailbox.clone())
-            .await
-        {
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe");
-                JoinRefusal::Unavailable
-            }
-            Ok(()) => {
-                let refusal = match shared.room_log.join(room, &admitted.me, &self.token).await {
-                    Ok(JoinReply::Joined { outcome, replaced }) => {
-                        tracing::info!(
-                            room,
-                            peer_present = outcome.peer.is_some(),
-                            backlog = outcome.backlog.len(),
-                            replaced,
-                            "joined"
-                        );
-                        return Ok(outcome);
-                    }
-                    Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
-                    Ok(JoinReply::Full) => JoinRefusal::RoomFull,
-                    Ok(JoinReply::LogFull) => JoinRefusal::RoomLogFull,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "join script failed");
-                        JoinRefusal::Unavailable
-                    }
-                };
-                shared.fanout.leave(room, self.id);
-                refusal
-            }
-        };
+        let result = self.enter(room, &admitted.me).await;
         // A room claimed for this join only is not the user's after all (a
         // claim it held already belongs to its older socket, still in).
-        if claim == Claim::New {
+        if result.is_err() && claim == Claim::New {
             if let Err(e) = shared.room_log.release(user, room).await {
                 tracing::warn!(error = %e, "could not release the room claim; it lapses by itself");
             }
         }
+        result
+    }
+
+    /// Subscribe to `room`, then run the join script as `me`; a refused
+    /// join is unsubscribed again.
+    async fn enter(&mut self, room: &str, me: &Member) -> Result<JoinOutcome, JoinRefusal> {
+        let shared = &self.shared;
+        if let Err(e) = shared
+            .fanout
+            .join(room, self.id, self.mailbox.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot subscribe");
+            return Err(JoinRefusal::Unavailable);
+        }
+        let refusal = match shared.room_log.join(room, me, &self.token).await {
+            Ok(JoinReply::Joined { outcome, replaced }) => {
+                tracing::info!(
+                    room,
+                    peer_present = outcome.peer.is_some(),
+                    backlog = outcome.backlog.len(),
+                    replaced,
+                    "joined"
+                );
+                return Ok(outcome);
+            }
+            Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
+            Ok(JoinReply::Full) => JoinRefusal::RoomFull,
+            Ok(JoinReply::LogFull) => JoinRefusal::RoomLogFull,
+            Err(e) => {
+                tracing::warn!(error = %e, "join script failed");
+                JoinRefusal::Unavailable
+            }
+        };
+        shared.fanout.leave(room, self.id);
         Err(refusal)
     }
 
