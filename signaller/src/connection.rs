@@ -262,43 +262,8 @@ impl Connection {
                 }
                 Action::Unwatch => self.shared.presence.unwatch(self.id),
                 Action::DeclarePeerLost { user, name, node } => {
-                    let Some(room) = self.session.room().map(str::to_string) else {
-                        continue;
-                    };
-                    tracing::info!(room, "peer's node lost");
-                    let declared = Box::pin(self.shared.room_log.leave(
-                        &room,
-                        &user,
-                        &name,
-                        LeaveReason::NodeLost,
-                        Writer::DeclaringLost {
-                            user: &user,
-                            node: &node,
-                        },
-                    ))
-                    .await;
-                    match declared {
-                        // Logged: its echo tells our client; and the lost
-                        // peer is no longer in this room (its own node
-                        // cannot say so any more).
-                        Ok(Appended::Logged(_)) => {
-                            let peer = wire::user::UserKey::from_raw(user);
-                            if let Err(e) =
-                                Box::pin(self.shared.room_log.release(&peer, &room)).await
-                            {
-                                tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
-                            }
-                        }
-                        // Closed: the `Left` that closed the room tells our client.
-                        Ok(Appended::Closed | Appended::LogFull) => {}
-                        // The peer's newer socket is on a live node; its
-                        // `Joined` moves our watch there.
-                        Ok(Appended::Fenced) => tracing::info!(room, "the lost peer has moved"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
-                            queue.extend(self.session.on_declare_failed());
-                        }
-                    }
+                    let actions = Box::pin(self.declare_peer_lost(&user, &name, &node)).await;
+                    queue.extend(actions);
                 }
             }
         }
@@ -386,6 +351,50 @@ impl Connection {
         };
         shared.fanout.leave(room, self.id);
         Err(refusal)
+    }
+
+    /// Log that our peer `user` (`name`) was lost with its node `node`,
+    /// unless its socket has moved meanwhile; what the session makes of a
+    /// failure.
+    async fn declare_peer_lost(&mut self, user: &str, name: &str, node: &str) -> Vec<Action> {
+        let Some(room) = self.session.room() else {
+            return Vec::new();
+        };
+        tracing::info!(room, "peer's node lost");
+        let declared = self
+            .shared
+            .room_log
+            .leave(
+                room,
+                user,
+                name,
+                LeaveReason::NodeLost,
+                Writer::DeclaringLost { user, node },
+            )
+            .await;
+        match declared {
+            // Logged: its echo tells our client; and the lost peer is no
+            // longer in this room (its own node cannot say so any more).
+            Ok(Appended::Logged(_)) => {
+                let peer = wire::user::UserKey::from_raw(user.to_string());
+                if let Err(e) = self.shared.room_log.release(&peer, room).await {
+                    tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
+                }
+                Vec::new()
+            }
+            // Closed: the `Left` that closed the room tells our client.
+            Ok(Appended::Closed | Appended::LogFull) => Vec::new(),
+            // The peer's newer socket is on a live node; its `Joined` moves
+            // our watch there.
+            Ok(Appended::Fenced) => {
+                tracing::info!(room, "the lost peer has moved");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
+                self.session.on_declare_failed()
+            }
+        }
     }
 
     /// Stop counting our room among our user's rooms.
