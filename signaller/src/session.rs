@@ -408,12 +408,7 @@ impl Session {
                 reason: LeaveReason::NodeLost,
             } = event.body
             {
-                let name = room
-                    .peer
-                    .as_ref()
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                return self.end(&name, LeaveReason::NodeLost);
+                return self.end_node_lost();
             }
             return Vec::new();
         }
@@ -568,6 +563,12 @@ impl Session {
     /// The `DeclarePeerLost` could not be written (Redis is down): tell our
     /// client directly.
     pub fn on_declare_failed(&mut self) -> Vec<Action> {
+        self.end_node_lost()
+    }
+
+    /// The room is over because a node was lost (the peer's, or ours as
+    /// the peer's node judged): tell the client, naming the peer.
+    fn end_node_lost(&mut self) -> Vec<Action> {
         let name = match &self.state {
             State::InRoom(room) => room
                 .peer
