@@ -17,15 +17,13 @@
 -- 'new', or 'refused'.
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local expiry = tonumber(ARGV[2]) + tonumber(ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return 'held'
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   return 'refused'
 end
-redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if held then
+  return 'held'
+end
 return 'new'

@@ -59,8 +59,6 @@ struct Connection {
     session: Session,
     shared: Arc<Shared>,
     mailbox: Mailbox,
-    /// Who we are in the room, once joined (for the events we write).
-    me: Option<Member>,
     /// This connection across the cluster (`<node>/<connection id>`): the
     /// room log takes writes for our user from its newest connection only.
     token: String,
@@ -110,7 +108,6 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
             token: format!("{}/{id}", shared.node),
             shared,
             mailbox,
-            me: None,
         };
         let why = conn.serve(&mut inbox).await;
         conn.finish().await;
@@ -215,13 +212,11 @@ impl Connection {
                 }
                 Action::Join(request) => {
                     let result = Box::pin(self.join(request)).await;
-                    if let Ok(outcome) = &result {
-                        self.me = Some(outcome.me.clone());
-                    }
                     queue.extend(self.session.on_join_result(result));
                 }
                 Action::Publish(body) => {
-                    let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+                    let (Some(room), Some(me)) = (self.session.room(), self.session.member())
+                    else {
                         continue;
                     };
                     let event = RoomEvent {
@@ -267,50 +262,15 @@ impl Connection {
                 }
                 Action::Unwatch => self.shared.presence.unwatch(self.id),
                 Action::DeclarePeerLost { user, name, node } => {
-                    let Some(room) = self.session.room().map(str::to_string) else {
-                        continue;
-                    };
-                    tracing::info!(room, "peer's node lost");
-                    let declared = Box::pin(self.shared.room_log.leave(
-                        &room,
-                        &user,
-                        &name,
-                        LeaveReason::NodeLost,
-                        Writer::DeclaringLost {
-                            user: &user,
-                            node: &node,
-                        },
-                    ))
-                    .await;
-                    match declared {
-                        // Logged: its echo tells our client; and the lost
-                        // peer is no longer in this room (its own node
-                        // cannot say so any more).
-                        Ok(Appended::Logged(_)) => {
-                            let peer = wire::user::UserKey::from_raw(user);
-                            if let Err(e) =
-                                Box::pin(self.shared.room_log.release(&peer, &room)).await
-                            {
-                                tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
-                            }
-                        }
-                        // Closed: the `Left` that closed the room tells our client.
-                        Ok(Appended::Closed | Appended::LogFull) => {}
-                        // The peer's newer socket is on a live node; its
-                        // `Joined` moves our watch there.
-                        Ok(Appended::Fenced) => tracing::info!(room, "the lost peer has moved"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
-                            queue.extend(self.session.on_declare_failed());
-                        }
-                    }
+                    let actions = Box::pin(self.declare_peer_lost(&user, &name, &node)).await;
+                    queue.extend(actions);
                 }
             }
         }
         Flow::Continue
     }
 
-    /// Admit, subscribe, then run the join script.
+    /// Admit, claim, subscribe, then run the join script.
     async fn join(&mut self, request: JoinRequest) -> Result<JoinOutcome, JoinRefusal> {
         let result = self.try_join(request).await;
         if let Err(refusal) = &result {
@@ -347,52 +307,99 @@ impl Connection {
                 shared.room_log.limits().max_rooms_per_user,
             ));
         }
-        let refusal = match shared
-            .fanout
-            .join(room, self.id, self.mailbox.clone())
-            .await
-        {
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe");
-                JoinRefusal::Unavailable
-            }
-            Ok(()) => {
-                let refusal = match shared.room_log.join(room, &admitted.me, &self.token).await {
-                    Ok(JoinReply::Joined { outcome, replaced }) => {
-                        tracing::info!(
-                            room,
-                            peer_present = outcome.peer.is_some(),
-                            backlog = outcome.backlog.len(),
-                            replaced,
-                            "joined"
-                        );
-                        return Ok(outcome);
-                    }
-                    Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
-                    Ok(JoinReply::Full) => JoinRefusal::RoomFull,
-                    Ok(JoinReply::LogFull) => JoinRefusal::RoomLogFull,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "join script failed");
-                        JoinRefusal::Unavailable
-                    }
-                };
-                shared.fanout.leave(room, self.id);
-                refusal
-            }
-        };
+        let result = self.enter(room, &admitted.me).await;
         // A room claimed for this join only is not the user's after all (a
         // claim it held already belongs to its older socket, still in).
-        if claim == Claim::New {
+        if result.is_err() && claim == Claim::New {
             if let Err(e) = shared.room_log.release(user, room).await {
                 tracing::warn!(error = %e, "could not release the room claim; it lapses by itself");
             }
         }
+        result
+    }
+
+    /// Subscribe to `room`, then run the join script as `me`; a refused
+    /// join is unsubscribed again.
+    async fn enter(&mut self, room: &str, me: &Member) -> Result<JoinOutcome, JoinRefusal> {
+        let shared = &self.shared;
+        if let Err(e) = shared
+            .fanout
+            .join(room, self.id, self.mailbox.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot subscribe");
+            return Err(JoinRefusal::Unavailable);
+        }
+        let refusal = match shared.room_log.join(room, me, &self.token).await {
+            Ok(JoinReply::Joined { outcome, replaced }) => {
+                tracing::info!(
+                    room,
+                    peer_present = outcome.peer.is_some(),
+                    backlog = outcome.backlog.len(),
+                    replaced,
+                    "joined"
+                );
+                return Ok(outcome);
+            }
+            Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
+            Ok(JoinReply::Full) => JoinRefusal::RoomFull,
+            Ok(JoinReply::LogFull) => JoinRefusal::RoomLogFull,
+            Err(e) => {
+                tracing::warn!(error = %e, "join script failed");
+                JoinRefusal::Unavailable
+            }
+        };
+        shared.fanout.leave(room, self.id);
         Err(refusal)
+    }
+
+    /// Log that our peer `user` (`name`) was lost with its node `node`,
+    /// unless its socket has moved meanwhile; what the session makes of a
+    /// failure.
+    async fn declare_peer_lost(&mut self, user: &str, name: &str, node: &str) -> Vec<Action> {
+        let Some(room) = self.session.room() else {
+            return Vec::new();
+        };
+        tracing::info!(room, "peer's node lost");
+        let declared = self
+            .shared
+            .room_log
+            .leave(
+                room,
+                user,
+                name,
+                LeaveReason::NodeLost,
+                Writer::DeclaringLost { user, node },
+            )
+            .await;
+        match declared {
+            // Logged: its echo tells our client; and the lost peer is no
+            // longer in this room (its own node cannot say so any more).
+            Ok(Appended::Logged(_)) => {
+                let peer = wire::user::UserKey::from_raw(user.to_string());
+                if let Err(e) = self.shared.room_log.release(&peer, room).await {
+                    tracing::warn!(error = %e, "could not release the lost peer's room claim; it lapses by itself");
+                }
+                Vec::new()
+            }
+            // Closed: the `Left` that closed the room tells our client.
+            Ok(Appended::Closed | Appended::LogFull) => Vec::new(),
+            // The peer's newer socket is on a live node; its `Joined` moves
+            // our watch there.
+            Ok(Appended::Fenced) => {
+                tracing::info!(room, "the lost peer has moved");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log the lost peer; telling the client directly");
+                self.session.on_declare_failed()
+            }
+        }
     }
 
     /// Stop counting our room among our user's rooms.
     async fn release(&mut self) {
-        let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+        let (Some(room), Some(me)) = (self.session.room(), self.session.member()) else {
             return;
         };
         if let Err(e) = self.shared.room_log.release(&me.user, room).await {
@@ -404,7 +411,7 @@ impl Connection {
     /// be told. Whether it was fenced off (a newer socket of our user holds
     /// the room).
     async fn leave(&mut self, reason: LeaveReason) -> bool {
-        let (Some(room), Some(me)) = (self.session.room(), &self.me) else {
+        let (Some(room), Some(me)) = (self.session.room(), self.session.member()) else {
             return false;
         };
         tracing::info!(room, reason = reason.as_str(), "leaving room");

@@ -32,25 +32,25 @@ local function reserved(f)
     or string.sub(f, 1, 5) == 'name:' or string.sub(f, 1, 5) == 'conn:'
 end
 
-if redis.call('HEXISTS', KEYS[1], 'closed') == 1 then
-  return {'closed'}
-end
+-- One read of the members hash: every decision below is made from it.
 local fields = redis.call('HGETALL', KEYS[1])
-local peer, peer_node, others, replacing, used = '', '', 0, '0', 0
+local h, peer, peer_node, others = {}, '', '', 0
 for i = 1, #fields, 2 do
   local f = fields[i]
-  if f == 'bytes' then
-    used = tonumber(fields[i + 1]) or 0
-  elseif f == ARGV[2] then
-    replacing = '1'
-  elseif not reserved(f) then
+  h[f] = fields[i + 1]
+  if f ~= ARGV[2] and not reserved(f) then
     others = others + 1
     peer, peer_node = f, fields[i + 1]
   end
 end
+if h['closed'] then
+  return {'closed'}
+end
 if others >= 2 then
   return {'full'}
 end
+local replacing = h[ARGV[2]] and '1' or '0'
+local used = tonumber(h['bytes'] or '0') or 0
 local limit = tonumber(ARGV[7])
 if replacing == '1' and others == 0 then
   limit = limit - tonumber(ARGV[9])
@@ -60,7 +60,7 @@ if used + #ARGV[5] > limit then
 end
 local peer_name = ''
 if peer ~= '' then
-  peer_name = redis.call('HGET', KEYS[1], 'name:' .. peer) or ''
+  peer_name = h['name:' .. peer] or ''
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], 'name:' .. ARGV[2], ARGV[4],
   'conn:' .. ARGV[2], ARGV[8])

@@ -56,7 +56,6 @@ pub struct RunningNode {
     addr: SocketAddr,
     /// Where `--internal-listen` serves metrics and readiness.
     internal: Option<SocketAddr>,
-    node_id: String,
     shared: Arc<Shared>,
     health: Health,
     subscriber: SubscriberClient,
@@ -202,7 +201,6 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     Ok(RunningNode {
         addr,
         internal,
-        node_id,
         shared,
         health,
         subscriber,
@@ -222,16 +220,6 @@ impl RunningNode {
     /// Where the internal listener (metrics, readiness) listens, if configured.
     pub fn internal_addr(&self) -> Option<SocketAddr> {
         self.internal
-    }
-
-    /// This node's id (its liveness key and the `node` of its `Joined` events).
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// Number of open sockets.
-    pub fn sockets(&self) -> usize {
-        self.conns.len()
     }
 
     /// Number of rooms this node is subscribed to.

@@ -44,18 +44,41 @@ struct Inner {
     ttl: Duration,
     /// Peer node → the local sockets whose peer is there.
     watches: Mutex<HashMap<Arc<str>, HashMap<ConnId, Mailbox>>>,
-    /// Since when our own heartbeats have been succeeding without a break,
-    /// and how long that must last before we judge others.
-    healthy_since: Mutex<Option<(Instant, Duration)>>,
-    /// Our heartbeats (or our connection) failed since we started: the
-    /// next healthy stretch must allow for the others' reconnects too.
-    recovering: std::sync::atomic::AtomicBool,
+    health: Mutex<Health>,
 }
 
-/// Whether a node healthy since `since` (for at least the duration given
-/// with it) may declare others dead at `now`.
-pub fn may_judge(since: Option<(Instant, Duration)>, now: Instant) -> bool {
-    since.is_some_and(|(since, wait)| now.saturating_duration_since(since) >= wait)
+/// Our own heartbeats, as far as judging other nodes goes.
+#[derive(Debug, Default)]
+struct Health {
+    /// Since when our own heartbeats have been succeeding without a break.
+    since: Option<Instant>,
+    /// Our heartbeats (or our connection) failed since we started: every
+    /// later healthy stretch must allow for the others' reconnects too.
+    recovering: bool,
+}
+
+impl Health {
+    /// How long a healthy stretch must last before we judge others.
+    fn wait(&self, ttl: Duration) -> Duration {
+        if self.recovering {
+            ttl + RECONNECT_SKEW
+        } else {
+            ttl
+        }
+    }
+
+    /// A heartbeat failed or Redis reconnected: the wait starts anew, and
+    /// allows for the others' reconnects. Whether we were healthy.
+    fn broken(&mut self) -> bool {
+        self.recovering = true;
+        self.since.take().is_some()
+    }
+}
+
+/// Whether a node healthy since `since` may declare others dead at `now`,
+/// once healthy for `wait`.
+pub fn may_judge(since: Option<Instant>, wait: Duration, now: Instant) -> bool {
+    since.is_some_and(|since| now.saturating_duration_since(since) >= wait)
 }
 
 impl Presence {
@@ -73,17 +96,12 @@ impl Presence {
                 heartbeat,
                 ttl,
                 watches: Mutex::new(HashMap::new()),
-                healthy_since: Mutex::new(None),
-                recovering: std::sync::atomic::AtomicBool::new(false),
+                health: Mutex::default(),
             }),
         };
         presence.beat().await;
         let task = tokio::spawn(presence.clone().run());
         (presence, task)
-    }
-
-    pub fn node(&self) -> &str {
-        &self.inner.node
     }
 
     /// Tell `conn` (through `mailbox`) when `node` is gone. A socket watches
@@ -125,8 +143,7 @@ impl Presence {
                 }
                 // A reconnect may mean an empty Redis: start the wait anew.
                 Ok(_) = reconnects.recv() => {
-                    self.inner.recovering.store(true, std::sync::atomic::Ordering::SeqCst);
-                    *self.inner.healthy_since.lock().unwrap() = None;
+                    self.inner.health.lock().unwrap().broken();
                     self.beat().await;
                 }
             }
@@ -145,24 +162,13 @@ impl Presence {
                 false,
             )
             .await;
-        let mut since = inner.healthy_since.lock().unwrap();
+        let mut health = inner.health.lock().unwrap();
         match ok {
             Ok(()) => {
-                since.get_or_insert_with(|| {
-                    let recovering = inner.recovering.load(std::sync::atomic::Ordering::SeqCst);
-                    let wait = if recovering {
-                        inner.ttl + RECONNECT_SKEW
-                    } else {
-                        inner.ttl
-                    };
-                    (Instant::now(), wait)
-                });
+                health.since.get_or_insert_with(Instant::now);
             }
             Err(e) => {
-                inner
-                    .recovering
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                if since.take().is_some() {
+                if health.broken() {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -171,7 +177,11 @@ impl Presence {
 
     async fn check(&self) {
         let inner = &self.inner;
-        if !may_judge(*inner.healthy_since.lock().unwrap(), Instant::now()) {
+        let judge = {
+            let health = inner.health.lock().unwrap();
+            may_judge(health.since, health.wait(inner.ttl), Instant::now())
+        };
+        if !judge {
             return;
         }
         let nodes: Vec<Arc<str>> = inner.watches.lock().unwrap().keys().cloned().collect();
@@ -210,8 +220,22 @@ mod tests {
     fn judges_only_after_a_whole_ttl_of_own_health() {
         let ttl = Duration::from_secs(3);
         let t0 = Instant::now();
-        assert!(!may_judge(None, t0));
-        assert!(!may_judge(Some((t0, ttl)), t0 + Duration::from_secs(2)));
-        assert!(may_judge(Some((t0, ttl)), t0 + ttl));
+        assert!(!may_judge(None, ttl, t0));
+        assert!(!may_judge(Some(t0), ttl, t0 + Duration::from_secs(2)));
+        assert!(may_judge(Some(t0), ttl, t0 + ttl));
+    }
+
+    #[test]
+    fn after_a_failure_the_wait_allows_for_the_others_reconnects() {
+        let ttl = Duration::from_secs(3);
+        let mut health = Health {
+            since: Some(Instant::now()),
+            recovering: false,
+        };
+        assert_eq!(health.wait(ttl), ttl);
+        assert!(health.broken());
+        assert_eq!(health.since, None);
+        assert_eq!(health.wait(ttl), ttl + RECONNECT_SKEW);
+        assert!(!health.broken(), "already broken");
     }
 }

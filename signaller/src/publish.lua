@@ -24,10 +24,12 @@
 -- `closed` field, kept for the live lifetime so that no ticket reopens the
 -- room); the log goes within ARGV[8].
 
-if redis.call('HEXISTS', KEYS[2], 'closed') == 1 then
+-- One read of the members hash: the closed mark, the fence, the bytes used.
+local state = redis.call('HMGET', KEYS[2], 'closed', ARGV[6], 'bytes')
+if state[1] then
   return {'closed'}
 end
-local holder = redis.call('HGET', KEYS[2], ARGV[6])
+local holder = state[2]
 if not holder then
   -- Every member's fence is set by its join and lasts until the room
   -- closes: one missing means the room's state is gone while its sockets
@@ -40,7 +42,7 @@ elseif holder ~= ARGV[7] then
 end
 local size = #ARGV[2]
 if ARGV[4] ~= '' then
-  local used = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0') or 0
+  local used = tonumber(state[3] or '0') or 0
   if used + size > tonumber(ARGV[4]) then
     return {'log_full', used}
   end

@@ -125,12 +125,40 @@ struct InRoom {
     declared: bool,
 }
 
+impl InRoom {
+    /// Record what an event says about the peer; whether it was known before.
+    fn learn_peer(&mut self, event: &RoomEvent, node: Option<&String>) -> bool {
+        match &mut self.peer {
+            Some(peer) => {
+                if let Some(node) = node {
+                    if peer.node.as_ref() != Some(node) {
+                        // A new node to judge: a loss of the old one is moot.
+                        self.declared = false;
+                    }
+                    peer.node = Some(node.clone());
+                }
+                true
+            }
+            None => {
+                self.peer = Some(PeerInfo {
+                    user: event.from.clone(),
+                    name: event.from_name.clone(),
+                    node: node.cloned(),
+                });
+                false
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
     Joining,
     InRoom(InRoom),
-    Over { code: String, last: StreamId },
+    /// Final. The room the socket was in, kept for its clean-up (`None`
+    /// when it ended before joining one: a bad legacy name).
+    Over(Option<InRoom>),
 }
 
 /// Why the room log refused what this socket sent (see
@@ -167,10 +195,7 @@ impl Session {
     pub fn on_open(&mut self) -> Vec<Action> {
         match &self.dialect {
             Dialect::Legacy { name } if !wire::limits::valid_name(name) => {
-                self.state = State::Over {
-                    code: String::new(),
-                    last: StreamId::default(),
-                };
+                self.state = State::Over(None);
                 vec![
                     Action::Send(SignallerEvent::error(
                         wire::ErrorCode::BadName,
@@ -186,21 +211,22 @@ impl Session {
         }
     }
 
-    /// The room this socket joined (or is over with), if any.
-    pub fn room(&self) -> Option<&str> {
+    /// The room this socket joined (live or over), if any.
+    fn joined(&self) -> Option<&InRoom> {
         match &self.state {
-            State::InRoom(r) => Some(&r.code),
-            State::Over { code, .. } if !code.is_empty() => Some(code),
+            State::InRoom(r) | State::Over(Some(r)) => Some(r),
             _ => None,
         }
     }
 
-    /// Who this socket is in its room, once joined.
+    /// The room this socket joined (or is over with), if any.
+    pub fn room(&self) -> Option<&str> {
+        self.joined().map(|r| r.code.as_str())
+    }
+
+    /// Who this socket is in the room it joined (or is over with), if any.
     pub fn member(&self) -> Option<&Member> {
-        match &self.state {
-            State::InRoom(r) => Some(&r.me),
-            _ => None,
-        }
+        self.joined().map(|r| &r.me)
     }
 
     /// The id of the last room-log entry handled, for a resync.
@@ -261,15 +287,9 @@ impl Session {
                 }
                 self.relay(RoomBody::Chat { message })
             }
-            SignallerClientMsg::Leave => match &self.state {
-                State::InRoom(r) => {
-                    self.state = State::Over {
-                        code: r.code.clone(),
-                        last: r.last,
-                    };
-                    vec![Action::Unwatch, Action::Leave(LeaveReason::Left)]
-                }
-                State::Over { .. } => Vec::new(),
+            SignallerClientMsg::Leave => match self.state {
+                State::InRoom(_) => self.leave_with(LeaveReason::Left),
+                State::Over(_) => Vec::new(),
                 State::Idle | State::Joining => vec![not_joined()],
             },
         }
@@ -278,7 +298,7 @@ impl Session {
     fn on_join(&mut self, join: Join) -> Vec<Action> {
         match self.state {
             State::Idle => {}
-            State::Joining | State::InRoom(_) | State::Over { .. } => {
+            State::Joining | State::InRoom(_) | State::Over(_) => {
                 return vec![error(
                     wire::ErrorCode::AlreadyJoined,
                     "this socket already joined a room",
@@ -313,7 +333,7 @@ impl Session {
     fn relay(&mut self, body: RoomBody) -> Vec<Action> {
         match self.state {
             State::InRoom(_) => vec![Action::Publish(body)],
-            State::Over { .. } => vec![error(wire::ErrorCode::RoomClosed, "the room is over")],
+            State::Over(_) => vec![error(wire::ErrorCode::RoomClosed, "the room is over")],
             State::Idle | State::Joining => vec![not_joined()],
         }
     }
@@ -388,12 +408,7 @@ impl Session {
                 reason: LeaveReason::NodeLost,
             } = event.body
             {
-                let name = room
-                    .peer
-                    .as_ref()
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                return self.end(&name, LeaveReason::NodeLost);
+                return self.end_node_lost();
             }
             return Vec::new();
         }
@@ -404,14 +419,12 @@ impl Session {
                 return Vec::new();
             }
         }
-        let code = room.code.clone();
-        let own_node = self.node.clone();
         match &event.body {
             RoomBody::Signal {
                 data_json,
                 type_json,
             } => {
-                self.learn_peer(event, None);
+                room.learn_peer(event, None);
                 let Ok(data) = RawValue::from_string(data_json.clone()) else {
                     return Vec::new();
                 };
@@ -419,14 +432,14 @@ impl Session {
                     .as_ref()
                     .and_then(|t| RawValue::from_string(t.clone()).ok());
                 vec![Action::Send(SignallerEvent::Signal {
-                    room_code: code,
+                    room_code: room.code.clone(),
                     from: event.from_name.clone(),
                     kind,
                     data,
                 })]
             }
             RoomBody::Chat { message } => {
-                self.learn_peer(event, None);
+                room.learn_peer(event, None);
                 vec![Action::Send(SignallerEvent::Chat {
                     sender: event.from_name.clone(),
                     message: message.clone(),
@@ -434,12 +447,12 @@ impl Session {
                 })]
             }
             RoomBody::Joined { node } => {
-                let was_known = self.learn_peer(event, Some(node));
+                let was_known = room.learn_peer(event, Some(node));
                 let mut actions = Vec::new();
                 // The peer's newest socket decides which node to watch: a
                 // replacing socket may have moved it (or onto our own node,
                 // which needs no watching).
-                actions.push(if *node != own_node {
+                actions.push(if *node != self.node {
                     Action::Watch { node: node.clone() }
                 } else {
                     Action::Unwatch
@@ -455,42 +468,11 @@ impl Session {
         }
     }
 
-    /// Record what an event says about the peer; whether it was known before.
-    fn learn_peer(&mut self, event: &RoomEvent, node: Option<&String>) -> bool {
-        let State::InRoom(room) = &mut self.state else {
-            return false;
-        };
-        match &mut room.peer {
-            Some(peer) => {
-                if let Some(node) = node {
-                    if peer.node.as_ref() != Some(node) {
-                        // A new node to judge: a loss of the old one is moot.
-                        room.declared = false;
-                    }
-                    peer.node = Some(node.clone());
-                }
-                true
-            }
-            None => {
-                room.peer = Some(PeerInfo {
-                    user: event.from.clone(),
-                    name: event.from_name.clone(),
-                    node: node.cloned(),
-                });
-                false
-            }
-        }
-    }
-
     /// The room is over because the peer left (or was lost): tell the client.
     fn end(&mut self, peer_name: &str, reason: LeaveReason) -> Vec<Action> {
-        let State::InRoom(room) = &self.state else {
+        if !self.close_room() {
             return Vec::new();
-        };
-        self.state = State::Over {
-            code: room.code.clone(),
-            last: room.last,
-        };
+        }
         let notice = match self.dialect {
             Dialect::Legacy { .. } => SignallerEvent::PeerDisconnected {
                 message: format!("{peer_name} has disconnected"),
@@ -506,13 +488,9 @@ impl Session {
     /// A newer socket of our user joined the room: close this one, leaving
     /// the room (and the user's claim on it) to the newer socket.
     fn replaced(&mut self) -> Vec<Action> {
-        let State::InRoom(room) = &self.state else {
+        if !self.close_room() {
             return Vec::new();
-        };
-        self.state = State::Over {
-            code: room.code.clone(),
-            last: room.last,
-        };
+        }
         vec![
             Action::Unwatch,
             Action::Close {
@@ -585,6 +563,12 @@ impl Session {
     /// The `DeclarePeerLost` could not be written (Redis is down): tell our
     /// client directly.
     pub fn on_declare_failed(&mut self) -> Vec<Action> {
+        self.end_node_lost()
+    }
+
+    /// The room is over because a node was lost (the peer's, or ours as
+    /// the peer's node judged): tell the client, naming the peer.
+    fn end_node_lost(&mut self) -> Vec<Action> {
         let name = match &self.state {
             State::InRoom(room) => room
                 .peer
@@ -607,19 +591,27 @@ impl Session {
     }
 
     fn leave_with(&mut self, reason: LeaveReason) -> Vec<Action> {
-        match &self.state {
-            State::InRoom(r) => {
-                self.state = State::Over {
-                    code: r.code.clone(),
-                    last: r.last,
-                };
-                vec![Action::Unwatch, Action::Leave(reason)]
+        if self.close_room() {
+            return vec![Action::Unwatch, Action::Leave(reason)];
+        }
+        if self.state == State::Joining {
+            self.state = State::Idle;
+        }
+        Vec::new()
+    }
+
+    /// The room is over for this socket from now on (`InRoom` → `Over`);
+    /// whether it was in the room.
+    fn close_room(&mut self) -> bool {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::InRoom(room) => {
+                self.state = State::Over(Some(room));
+                true
             }
-            State::Joining => {
-                self.state = State::Idle;
-                Vec::new()
+            other => {
+                self.state = other;
+                false
             }
-            _ => Vec::new(),
         }
     }
 }
@@ -661,6 +653,17 @@ mod tests {
             sent_ms: 1_000,
             body,
         }
+    }
+
+    /// A `Joined` entry of `from` on signaller node `node`.
+    fn joined_ev(from: &str, name: &str, node: &str) -> RoomEvent {
+        ev(
+            from,
+            name,
+            RoomBody::Joined {
+                node: node.to_string(),
+            },
+        )
     }
 
     fn signal(n: u32) -> RoomBody {
@@ -825,22 +828,10 @@ mod tests {
         let mut s = Session::new(legacy(), NODE);
         s.on_text(r#"{"event":"join","room_code":"R"}"#);
         let backlog = vec![
-            (
-                id(1),
-                ev(
-                    "l:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            ),
+            (id(1), joined_ev("l:bob", "bob", "node-b")),
             (id(2), ev("l:bob", "bob", signal(1))),
             (id(3), ev("l:bob", "bob", signal(2))),
-            (
-                id(10),
-                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
-            ),
+            (id(10), joined_ev("l:alice", "alice", NODE)),
         ];
         let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
         let out = sent(&actions);
@@ -888,16 +879,7 @@ mod tests {
         for dialect in [legacy(), Dialect::Native] {
             let native = dialect == Dialect::Native;
             let (mut s, _) = joined(dialect, None);
-            let actions = s.on_room_event(
-                id(11),
-                &ev(
-                    "s:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            );
+            let actions = s.on_room_event(id(11), &joined_ev("s:bob", "bob", "node-b"));
             assert!(actions.contains(&Action::Watch {
                 node: "node-b".into()
             }));
@@ -1103,16 +1085,7 @@ mod tests {
     }
 
     fn alice_joined_again(ms: u64) -> (StreamId, RoomEvent) {
-        (
-            id(ms),
-            ev(
-                "l:alice",
-                "alice",
-                RoomBody::Joined {
-                    node: "node-z".into(),
-                },
-            ),
-        )
+        (id(ms), joined_ev("l:alice", "alice", "node-z"))
     }
 
     #[test]
@@ -1166,21 +1139,9 @@ mod tests {
         let backlog = vec![
             alice_joined_again(1),
             (id(2), ev("l:alice", "alice", signal(1))),
-            (
-                id(3),
-                ev(
-                    "l:bob",
-                    "bob",
-                    RoomBody::Joined {
-                        node: "node-b".into(),
-                    },
-                ),
-            ),
+            (id(3), joined_ev("l:bob", "bob", "node-b")),
             (id(4), ev("l:bob", "bob", signal(2))),
-            (
-                id(10),
-                ev("l:alice", "alice", RoomBody::Joined { node: NODE.into() }),
-            ),
+            (id(10), joined_ev("l:alice", "alice", NODE)),
         ];
         let actions = s.on_join_result(Ok(outcome(Some(bob_on("node-b")), backlog)));
         let out = sent(&actions);
@@ -1192,15 +1153,7 @@ mod tests {
     #[test]
     fn a_peer_replaced_onto_another_node_is_watched_there() {
         let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
-        let bob_joined = |node: &str| {
-            ev(
-                "l:bob",
-                "bob",
-                RoomBody::Joined {
-                    node: node.to_string(),
-                },
-            )
-        };
+        let bob_joined = |node| joined_ev("l:bob", "bob", node);
         // Moved to node-c: watch it, and say nothing to the client.
         let actions = s.on_room_event(id(11), &bob_joined("node-c"));
         assert_eq!(

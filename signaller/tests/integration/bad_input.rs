@@ -20,7 +20,7 @@ use crate::common::*;
 async fn bad_input_is_answered_and_harms_nobody() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
     let strict = node(
         &redis,
         &[

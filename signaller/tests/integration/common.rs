@@ -17,12 +17,13 @@ pub const SECRET: &str = "signaller-tests-secret-0123456789abcdef";
 pub const HEARTBEAT_MS: &str = "100";
 pub const NODE_TTL_MS: &str = "500";
 
-/// A node's configuration: loopback, port 0, this Redis, the test secret,
-/// fast liveness, per-address limits off (every simulated user of a test
-/// comes from 127.0.0.1), each unless `extra` sets it; plus `extra` flags.
-pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
+/// A node's command line (program name first): loopback, port 0, this
+/// Redis, the test secret, fast liveness, per-address limits off (every
+/// simulated user of a test comes from 127.0.0.1), each unless `extra`
+/// sets it; plus `extra` flags.
+pub fn args(redis: &RedisServer, extra: &[&str]) -> Vec<String> {
     let url = redis.url();
-    let mut args = vec!["signaller"];
+    let mut args = vec!["signaller".to_string()];
     for (flag, value) in [
         ("--listen", "127.0.0.1:0"),
         ("--redis-url", url.as_str()),
@@ -35,11 +36,16 @@ pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
         ("--max-connections-per-ip", "0"),
     ] {
         if !extra.contains(&flag) {
-            args.extend([flag, value]);
+            args.extend([flag.to_string(), value.to_string()]);
         }
     }
-    args.extend_from_slice(extra);
-    Config::parse_from(args)
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// A node's configuration: [`args`], parsed.
+pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
+    Config::parse_from(args(redis, extra))
 }
 
 /// Start a node.
@@ -51,6 +57,12 @@ pub async fn node(redis: &RedisServer, extra: &[&str]) -> RunningNode {
     signaller::spawn(config(redis, extra))
         .await
         .expect("signaller starts")
+}
+
+/// Two nodes on `redis` with the default test flags, for peers on
+/// different nodes.
+pub async fn two_nodes(redis: &RedisServer) -> (RunningNode, RunningNode) {
+    (node(redis, &[]).await, node(redis, &[]).await)
 }
 
 pub fn native_url(node: &RunningNode) -> String {

@@ -19,7 +19,7 @@ use crate::common::*;
 async fn close_leave_skip_and_node_death_tell_the_peer() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
 
     // Close: ann's socket closes; bob (other node) gets peer-left
     // `disconnected`; the room is closed for good.

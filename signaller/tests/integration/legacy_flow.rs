@@ -139,7 +139,7 @@ async fn legacy_react_client_flow_end_to_end() {
     let redis = RedisServer::start();
     let matcher = matcher(&redis).await;
     let m = matcher.gateway_addr().expect("gateway runs");
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
 
     let mut alice = LegacyUser::arrive(m, "Alice Smith").await;
     let mut bob = LegacyUser::arrive(m, "bob").await;

@@ -31,18 +31,7 @@ async fn node_process(redis: &RedisServer) -> Node {
         .parse()
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_signaller"))
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--redis-url",
-            &redis.url(),
-            "--ticket-secret",
-            SECRET,
-            "--heartbeat-ms",
-            HEARTBEAT_MS,
-            "--node-ttl-ms",
-            NODE_TTL_MS,
-        ])
+        .args(&args(redis, &["--listen", &addr.to_string()])[1..])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -18,7 +18,7 @@ async fn status(url: &str) -> Option<u16> {
 async fn nodes_survive_a_redis_restart() {
     let _panics = testkit::panics::guard();
     let mut redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
     let ready = http_url(&n1, "/readyz");
     assert_eq!(status(&ready).await, Some(200));
 

@@ -30,7 +30,7 @@ fn candidate(from: &str, i: u32) -> Value {
 async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
     let room = new_room();
 
     let (mut a, joined) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
@@ -100,7 +100,7 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
 async fn signals_sent_before_the_peer_joins_are_delivered_once_in_order() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
     let room = new_room();
 
     let (mut a, _) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;

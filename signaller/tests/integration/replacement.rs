@@ -21,7 +21,7 @@ use crate::common::*;
 async fn a_members_second_socket_replaces_the_first_across_nodes() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
 
     let room = new_room();
     let ticket_a = ticket(&room, "s:A", "ann", Role::Initiator);

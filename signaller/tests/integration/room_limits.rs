@@ -202,7 +202,7 @@ async fn a_closed_room_does_not_keep_its_log_for_long() {
 async fn a_user_cannot_hold_more_than_three_rooms_at_once() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
     let rooms: Vec<String> = (0..5).map(|_| new_room()).collect();
     let ann = |i: usize| ticket(&rooms[i], "s:A", "ann", Role::Initiator);
 
@@ -302,7 +302,7 @@ async fn a_member_cannot_grow_the_room_log_by_rejoining() {
 async fn a_user_whose_node_died_is_not_held_to_its_rooms() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n3) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n3) = two_nodes(&redis).await;
     let mut peers = Vec::new();
     let mut lost = Vec::new();
     for _ in 0..3 {

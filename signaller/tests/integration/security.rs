@@ -16,7 +16,7 @@ use crate::common::*;
 async fn only_the_two_matched_users_can_join() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = (node(&redis, &[]).await, node(&redis, &[]).await);
+    let (n1, n2) = two_nodes(&redis).await;
 
     // A native room and a legacy room, each with both peers joined.
     let room = new_room();
