@@ -80,18 +80,6 @@ fn record_relay(event: &RoomEvent, actions: &[Action]) {
     }
 }
 
-/// Count an error event by kind: refused joins apart from other bad input.
-fn record_error(event: &SignallerEvent) {
-    if let SignallerEvent::Error { code, .. } = event {
-        let kind = match code.kind() {
-            // Counted where the frame is refused.
-            wire::codes::ErrorKind::RateLimited | wire::codes::ErrorKind::Expected => return,
-            kind => kind.as_str(),
-        };
-        metrics::counter!(service::metrics::ERRORS, "kind" => kind).increment(1);
-    }
-}
-
 /// Serve one upgraded socket until it closes (or the node stops).
 pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: ConnId) {
     let span = tracing::info_span!("conn", conn = %id);
@@ -201,7 +189,9 @@ impl Connection {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Send(event) => {
-                    record_error(&event);
+                    if let SignallerEvent::Error { code, .. } = &event {
+                        service::metrics::count_error_event(*code);
+                    }
                     if let Flow::End(why) = self.send(&event).await {
                         return Flow::End(why);
                     }

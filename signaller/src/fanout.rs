@@ -14,6 +14,7 @@
 //! A joiner reads the room log right after [`Fanout::join`], so the
 //! subscription must be in force at Redis by then: see [`subscribe`].
 
+use service::redis_conn::confirm_subscriptions;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -155,14 +156,7 @@ async fn subscribe(
     channels: impl Into<fred::types::MultipleStrings> + Send,
 ) -> Result<(), fred::error::Error> {
     subscriber.subscribe(channels).await?;
-    confirm(subscriber).await
-}
-
-/// Returns once Redis has run every command queued before on the
-/// subscriber's connection (see [`subscribe`]).
-async fn confirm(subscriber: &SubscriberClient) -> Result<(), fred::error::Error> {
-    let _: fred::types::Value = subscriber.ping(None).await?;
-    Ok(())
+    confirm_subscriptions(subscriber).await
 }
 
 /// Run `batch` in order; joins that needed a new subscription are answered
@@ -224,7 +218,7 @@ async fn run_batch(
     if waiting.is_empty() {
         return;
     }
-    let confirmed = confirm(subscriber).await;
+    let confirmed = confirm_subscriptions(subscriber).await;
     for (channel, conn, done) in waiting {
         match &confirmed {
             Ok(()) => {
