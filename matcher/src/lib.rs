@@ -39,9 +39,7 @@ pub struct Running {
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
-    config.shared.connections.validate()?;
-    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
-    let configured_secret = service::ticket_secret::configured(&config.shared)?;
+    let checked = service::startup::Checked::new(&config.shared)?;
     // Bind first: a port in use is a configuration error to report at once.
     let listener = if config.runs_gateway() {
         Some(
@@ -57,10 +55,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     };
     let (drain, drain_rx) = shutdown::channel();
     let (kill, kill_rx) = shutdown::channel();
-    redis_target.check_tls().await?;
-    let redis = service::redis_conn::connect(&redis_target).await?;
-    service::metrics::register(service::metrics::Role::Matcher);
-    service::metrics::count_reconnects(&redis);
+    let redis = checked.connect(service::metrics::Role::Matcher).await?;
     let store = Store::new(redis.clone());
     let mut tasks = Vec::new();
     let mut gateway = None;
@@ -70,7 +65,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             addr: config.listen,
             source,
         })?;
-        let secret = service::ticket_secret::resolve(configured_secret.as_deref(), &redis).await?;
+        let secret = service::ticket_secret::resolve(checked.secret.as_deref(), &redis).await?;
         let id = config
             .gateway_id
             .clone()
@@ -82,7 +77,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             id,
             store: store.clone(),
             secret: secret.into(),
-            secret_shared: configured_secret.is_none(),
+            secret_shared: checked.secret.is_none(),
             settings: GatewaySettings::from(&config),
             sockets: Default::default(),
             tasks: Default::default(),
@@ -94,7 +89,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             pending_releases: Default::default(),
         });
         gw.store.heartbeat(&gw.id, gw.settings.gateway_ttl).await;
-        let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
+        let subscriber = service::redis_conn::connect_subscriber(&checked.redis).await?;
         let channel = store::channel::GatewayChannel::new(subscriber, &gw.id);
         tasks.push(tokio::spawn(gateway::run_channel(gw.clone(), channel)));
         tasks.push(tokio::spawn(gateway::run_heartbeat(gw.clone())));
@@ -112,7 +107,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     }
 
     if config.runs_worker() {
-        let reader = service::redis_conn::connect_blocking(&redis_target).await?;
+        let reader = service::redis_conn::connect_blocking(&checked.redis).await?;
         let worker = Worker::new(store.clone(), reader, WorkerSettings::from(&config));
         tasks.push(tokio::spawn(worker.run(drain_rx.clone())));
     }

@@ -22,3 +22,35 @@ pub enum StartError {
         reason: String,
     },
 }
+
+/// The shared settings of a role, checked before it binds anything: where
+/// Redis is (and how to reach it safely), and the ticket secret when one is
+/// configured.
+pub struct Checked {
+    pub redis: crate::redis_conn::RedisTarget,
+    /// `None`: the secret is shared through Redis.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl Checked {
+    pub fn new(shared: &crate::settings::SharedSettings) -> Result<Checked, StartError> {
+        shared.connections.validate()?;
+        Ok(Checked {
+            redis: crate::redis_conn::RedisTarget::from_settings(shared)?,
+            secret: crate::ticket_secret::configured(shared)?,
+        })
+    }
+
+    /// Connect to Redis (TLS verified first, for `rediss://`) and list the
+    /// role's metrics, Redis reconnects included.
+    pub async fn connect(
+        &self,
+        role: crate::metrics::Role,
+    ) -> Result<fred::prelude::Client, StartError> {
+        self.redis.check_tls().await?;
+        let redis = crate::redis_conn::connect(&self.redis).await?;
+        crate::metrics::register(role);
+        crate::metrics::count_reconnects(&redis);
+        Ok(redis)
+    }
+}

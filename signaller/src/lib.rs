@@ -73,9 +73,7 @@ pub struct RunningNode {
 /// The error is typed (not `anyhow`) because this is
 /// a library; it converts into `anyhow::Error` with `?` where wanted.
 pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
-    let redis_target = service::redis_conn::RedisTarget::from_settings(&config.shared)?;
-    config.shared.connections.validate()?;
-    let configured_secret = service::ticket_secret::configured(&config.shared)?;
+    let checked = service::startup::Checked::new(&config.shared)?;
     if config.heartbeat_ms == 0 || config.node_ttl_ms <= config.heartbeat_ms {
         return Err(StartError::Invalid {
             setting: "--node-ttl-ms",
@@ -129,13 +127,10 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .clone()
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
-    redis_target.check_tls().await?;
-    let redis = service::redis_conn::connect(&redis_target).await?;
-    service::metrics::register(service::metrics::Role::Signaller);
-    service::metrics::count_reconnects(&redis);
-    let subscriber = service::redis_conn::connect_subscriber(&redis_target).await?;
+    let redis = checked.connect(service::metrics::Role::Signaller).await?;
+    let subscriber = service::redis_conn::connect_subscriber(&checked.redis).await?;
     let mut tasks = Vec::new();
-    let secret = match configured_secret {
+    let secret = match checked.secret {
         Some(secret) => TicketSecret::configured(secret),
         None => {
             let (secret, task) = TicketSecret::shared(redis.clone());
@@ -148,7 +143,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     // Heartbeats get a connection of their own, so that they are never
     // queued behind a burst of relayed messages: a late heartbeat would
     // look like a dead node.
-    let presence_redis = service::redis_conn::connect(&redis_target).await?;
+    let presence_redis = service::redis_conn::connect(&checked.redis).await?;
     let (presence, presence_task) = Presence::start(
         presence_redis,
         node_id.clone(),
