@@ -97,9 +97,30 @@ pub struct Config {
     #[arg(long, env = "RVC_ROOM_TTL_SECS", default_value_t = 300)]
     pub room_ttl_secs: u64,
 
-    /// How long the partner a user just left is avoided, s (0: never).
+    /// How long the partner a user just left is not given to them again,
+    /// even when the two are the only ones waiting, s (0: no memory).
     #[arg(long, env = "RVC_LAST_PARTNER_SECS", default_value_t = 60)]
     pub last_partner_secs: u64,
+
+    /// Two users who just left each other may meet again once both have
+    /// waited this long, ms.
+    #[arg(long, env = "RVC_REMATCH_AFTER_MS", default_value_t = 10_000)]
+    pub rematch_after_ms: u64,
+
+    /// How long a user with interests (or a language) is paired only with
+    /// someone sharing one before anyone will do (never, for `strict`), ms.
+    #[arg(long, env = "RVC_INTEREST_WAIT_MS", default_value_t = 5000)]
+    pub interest_wait_ms: u64,
+
+    /// How long a user is paired only with users of the same region (when
+    /// both have one) before any region will do, ms.
+    #[arg(long, env = "RVC_REGION_WAIT_MS", default_value_t = 1000)]
+    pub region_wait_ms: u64,
+
+    /// This gateway's region, e.g. `eu-west` (empty: none). Users are
+    /// preferred to users of the same region for `--region-wait-ms`.
+    #[arg(long, env = "RVC_REGION", default_value = "")]
+    pub region: String,
 
     /// A user registered over HTTP whose socket has not connected after this
     /// long is dropped from the pool, ms.
@@ -177,6 +198,20 @@ impl Config {
         at_least("--ticket-ttl-secs", self.ticket_ttl_secs, 1)?;
         at_least("--idle-timeout-secs", self.idle_timeout_secs, 1)?;
         at_least("--rate-limit", self.rate_limit as u64, 1)?;
+        if self.region.chars().count() > 32
+            || self
+                .region
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        {
+            return invalid(
+                "--region",
+                format!(
+                    "({:?}) must be at most 32 letters, digits, '-', '_' or '.'",
+                    self.region
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -236,5 +271,8 @@ mod tests {
             "--idle-timeout-secs"
         );
         assert_eq!(refused(&["--gateway-id", "a b"]), "--gateway-id");
+        assert_eq!(refused(&["--region", "eu west"]), "--region");
+        assert_eq!(refused(&["--region", &"x".repeat(33)]), "--region");
+        parse(&["--region", "eu-west-1"]).validate().unwrap();
     }
 }

@@ -16,7 +16,9 @@ async fn scripted_legacy_client_round() {
     let m = common::start(&redis.url(), "gateway", &[]).await;
     let addr = m.gateway_addr().unwrap();
     // A worker process, paused below so that three users wait at once.
-    let worker = common::MatcherProcess::worker(&redis, &[]).await;
+    // Alice and Bob are paired again alone below, which the last-partner
+    // rule allows once both waited --rematch-after-ms: kept short here.
+    let worker = common::MatcherProcess::worker(&redis, &["--rematch-after-ms", "200"]).await;
     let http = reqwest::Client::new();
 
     // CORS preflight for the JSON POST, from the page's own origin.
@@ -141,7 +143,8 @@ async fn scripted_legacy_client_round() {
             "round {round}: {} is not waiting",
             second.1
         );
-        // Alone together, alice and bob are paired again (for the next round).
+        // Alone together, alice and bob are paired again once both waited
+        // the rematch window (for the next round).
         assert_eq!(
             common::post_register(addr, first.1).await.1["status"],
             "queued"

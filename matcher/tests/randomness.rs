@@ -11,6 +11,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::json;
 use testkit::{RedisServer, WsClient};
@@ -124,16 +125,27 @@ async fn every_pair_of_waiting_users_is_equally_likely() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
+async fn the_partner_just_left_is_avoided_even_when_alone_until_both_waited() {
     let _panics = testkit::panics::guard();
     // Without the avoidance, a and b meet again one time in three: passing
     // 30 rounds by chance has probability (2/3)^30 < 1e-5.
     const ROUNDS: usize = 30;
+    const REMATCH_AFTER_MS: u64 = 300;
     let redis = RedisServer::start();
     let gateway = common::start(&redis.url(), "gateway", &[]).await;
     let addr = gateway.gateway_addr().unwrap();
-    // The real default memory (60 s), set explicitly.
-    let worker = common::MatcherProcess::worker(&redis, &["--last-partner-secs", "60"]).await;
+    // The real default memory (60 s), set explicitly; a short rematch
+    // window so the rounds are quick.
+    let worker = common::MatcherProcess::worker(
+        &redis,
+        &[
+            "--last-partner-secs",
+            "60",
+            "--rematch-after-ms",
+            &REMATCH_AFTER_MS.to_string(),
+        ],
+    )
+    .await;
     let (mut a, _) = common::native(addr).await;
     let (mut b, _) = common::native(addr).await;
     let (mut c, _) = common::native(addr).await;
@@ -141,11 +153,20 @@ async fn the_partner_just_left_is_avoided_while_anyone_else_waits() {
     let register = |name: &'static str| json!({"event": "register", "name": name});
 
     for round in 0..ROUNDS {
-        // a and b, alone together, are paired: each is now the other's last
-        // partner. (Alone together they may meet again rather than wait.)
+        // a and b, alone together: from the second round on, one of them
+        // just left the other, so they meet again only once both have
+        // waited the rematch window, never sooner.
         a.send_json(&register(names[0])).await;
         b.send_json(&register(names[1])).await;
+        let sent = std::time::Instant::now();
         common::matched_together(&mut a, &mut b).await;
+        if round > 0 {
+            let waited = sent.elapsed();
+            assert!(
+                waited >= Duration::from_millis(REMATCH_AFTER_MS),
+                "round {round}: a and b met again alone after {waited:?}"
+            );
+        }
 
         // Both come back while c waits; all three are in the pool at once.
         worker.pause().await;

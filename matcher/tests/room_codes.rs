@@ -34,7 +34,10 @@ fn ends_with_a_ulid(code: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_pair_derives_each_others_names_from_unique_codes() {
     let _panics = testkit::panics::guard();
-    let (redis, _m, addr) = redis_and_matcher().await;
+    let redis = testkit::RedisServer::start();
+    // The same two meet twice below: no last-partner memory.
+    let _m = common::start(&redis.url(), "all", &["--last-partner-secs", "0"]).await;
+    let addr = _m.gateway_addr().unwrap();
 
     let mut alice = legacy_user(addr, "Alice Smith").await;
     let mut bob = legacy_user(addr, "bob").await;

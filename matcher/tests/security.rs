@@ -289,34 +289,37 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     }
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", false)
+            .register(&a, "RA", "127.0.0.1", "a", None, false)
             .await
             .unwrap(),
         Registered::Queued
     );
     assert_eq!(
         store
-            .register(&b, "RB", "127.0.0.1", "b", false)
+            .register(&b, "RB", "127.0.0.1", "b", None, false)
             .await
             .unwrap(),
         Registered::Queued
     );
     let reader = RegisterReader::new(reader_client, "c1", 10);
     let entries = reader.read(Duration::from_millis(100)).await.unwrap();
-    store.enqueue(&entries).await.unwrap();
     let settings = PairSettings {
         pairs_per_call: 1,
         room_ttl: Duration::from_secs(60),
         last_partner: Duration::ZERO,
+        rematch_after: Duration::ZERO,
+        interest_wait: Duration::from_secs(5),
+        region_wait: Duration::from_secs(1),
         socket_grace: Duration::from_secs(10),
         notice_ttl: Duration::from_secs(60),
     };
-    assert_eq!(store.pair(&settings).await.unwrap().len(), 1);
+    store.enqueue(&entries, &settings).await.unwrap();
+    assert_eq!(store.pair(&settings).await.unwrap().pairs.len(), 1);
     // The gateway's restore now registers A again with the same registration
     // (it had not seen the notice yet): refused, the notice waits instead.
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", true)
+            .register(&a, "RA", "127.0.0.1", "a", None, true)
             .await
             .unwrap(),
         Registered::AlreadyMatched
@@ -325,7 +328,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // A fresh registration after the match is fine.
     assert_eq!(
         store
-            .register(&a, "RA2", "127.0.0.1", "a", false)
+            .register(&a, "RA2", "127.0.0.1", "a", None, false)
             .await
             .unwrap(),
         Registered::Queued

@@ -58,6 +58,9 @@ pub enum ErrorCode {
     RoomLogFull,
     /// The user is already in as many rooms as one user may be at once.
     TooManyRooms,
+    /// Matchmaking preferences (interests, language, strict) that are not
+    /// acceptable; the message names the field.
+    BadPreferences,
 }
 
 /// How an error counts in the `rvc_errors_total{kind}` metric.
@@ -90,7 +93,7 @@ impl ErrorKind {
 
 impl ErrorCode {
     /// Every code, for documentation tests and metric pre-registration.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::BadMessage,
@@ -115,6 +118,7 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::RoomLogFull,
         ErrorCode::TooManyRooms,
+        ErrorCode::BadPreferences,
     ];
 
     /// The code as sent on the wire.
@@ -144,6 +148,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RoomLogFull => "room_log_full",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::BadPreferences => "bad_preferences",
         }
     }
 
@@ -158,6 +163,7 @@ impl ErrorCode {
             | ErrorCode::TooLarge
             | ErrorCode::RoomLogFull
             | ErrorCode::TooManyRooms
+            | ErrorCode::BadPreferences
             | ErrorCode::NotJoined
             | ErrorCode::AlreadyJoined => ErrorKind::BadInput,
             ErrorCode::NameTaken

@@ -33,6 +33,41 @@ pub struct RegisterRequest {
     pub user: String,
     /// Id of this registration; must still be in the user's `waiting` key.
     pub reg: String,
+    /// What the user asked of a partner, and the gateway's region; absent
+    /// when nothing was asked (and in the entries the scripts write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefs: Option<PoolPreferences>,
+}
+
+/// A waiting user's matchmaking wishes as the pairing script reads them
+/// (the pool's `prefs` key of the user; `cmsgpack.unpack` gives a table
+/// with these field names, absent ones nil).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolPreferences {
+    /// Normalised tags ([`crate::preferences`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interests: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The region of the gateway the user registered through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
+}
+
+impl PoolPreferences {
+    /// `prefs` and the gateway's `region` (empty: none), or `None` when
+    /// there is nothing to tell the pairing script.
+    pub fn new(prefs: &crate::preferences::Preferences, region: &str) -> Option<Self> {
+        let p = PoolPreferences {
+            interests: prefs.interests.clone(),
+            language: prefs.language.clone(),
+            region: (!region.is_empty()).then(|| region.to_string()),
+            strict: prefs.strict,
+        };
+        (p != PoolPreferences::default()).then_some(p)
+    }
 }
 
 /// A message on one matcher gateway's channel
@@ -75,6 +110,9 @@ pub struct MatchedNotice {
     pub peer_name: String,
     /// This user's own display name, for the ticket.
     pub name: String,
+    /// The interests both gave (absent when none).
+    #[serde(default)]
+    pub common: Vec<String>,
 }
 
 /// A legacy chat line on its way to the recipient's gateway.
@@ -187,8 +225,19 @@ mod tests {
             v: 1,
             user: "l:bob".into(),
             reg: "01J".into(),
+            prefs: None,
         };
         assert_eq!(decode::<RegisterRequest>(&encode(&r)).unwrap(), r);
+        let with = RegisterRequest {
+            prefs: Some(PoolPreferences {
+                interests: vec!["chess".into()],
+                language: Some("en".into()),
+                region: Some("eu".into()),
+                strict: true,
+            }),
+            ..r
+        };
+        assert_eq!(decode::<RegisterRequest>(&encode(&with)).unwrap(), with);
     }
 
     #[test]
@@ -202,6 +251,7 @@ mod tests {
             peer: "s:1".into(),
             peer_name: "b".into(),
             name: "a".into(),
+            common: vec!["chess".into()],
         };
         assert_eq!(decode::<MatchedNotice>(&encode(&notice)).unwrap(), notice);
         for msg in [

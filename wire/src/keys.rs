@@ -26,6 +26,33 @@ pub fn pool() -> String {
     format!("{PREFIX}:{{m}}:pool")
 }
 
+/// Set of waiting users not yet tried as the first of a pair since they
+/// entered the pool or since their wishes last relaxed: the pairing script
+/// starts each pair from one of them.
+pub fn pool_fresh() -> String {
+    format!("{PREFIX}:{{m}}:pool:fresh")
+}
+
+/// Sorted set of the times waiting users' wishes relax (member
+/// `<kind>:<user>`, score: ms, Redis clock): the same-region window ends,
+/// the interest window ends, the last partner becomes acceptable, or a
+/// search that could not look at every candidate is due again. The pairing
+/// script wakes the due ones, and tells the worker when the next is.
+pub fn pool_relax() -> String {
+    format!("{PREFIX}:{{m}}:pool:relax")
+}
+
+/// A waiting user's matchmaking wishes (MessagePack
+/// [`crate::internal::PoolPreferences`]); only for users who have some.
+pub fn prefs(user: &UserKey) -> String {
+    format!("{PREFIX}:{{m}}:prefs:{user}")
+}
+
+/// Set of the waiting users who gave interest `tag` (normalised).
+pub fn interest(tag: &str) -> String {
+    format!("{PREFIX}:{{m}}:interest:{tag}")
+}
+
 /// The id of the registration that put `user` in the pool. Set by the gateway
 /// before the register is queued; the pool accepts a stream entry only while
 /// this still names that registration, so a withdrawn or already matched user
@@ -162,8 +189,10 @@ type KeyBuilder = fn(&str) -> String;
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, KeyBuilder); 11] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 13] {
     [
+        ("prefs", |u| prefs(&UserKey::from_raw(u))),
+        ("interest", interest),
         ("binding", |u| binding(&UserKey::from_raw(u))),
         ("waiting", |u| waiting(&UserKey::from_raw(u))),
         ("location", |u| location(&UserKey::from_raw(u))),
@@ -176,6 +205,20 @@ fn computed_keys() -> [(&'static str, KeyBuilder); 11] {
         ("gateway_users", gateway_users),
         ("gateway_channel", gateway_channel),
     ]
+}
+
+/// The keys a script names without an argument: `K.<name>`.
+fn fixed_keys() -> [(&'static str, String); 3] {
+    [
+        ("pool", pool()),
+        ("pool_fresh", pool_fresh()),
+        ("pool_relax", pool_relax()),
+    ]
+}
+
+/// Every fixed key, by the name scripts use, for the prelude tests.
+pub fn fixed_key_names() -> Vec<(&'static str, String)> {
+    fixed_keys().to_vec()
 }
 
 /// A Lua string literal holding `s`.
@@ -204,6 +247,9 @@ pub fn lua_prelude() -> String {
     let mut lua = String::from(
         "-- Generated from wire/src/keys.rs and wire/src/stored.rs (keys::lua_prelude).\nlocal K, V = {}, {}\n",
     );
+    for (name, key) in fixed_keys() {
+        lua.push_str(&format!("K.{name} = {}\n", lua_string(&key)));
+    }
     for (name, build) in computed_keys() {
         let key = build(HOLE);
         let (before, after) = key.split_once(HOLE).expect("the key holds its argument");
@@ -346,6 +392,10 @@ mod tests {
             notice(&user),
             partner(&user),
             last_partner(&user),
+            pool_fresh(),
+            pool_relax(),
+            prefs(&user),
+            interest("we}ird{tag"),
             room("01ABC"),
             gateway_alive("g1"),
             gateway_draining("g1"),

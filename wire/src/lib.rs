@@ -17,6 +17,7 @@ pub mod internal;
 pub mod keys;
 pub mod limits;
 pub mod matcher_api;
+pub mod preferences;
 pub mod signaller_api;
 pub mod stored;
 pub mod ticket;

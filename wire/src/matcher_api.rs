@@ -6,12 +6,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::preferences::RawPreferences;
 use crate::{body, event_name, DecodeError};
 
-/// Body of the legacy `POST /registerForMatching`.
+/// Body of the legacy `POST /registerForMatching`. The original client sends
+/// only `name`; the matchmaking preferences are optional extensions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterBody {
     pub name: String,
+    #[serde(flatten)]
+    pub prefs: RawPreferences,
 }
 
 /// Reply to the legacy `POST /registerForMatching`.
@@ -32,8 +36,12 @@ pub enum RegisterStatus {
 /// A frame a client sends on a matcher socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatcherClientMsg {
-    /// Native: join the waiting pool, optionally setting the display name.
-    Register { name: Option<String> },
+    /// Native: join the waiting pool, optionally setting the display name
+    /// and matchmaking preferences (checked by the session).
+    Register {
+        name: Option<String>,
+        prefs: RawPreferences,
+    },
     /// Native: leave the waiting pool.
     Cancel,
     /// Text chat to the current partner. `peer` is what the legacy client
@@ -52,6 +60,8 @@ impl MatcherClientMsg {
         #[derive(Deserialize)]
         struct Register {
             name: Option<String>,
+            #[serde(flatten)]
+            prefs: RawPreferences,
         }
         #[derive(Deserialize)]
         struct Chat {
@@ -59,9 +69,13 @@ impl MatcherClientMsg {
             message: String,
         }
         match event_name(text)?.as_str() {
-            "register" => Ok(MatcherClientMsg::Register {
-                name: body::<Register>(text)?.name,
-            }),
+            "register" => {
+                let r: Register = body(text)?;
+                Ok(MatcherClientMsg::Register {
+                    name: r.name,
+                    prefs: r.prefs,
+                })
+            }
             "cancel" => Ok(MatcherClientMsg::Cancel),
             "chat" => {
                 let c: Chat = body(text)?;
@@ -85,8 +99,13 @@ pub enum MatcherEvent {
         session: String,
         protocol: u32,
     },
-    /// The register was accepted; a `matched` will follow.
-    Queued {},
+    /// The register was accepted; a `matched` will follow. With interests
+    /// (or a language) and not strict: how long the pool looks for someone
+    /// sharing them before anyone will do, ms.
+    Queued {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interest_wait_ms: Option<u64>,
+    },
     /// Native: `cancel` took the user out of the pool.
     Cancelled {},
     /// A partner was found. `room_code` and `initiator` are the legacy fields;
@@ -102,6 +121,10 @@ pub enum MatcherEvent {
         /// WebSocket URL of the signaller to join.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signaller_url: Option<String>,
+        /// The interests both gave (possibly none). Sent to every client;
+        /// the original one ignores it.
+        #[serde(default)]
+        common_interests: Vec<String>,
     },
     /// Chat from the partner (legacy shape: `timestamp` in Unix seconds).
     Chat {
@@ -143,12 +166,35 @@ mod tests {
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":"register","name":"al"}"#),
             Ok(MatcherClientMsg::Register {
-                name: Some("al".into())
+                name: Some("al".into()),
+                prefs: RawPreferences::default(),
             })
         );
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":"register"}"#),
-            Ok(MatcherClientMsg::Register { name: None })
+            Ok(MatcherClientMsg::Register {
+                name: None,
+                prefs: RawPreferences::default(),
+            })
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(
+                r#"{"event":"register","interests":["a"],"language":"en","strict":true}"#
+            ),
+            Ok(MatcherClientMsg::Register {
+                name: None,
+                prefs: RawPreferences {
+                    interests: Some(vec!["a".into()]),
+                    language: Some("en".into()),
+                    strict: Some(true),
+                },
+            })
+        );
+        assert_eq!(
+            MatcherClientMsg::decode(r#"{"event":"register","interests":"a"}"#)
+                .unwrap_err()
+                .code(),
+            crate::ErrorCode::BadMessage
         );
         assert_eq!(
             MatcherClientMsg::decode(r#"{"event":"cancel"}"#),
@@ -207,10 +253,11 @@ mod tests {
             peer_name: None,
             ticket: None,
             signaller_url: None,
+            common_interests: vec![],
         };
         assert_eq!(
             ev.to_json(),
-            r#"{"event":"matched","room_code":"R","initiator":true}"#
+            r#"{"event":"matched","room_code":"R","initiator":true,"common_interests":[]}"#
         );
         let back: MatcherEvent = serde_json::from_str(&ev.to_json()).unwrap();
         assert_eq!(back, ev);
@@ -223,7 +270,12 @@ mod tests {
                 session: "s".into(),
                 protocol: 1,
             },
-            MatcherEvent::Queued {},
+            MatcherEvent::Queued {
+                interest_wait_ms: None,
+            },
+            MatcherEvent::Queued {
+                interest_wait_ms: Some(5000),
+            },
             MatcherEvent::Cancelled {},
             MatcherEvent::Matched {
                 room_code: "R".into(),
@@ -231,6 +283,7 @@ mod tests {
                 peer_name: Some("b".into()),
                 ticket: Some("t".into()),
                 signaller_url: Some("ws://x/ws".into()),
+                common_interests: vec!["chess".into()],
             },
             MatcherEvent::Chat {
                 sender: "b".into(),
@@ -246,7 +299,13 @@ mod tests {
             let back: MatcherEvent = serde_json::from_str(&ev.to_json()).unwrap();
             assert_eq!(back, ev);
         }
-        assert_eq!(MatcherEvent::Queued {}.to_json(), r#"{"event":"queued"}"#);
+        assert_eq!(
+            MatcherEvent::Queued {
+                interest_wait_ms: None
+            }
+            .to_json(),
+            r#"{"event":"queued"}"#
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub fn sample_notice() -> MatchedNotice {
         peer: "s:01S".into(),
         peer_name: "bob".into(),
         name: "alice".into(),
+        common: vec!["chess".into()],
     }
 }
 
@@ -98,6 +99,7 @@ fn msgpack_seeds() -> Vec<Vec<u8>> {
             v: 1,
             user: "l:bob".into(),
             reg: "01J".into(),
+            prefs: None,
         }),
         encode(&sample_notice()),
         encode(&GatewayMessage::Matched { user: "l:a".into() }),
@@ -217,6 +219,7 @@ fn round_trip(data: &[u8]) {
         peer: s(4),
         peer_name: s(5),
         name: s(6),
+        common: vec![s(7)],
     };
     assert_eq!(decode::<MatchedNotice>(&encode(&notice)).unwrap(), notice);
 
@@ -224,6 +227,12 @@ fn round_trip(data: &[u8]) {
         v: v.numbers[0] as u32,
         user: s(0),
         reg: s(7),
+        prefs: Some(wire::internal::PoolPreferences {
+            interests: vec![s(1), s(2)],
+            language: Some(s(3)),
+            region: None,
+            strict: v.initiator,
+        }),
     };
     assert_eq!(
         decode::<RegisterRequest>(&encode(&request)).unwrap(),

@@ -193,7 +193,10 @@ fn matcher_ws(data: &[u8]) {
     let want = match event.as_str() {
         "register" => name_or_peer
             .opt_string()
-            .map(|name| MatcherClientMsg::Register { name }),
+            .map(|name| MatcherClientMsg::Register {
+                name,
+                prefs: Default::default(),
+            }),
         "cancel" => Ok(MatcherClientMsg::Cancel),
         "ping" => Ok(MatcherClientMsg::Ping),
         "chat" => match (name_or_peer.opt_string(), message) {
@@ -219,7 +222,13 @@ fn matcher_ws(data: &[u8]) {
 
 fn encode_matcher(msg: &MatcherClientMsg) -> String {
     match msg {
-        MatcherClientMsg::Register { name } => json!({"event": "register", "name": name}),
+        MatcherClientMsg::Register { name, prefs } => {
+            let mut v = json!({"event": "register", "name": name});
+            if let Value::Object(p) = serde_json::to_value(prefs).unwrap() {
+                v.as_object_mut().unwrap().extend(p);
+            }
+            v
+        }
         MatcherClientMsg::Cancel => json!({"event": "cancel"}),
         MatcherClientMsg::Chat { peer, message } => {
             json!({"event": "chat", "peer": peer, "message": message})
@@ -233,6 +242,16 @@ fn matcher_register(data: &[u8]) {
     // The handler reads the body as bytes (`serde_json::from_slice`).
     if let Ok(body) = serde_json::from_slice::<RegisterBody>(data) {
         let _ = wire::limits::valid_name(&body.name);
+        // Accepted preferences are already normal: checking them again
+        // changes nothing.
+        if let Ok(p) = wire::preferences::Preferences::parse(body.prefs.clone()) {
+            let raw = wire::preferences::RawPreferences {
+                interests: Some(p.interests.clone()),
+                language: p.language.clone(),
+                strict: Some(p.strict),
+            };
+            assert_eq!(wire::preferences::Preferences::parse(raw), Ok(p));
+        }
         let again: RegisterBody = serde_json::from_slice(&serde_json::to_vec(&body).unwrap())
             .expect("an encoded body decodes");
         assert_eq!(again, body);

@@ -99,12 +99,13 @@ impl Sim {
                     let _ = event.to_json();
                     Vec::new()
                 }
-                Action::Register { name } => {
+                Action::Register { name, prefs } => {
                     assert!(wire::limits::valid_name(&name), "registered as {name:?}");
                     self.regs += 1;
                     let w = Waiting {
                         reg: format!("reg{}", self.regs),
                         name,
+                        prefs,
                         since: Instant::now(),
                     };
                     self.session.on_registered(Ok((Registered::Queued, w)))

@@ -77,7 +77,8 @@ pub async fn run(
         };
         let mut conn = Connection {
             socket: Socket::new(ws, gw.settings.socket),
-            session: Session::new(identity, issuer),
+            session: Session::new(identity, issuer)
+                .with_matchmaking(gw.settings.matchmaking.clone()),
             address: client.key(),
             location: Location {
                 addr: client.0.to_string(),
@@ -217,7 +218,7 @@ impl Connection {
                         .map_or(LOCATE_RETRY_FIRST, |(_, d)| (d * 2).min(LOCATE_RETRY_MAX));
                     self.locate_retry = Some((Instant::now() + delay, delay));
                 }
-                Action::Register { name } => {
+                Action::Register { name, prefs } => {
                     // Registrations count against the address's rate, on
                     // every gateway together.
                     if let Err(refused) = Box::pin(self.gw.addresses.admit(&self.address)).await {
@@ -227,24 +228,33 @@ impl Connection {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;
-                    let result =
-                        match Box::pin(store.register(user, &reg, addr, &name, false)).await {
-                            Ok(outcome) => {
-                                if outcome == Registered::Queued {
-                                    metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
-                                }
-                                Ok((outcome, Waiting { reg, name, since }))
+                    let registered = store.register(user, &reg, addr, &name, prefs.as_ref(), false);
+                    let result = match Box::pin(registered).await {
+                        Ok(outcome) => {
+                            if outcome == Registered::Queued {
+                                metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
                             }
-                            Err(e) => {
-                                redis_failed(e);
-                                Err(())
-                            }
-                        };
+                            Ok((
+                                outcome,
+                                Waiting {
+                                    reg,
+                                    name,
+                                    prefs,
+                                    since,
+                                },
+                            ))
+                        }
+                        Err(e) => {
+                            redis_failed(e);
+                            Err(())
+                        }
+                    };
                     queue.extend(self.session.on_registered(result));
                 }
                 Action::Requeue(w) => {
                     let addr = &self.location.addr;
-                    let result = Box::pin(store.register(user, &w.reg, addr, &w.name, true)).await;
+                    let again = store.register(user, &w.reg, addr, &w.name, w.prefs.as_ref(), true);
+                    let result = Box::pin(again).await;
                     let result = result.map_err(|e| {
                         redis_failed(e);
                         self.gw.request_restore();

@@ -13,6 +13,7 @@ use service::client_addr::ClientIp;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use wire::limits::valid_name;
 use wire::matcher_api::{RegisterBody, RegisterReply, RegisterStatus};
+use wire::preferences::Preferences;
 
 use super::connection;
 use super::session::Identity;
@@ -105,12 +106,22 @@ async fn register_http(
             "send the body as application/json",
         );
     }
-    let Ok(RegisterBody { name }) = serde_json::from_slice::<RegisterBody>(&body) else {
+    let Ok(RegisterBody { name, prefs }) = serde_json::from_slice::<RegisterBody>(&body) else {
         return reply(
             StatusCode::BAD_REQUEST,
             RegisterStatus::Error,
-            "expected a JSON body {\"name\": \"...\"}",
+            "expected a JSON body {\"name\": \"...\"} (optional: \"interests\": [\"...\"], \"language\": \"en\", \"strict\": false)",
         );
+    };
+    let prefs = match Preferences::parse(prefs) {
+        Ok(prefs) => prefs,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                RegisterStatus::Error,
+                e.to_string(),
+            )
+        }
     };
     if !valid_name(&name) {
         return reply(
@@ -126,7 +137,7 @@ async fn register_http(
             "this server is shutting down; retry",
         );
     }
-    match gw.register_legacy(&name, client.0).await {
+    match gw.register_legacy(&name, &prefs, client.0).await {
         Ok(Registered::Queued | Registered::AlreadyMatched) => reply(
             StatusCode::OK,
             RegisterStatus::Queued,

@@ -54,6 +54,8 @@ pub struct GatewaySettings {
     pub drain_grace: Duration,
     /// Whether the original React client's API is served.
     pub legacy_api: bool,
+    /// This gateway's region and the interest window told to clients.
+    pub matchmaking: session::Matchmaking,
 }
 
 impl From<&crate::Config> for GatewaySettings {
@@ -75,6 +77,10 @@ impl From<&crate::Config> for GatewaySettings {
             ),
             drain_grace: Duration::from_secs(c.drain_grace_secs),
             legacy_api: c.legacy_api == crate::config::Switch::On,
+            matchmaking: session::Matchmaking {
+                region: c.region.clone(),
+                interest_wait_ms: c.interest_wait_ms,
+            },
         }
     }
 }
@@ -132,14 +138,16 @@ impl Gateway {
     pub async fn register_legacy(
         &self,
         name: &str,
+        prefs: &wire::preferences::Preferences,
         addr: std::net::IpAddr,
     ) -> Result<Registered, StoreError> {
         let user = UserKey::legacy(name);
         let reg = ulid::Ulid::new().to_string();
         let since = std::time::Instant::now();
+        let prefs = self.settings.matchmaking.pool_preferences(prefs);
         let outcome = self
             .store
-            .register(&user, &reg, &addr.to_string(), name, false)
+            .register(&user, &reg, &addr.to_string(), name, prefs.as_ref(), false)
             .await?;
         if outcome == Registered::Queued {
             metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
@@ -147,6 +155,7 @@ impl Gateway {
                 socket.post(SocketMsg::RegisteredElsewhere(Waiting {
                     reg,
                     name: name.to_string(),
+                    prefs,
                     since,
                 }));
             }

@@ -13,8 +13,9 @@
 
 use std::time::Instant;
 
-use wire::internal::{ChatNotice, MatchedNotice};
+use wire::internal::{ChatNotice, MatchedNotice, PoolPreferences};
 use wire::matcher_api::{MatcherClientMsg, MatcherEvent};
+use wire::preferences::Preferences;
 use wire::ticket::{self, Ticket};
 use wire::user::{Role, UserKey};
 use wire::{CloseCode, ErrorCode};
@@ -56,11 +57,41 @@ pub struct TicketIssuer {
     pub signaller_url: String,
 }
 
+/// How this gateway takes part in matchmaking filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matchmaking {
+    /// This gateway's region (empty: none), given to the pairing script
+    /// with every register.
+    pub region: String,
+    /// How long the pool looks for a shared interest before anyone will
+    /// do, ms (told to the client in `queued`).
+    pub interest_wait_ms: u64,
+}
+
+impl Default for Matchmaking {
+    fn default() -> Self {
+        Matchmaking {
+            region: String::new(),
+            interest_wait_ms: 5000,
+        }
+    }
+}
+
+impl Matchmaking {
+    /// What the pairing script is told of `prefs` registered here.
+    pub fn pool_preferences(&self, prefs: &Preferences) -> Option<PoolPreferences> {
+        PoolPreferences::new(prefs, &self.region)
+    }
+}
+
 /// A registration this socket's user holds in the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     pub reg: String,
     pub name: String,
+    /// What the registration asked of a partner (kept to register again
+    /// after Redis lost it).
+    pub prefs: Option<PoolPreferences>,
     /// When the user registered, for the time-to-match metric.
     pub since: Instant,
 }
@@ -78,9 +109,12 @@ pub enum Action {
     /// Redis could not record the location: try again later, then call
     /// [`Session::on_located`].
     LocateLater,
-    /// Register the user with a fresh registration id under `name`; then
-    /// call [`Session::on_registered`].
-    Register { name: String },
+    /// Register the user with a fresh registration id under `name`, with
+    /// these preferences; then call [`Session::on_registered`].
+    Register {
+        name: String,
+        prefs: Option<PoolPreferences>,
+    },
     /// Register again with an existing registration (after Redis lost it);
     /// then call [`Session::on_requeued`] (a failure asks the gateway for
     /// another restore).
@@ -114,6 +148,7 @@ enum State {
 pub struct Session {
     identity: Identity,
     issuer: TicketIssuer,
+    matchmaking: Matchmaking,
     state: State,
     /// The display name used for the next register and for chat.
     name: String,
@@ -137,6 +172,7 @@ impl Session {
         Session {
             identity,
             issuer,
+            matchmaking: Matchmaking::default(),
             state: State::Locating,
             name,
             waiting: None,
@@ -145,6 +181,12 @@ impl Session {
             restoring: false,
             name_taken: false,
         }
+    }
+
+    /// This gateway's matchmaking settings (default: no region, 5 s).
+    pub fn with_matchmaking(mut self, matchmaking: Matchmaking) -> Session {
+        self.matchmaking = matchmaking;
+        self
     }
 
     pub fn user(&self) -> UserKey {
@@ -232,7 +274,14 @@ impl Session {
                 ErrorCode::Draining,
                 "this server is shutting down; reconnect and register again",
             )],
-            MatcherClientMsg::Register { name: wanted } => {
+            MatcherClientMsg::Register {
+                name: wanted,
+                prefs,
+            } => {
+                let prefs = match Preferences::parse(prefs) {
+                    Ok(p) => p,
+                    Err(e) => return vec![send_error(ErrorCode::BadPreferences, e.to_string())],
+                };
                 if let (Identity::Native { .. }, Some(wanted)) = (&self.identity, wanted) {
                     if !wire::limits::valid_name(&wanted) {
                         return vec![send_error(
@@ -244,6 +293,7 @@ impl Session {
                 }
                 vec![Action::Register {
                     name: self.name.clone(),
+                    prefs: self.matchmaking.pool_preferences(&prefs),
                 }]
             }
             MatcherClientMsg::Cancel => {
@@ -278,10 +328,11 @@ impl Session {
     pub fn on_registered(&mut self, result: Result<(Registered, Waiting), ()>) -> Vec<Action> {
         match result {
             Ok((Registered::Queued, w)) => {
+                let interest_wait_ms = self.interest_wait_ms(w.prefs.as_ref());
                 if self.last_matched_reg.as_deref() != Some(w.reg.as_str()) {
                     self.waiting = Some(w);
                 }
-                vec![Action::Send(MatcherEvent::Queued {})]
+                vec![Action::Send(MatcherEvent::Queued { interest_wait_ms })]
             }
             Ok((Registered::AlreadyWaiting, _)) => vec![send_error(
                 ErrorCode::AlreadyWaiting,
@@ -296,6 +347,14 @@ impl Session {
             )],
             Err(()) => vec![unavailable()],
         }
+    }
+
+    /// How long the pool looks for someone sharing `prefs` before anyone
+    /// will do: only when there is something to share and no strictness.
+    fn interest_wait_ms(&self, prefs: Option<&PoolPreferences>) -> Option<u64> {
+        prefs
+            .filter(|p| !p.strict && (!p.interests.is_empty() || p.language.is_some()))
+            .map(|_| self.matchmaking.interest_wait_ms)
     }
 
     /// [`Action::Register`] was refused before it reached the pool: the
@@ -474,6 +533,7 @@ impl Session {
                 peer_name: Some(notice.peer_name),
                 ticket: Some(ticket),
                 signaller_url: Some(self.issuer.signaller_url.clone()),
+                common_interests: notice.common,
             }),
             Action::CountMatch { since },
         ]
@@ -554,6 +614,7 @@ mod tests {
         Waiting {
             reg: reg.into(),
             name: "x".into(),
+            prefs: None,
             since: Instant::now(),
         }
     }
@@ -568,6 +629,7 @@ mod tests {
             peer: "l:bob".into(),
             peer_name: "bob".into(),
             name: "ann".into(),
+            common: vec![],
         }
     }
 
@@ -627,7 +689,8 @@ mod tests {
         assert_eq!(
             actions,
             vec![Action::Register {
-                name: "Zoë".into()
+                name: "Zoë".into(),
+                prefs: None,
             }]
         );
         let actions = s.on_registered(Ok((Registered::Queued, waiting("R1"))));
@@ -646,7 +709,8 @@ mod tests {
         assert_eq!(
             s.on_text(r#"{"event":"register"}"#),
             vec![Action::Register {
-                name: DEFAULT_NAME.into()
+                name: DEFAULT_NAME.into(),
+                prefs: None,
             }]
         );
         assert_eq!(
@@ -660,7 +724,10 @@ mod tests {
         let mut s = open(legacy("ann"));
         assert_eq!(
             s.on_text(r#"{"event":"register","name":"mallory"}"#),
-            vec![Action::Register { name: "ann".into() }]
+            vec![Action::Register {
+                name: "ann".into(),
+                prefs: None,
+            }]
         );
     }
 
@@ -891,5 +958,70 @@ mod tests {
         assert_eq!(s.on_closed(), vec![Action::Release]);
         assert!(s.waiting().is_none());
         assert!(s.on_notice(Some(notice("s:S1", "R1")), NOW).is_empty());
+    }
+
+    #[test]
+    fn preferences_are_checked_normalised_and_sent_with_the_region() {
+        let mut s = open(native()).with_matchmaking(Matchmaking {
+            region: "eu".into(),
+            interest_wait_ms: 3000,
+        });
+        assert_eq!(
+            s.on_text(r#"{"event":"register","interests":[" Chess ","chess"],"language":"EN"}"#),
+            vec![Action::Register {
+                name: DEFAULT_NAME.into(),
+                prefs: Some(PoolPreferences {
+                    interests: vec!["chess".into()],
+                    language: Some("en".into()),
+                    region: Some("eu".into()),
+                    strict: false,
+                }),
+            }]
+        );
+        for (bad, field) in [
+            (r#"{"event":"register","interests":[""]}"#, "interests"),
+            (r#"{"event":"register","language":"english"}"#, "language"),
+        ] {
+            let actions = s.on_text(bad);
+            assert_eq!(error_code(&actions), "bad_preferences");
+            let message = sent(&actions)[0]["message"].as_str().unwrap().to_string();
+            assert!(message.starts_with(field), "{message}");
+        }
+    }
+
+    #[test]
+    fn queued_tells_how_long_interests_are_looked_for_unless_strict() {
+        let mut s = open(native());
+        let with = |interests: &[&str], strict: bool| Waiting {
+            prefs: Some(PoolPreferences {
+                interests: interests.iter().map(|t| t.to_string()).collect(),
+                strict,
+                ..Default::default()
+            }),
+            ..waiting("R1")
+        };
+        let queued = |s: &mut Session, w: Waiting| {
+            sent(&s.on_registered(Ok((Registered::Queued, w))))[0].clone()
+        };
+        assert_eq!(
+            queued(&mut s, with(&["chess"], false))["interest_wait_ms"],
+            5000
+        );
+        assert!(queued(&mut s, with(&["chess"], true))
+            .get("interest_wait_ms")
+            .is_none());
+        assert!(queued(&mut s, waiting("R2"))
+            .get("interest_wait_ms")
+            .is_none());
+    }
+
+    #[test]
+    fn matched_carries_the_common_interests() {
+        let mut s = open(native());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        let mut n = notice("s:S1", "R1");
+        n.common = vec!["chess".into()];
+        let actions = s.on_notice(Some(n), NOW);
+        assert_eq!(sent(&actions)[0]["common_interests"][0], "chess");
     }
 }

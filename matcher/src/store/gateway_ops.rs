@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::Expiration;
-use wire::internal::{self, MatchedNotice, RegisterRequest};
+use wire::internal::{self, MatchedNotice, PoolPreferences, RegisterRequest};
 use wire::keys;
 use wire::stored::Location;
 use wire::user::UserKey;
@@ -188,19 +188,22 @@ impl Store {
     /// Put `user` in line for the pool under registration `reg`, made from
     /// client address `addr` (a legacy name is bound to it).
     /// `again` marks a registration made before, registered again by a
-    /// restore: it is refused if it was matched meanwhile.
+    /// restore: it is refused if it was matched meanwhile. `prefs` travel
+    /// with the request to the worker, which puts them beside the pool.
     pub async fn register(
         &self,
         user: &UserKey,
         reg: &str,
         addr: &str,
         name: &str,
+        prefs: Option<&PoolPreferences>,
         again: bool,
     ) -> Result<Registered, StoreError> {
         let request = internal::encode(&RegisterRequest {
             v: wire::PROTOCOL_VERSION,
             user: user.to_string(),
             reg: reg.to_string(),
+            prefs: prefs.cloned(),
         });
         let args: Vec<Value> = vec![
             reg.into(),

@@ -20,7 +20,7 @@ use fred::prelude::*;
 
 pub use gateway_ops::{Beat, ChatOutcome, Located, Registered, WAIT_REFRESH};
 pub use scripts::SOURCES as SCRIPT_SOURCES;
-pub use worker_ops::PairSettings;
+pub use worker_ops::{PairRun, PairSettings};
 
 /// A Redis failure, as the matcher's callers see it.
 pub type StoreError = fred::error::Error;

@@ -22,8 +22,13 @@ pub struct Scripts {
     pub trim: Script,
 }
 
-/// The body of every script, by name (for the key-discipline test).
-pub const SOURCES: [(&str, &str); 11] = [
+/// The pool library (`P.*`), prefixed to every script that uses it.
+const POOL_LIB: &str = include_str!("lua/pool.lua");
+
+/// The body of every script, by name (for the key-discipline test); `pool`
+/// is the library, not a script of its own.
+pub const SOURCES: [(&str, &str); 12] = [
+    ("pool", POOL_LIB),
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
     ("pair", include_str!("lua/pair.lua")),
@@ -44,7 +49,14 @@ impl Default for Scripts {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .expect("every script has a source");
-            Script::from_lua(format!("{}{body}", wire::keys::lua_prelude_for(body)))
+            // A script that uses the pool library gets it, and the prelude
+            // definitions both need.
+            let body = if body.contains("P.") {
+                format!("{POOL_LIB}{body}")
+            } else {
+                body.to_string()
+            };
+            Script::from_lua(format!("{}{body}", wire::keys::lua_prelude_for(&body)))
         };
         Scripts {
             register: script("register"),

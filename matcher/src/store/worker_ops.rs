@@ -11,12 +11,30 @@ use super::register_reader::RegisterEntry;
 use super::scripts::run;
 use super::{Store, StoreError};
 
+/// What one run of the pairing script did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairRun {
+    /// The pairs made, as (initiator, responder) user keys.
+    pub pairs: Vec<(String, String)>,
+    /// Users still to be tried as the first of a pair: run again.
+    pub fresh_left: u64,
+    /// When some waiting user's wishes relax next (a run is due then).
+    pub relax_in: Option<Duration>,
+}
+
 /// How the pairing script pairs.
 #[derive(Debug, Clone)]
 pub struct PairSettings {
     pub pairs_per_call: usize,
     pub room_ttl: Duration,
+    /// How long the partner a user just left is not given to them again.
     pub last_partner: Duration,
+    /// ... unless both have waited this long.
+    pub rematch_after: Duration,
+    /// How long interests and language must be shared (non-strict users).
+    pub interest_wait: Duration,
+    /// How long the same region is required (when both have one).
+    pub region_wait: Duration,
     pub socket_grace: Duration,
     pub notice_ttl: Duration,
 }
@@ -36,17 +54,33 @@ impl Store {
         }
     }
 
-    /// Move a batch of read entries into the pool and acknowledge them, in
-    /// one script. On failure the entries stay pending, to be taken over.
-    /// Returns the number of users added.
-    pub async fn enqueue(&self, entries: &[RegisterEntry]) -> Result<i64, StoreError> {
-        let mut args: Vec<String> = vec![keys::WORKER_GROUP.to_string(), entries.len().to_string()];
-        args.extend(entries.iter().map(|e| e.id.clone()));
+    /// Move a batch of read entries into the pool (with the users' wishes,
+    /// and when they relax under `s`) and acknowledge them, in one script.
+    /// On failure the entries stay pending, to be taken over. Returns the
+    /// number of users added.
+    pub async fn enqueue(
+        &self,
+        entries: &[RegisterEntry],
+        s: &PairSettings,
+    ) -> Result<i64, StoreError> {
+        let ms = |d: Duration| Value::from(d.as_millis().to_string());
+        let mut args: Vec<Value> = vec![
+            keys::WORKER_GROUP.into(),
+            ms(s.region_wait),
+            ms(s.interest_wait),
+            ms(s.rematch_after),
+            entries.len().to_string().into(),
+        ];
+        args.extend(entries.iter().map(|e| Value::from(e.id.as_str())));
         for e in entries {
             match &e.request {
                 Some(r) => {
-                    args.push(r.user.clone());
-                    args.push(r.reg.clone());
+                    args.push(r.user.as_str().into());
+                    args.push(r.reg.as_str().into());
+                    args.push(match &r.prefs {
+                        Some(p) => Value::Bytes(wire::internal::encode(p).into()),
+                        None => "".into(),
+                    });
                 }
                 None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
             }
@@ -60,22 +94,33 @@ impl Store {
         .await
     }
 
-    /// One run of the pairing script: up to `pairs_per_call` pairs, returned
-    /// as (initiator, responder) user keys.
-    pub async fn pair(&self, s: &PairSettings) -> Result<Vec<(String, String)>, StoreError> {
+    /// One run of the pairing script: up to `pairs_per_call` pairs.
+    pub async fn pair(&self, s: &PairSettings) -> Result<PairRun, StoreError> {
         let mut args: Vec<String> = vec![
             s.room_ttl.as_millis().to_string(),
             s.last_partner.as_millis().to_string(),
             s.socket_grace.as_millis().to_string(),
             s.notice_ttl.as_millis().to_string(),
+            s.rematch_after.as_millis().to_string(),
+            s.interest_wait.as_millis().to_string(),
+            s.region_wait.as_millis().to_string(),
+            rand::random::<u32>().to_string(),
         ];
         args.extend((0..s.pairs_per_call).map(|_| ulid::Ulid::new().to_string()));
-        let flat: Vec<String> =
+        let reply: Vec<Value> =
             run(&self.scripts.pair, &self.redis, vec![keys::pool()], args).await?;
-        Ok(flat
-            .chunks_exact(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect())
+        let int = |v: Option<&Value>| v.and_then(|v| v.as_i64()).unwrap_or(-1);
+        let users: Vec<String> = reply.iter().skip(2).filter_map(|v| v.as_string()).collect();
+        Ok(PairRun {
+            relax_in: u64::try_from(int(reply.first()))
+                .ok()
+                .map(Duration::from_millis),
+            fresh_left: int(reply.get(1)).max(0) as u64,
+            pairs: users
+                .chunks_exact(2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect(),
+        })
     }
 
     /// Take over entries another consumer read and did not acknowledge

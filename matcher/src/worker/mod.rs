@@ -38,6 +38,9 @@ impl From<&Config> for WorkerSettings {
                 pairs_per_call: c.pairs_per_call,
                 room_ttl: Duration::from_secs(c.room_ttl_secs),
                 last_partner: Duration::from_secs(c.last_partner_secs),
+                rematch_after: Config::ms(c.rematch_after_ms),
+                interest_wait: Config::ms(c.interest_wait_ms),
+                region_wait: Config::ms(c.region_wait_ms),
                 socket_grace: Config::ms(c.socket_grace_ms),
                 notice_ttl: Duration::from_secs(c.notice_ttl_secs),
             },
@@ -72,6 +75,8 @@ impl Worker {
         tracing::info!(consumer = %self.consumer, "worker started");
         let mut backoff = Backoff::new(self.settings.backoff_initial, self.settings.backoff_max);
         let mut next_upkeep = Instant::now();
+        // When some waiting user's wishes relax: a pairing run is due then.
+        let mut relax_at: Option<Instant> = None;
         if let Err(e) = self.store.ensure_group().await {
             tracing::warn!(error = %e, "could not create the consumer group yet");
         }
@@ -83,10 +88,13 @@ impl Worker {
             }
             // Block until a register arrives, for at most the back-off, and
             // never past the next upkeep.
-            let block = backoff
+            let mut block = backoff
                 .current()
-                .min(next_upkeep.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(1));
+                .min(next_upkeep.saturating_duration_since(Instant::now()));
+            if let Some(at) = relax_at {
+                block = block.min(at.saturating_duration_since(Instant::now()));
+            }
+            let block = block.max(Duration::from_millis(1));
             let read = tokio::select! {
                 r = self.reader.read(block) => r,
                 _ = shutdown.wait() => break,
@@ -110,11 +118,13 @@ impl Worker {
                 }
             }
             match self.pair_all().await {
-                Ok(made) if made > 0 => {
-                    metrics::counter!(service::metrics::MATCHES).increment(made as u64);
-                    active = true
+                Ok((made, relax_in)) => {
+                    relax_at = relax_in.map(|d| Instant::now() + d);
+                    if made > 0 {
+                        metrics::counter!(service::metrics::MATCHES).increment(made as u64);
+                        active = true
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pairing failed; retrying"),
             }
             if active {
@@ -129,19 +139,20 @@ impl Worker {
     /// Enqueue a batch and acknowledge it. A failure leaves the entries
     /// pending, to be taken over (by this or another worker).
     async fn enqueue(&self, entries: &[RegisterEntry]) {
-        if let Err(e) = self.store.enqueue(entries).await {
+        if let Err(e) = self.store.enqueue(entries, &self.settings.pairing).await {
             tracing::warn!(error = %e, "enqueue failed; entries stay pending");
         }
     }
 
-    /// Make pairs until fewer than two usable users wait.
-    pub async fn pair_all(&self) -> Result<usize, StoreError> {
+    /// Make pairs until every fresh user was tried; the pairs made, and
+    /// when a run is due again because wishes relax.
+    pub async fn pair_all(&self) -> Result<(usize, Option<Duration>), StoreError> {
         let mut total = 0;
         loop {
-            let made = self.store.pair(&self.settings.pairing).await?.len();
-            total += made;
-            if made < self.settings.pairing.pairs_per_call {
-                return Ok(total);
+            let run = self.store.pair(&self.settings.pairing).await?;
+            total += run.pairs.len();
+            if run.fresh_left == 0 {
+                return Ok((total, run.relax_in));
             }
         }
     }

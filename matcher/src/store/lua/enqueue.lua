@@ -6,28 +6,34 @@
 --
 -- A registration enters the pool only while the user's waiting key still
 -- names it: a user who cancelled, disconnected or was already matched is not
--- put back by a late or re-delivered stream entry (idempotent on replay).
+-- put back by a late or re-delivered stream entry (idempotent on replay). A
+-- user already in the pool is made fresh again (a legacy socket arriving
+-- after its register announces itself this way).
 --
 -- KEYS[1] pool (sorted set; score: time it entered, ms, Redis clock)
 -- KEYS[2] register stream
 -- ARGV[1] consumer group
--- ARGV[2] n, the number of entry ids that follow
--- ARGV[3 .. 2+n] entry ids to acknowledge
--- ARGV[3+n ..] pairs of (user key, registration id)
+-- ARGV[2] region window, ARGV[3] interest window, ARGV[4] rematch-after (ms)
+-- ARGV[5] n, the number of entry ids that follow
+-- ARGV[6 .. 5+n] entry ids to acknowledge
+-- ARGV[6+n ..] triples of (user key, registration id, wishes: MessagePack
+--              PoolPreferences or '')
 --
 -- Returns the number of users added.
-local n = tonumber(ARGV[2])
+local windows = { region = tonumber(ARGV[2]), interest = tonumber(ARGV[3]),
+                  rematch = tonumber(ARGV[4]) }
+local n = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = 0
-for i = 3 + n, #ARGV - 1, 2 do
-  local user, reg = ARGV[i], ARGV[i + 1]
+for i = 6 + n, #ARGV - 2, 3 do
+  local user, reg, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local waiting = redis.call('GET', K.waiting(user))
   if waiting and V.waiting_parse(waiting) == reg then
-    added = added + redis.call('ZADD', KEYS[1], 'NX', now, user)
+    added = added + P.join(user, now, blob, windows)
   end
 end
-for i = 3, 2 + n do
+for i = 6, 5 + n do
   redis.call('XACK', KEYS[2], ARGV[1], ARGV[i])
 end
 return added

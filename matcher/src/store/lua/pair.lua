@@ -1,21 +1,46 @@
--- Pair waiting users at random, atomically: pick two, create their room,
--- store both `matched` notices and tell their gateways, in one step no other
--- client can interleave.
+-- Pair waiting users at random, atomically, as their wishes allow: pick
+-- two, create their room, store both `matched` notices and tell their
+-- gateways, in one step no other client can interleave.
 --
--- KEYS[1] pool (sorted set of waiting user keys)
+-- KEYS[1] pool (sorted set of waiting user keys; its indexes are in pool.lua)
 -- ARGV[1] room and partner TTL, ms
 -- ARGV[2] last-partner memory, ms (0: off)
 -- ARGV[3] grace for a legacy user whose socket has not connected yet, ms
 -- ARGV[4] notice TTL, ms
--- ARGV[5..] fresh ULIDs, one per pair; at most that many pairs are made
+-- ARGV[5] rematch-after, ms: two users who just left each other may meet
+--         again once both have waited this long
+-- ARGV[6] interest window, ms: how long interests and language must be
+--         shared (for users who are not strict)
+-- ARGV[7] region window, ms: how long the same region is required
+-- ARGV[8] random seed for this run
+-- ARGV[9..] fresh ULIDs, one per pair; at most that many pairs are made
 --
--- Returns the pairs made, flat: { initiator1, responder1, initiator2, ... }.
+-- Returns { ms until the next relaxation (-1: none), fresh users left,
+--           initiator1, responder1, initiator2, ... }.
 --
--- Picks use ZRANDMEMBER with no count, which is uniform over the set, so
--- every waiting user is equally likely to be chosen. A picked user who can
--- no longer be matched (withdrawn, gateway dead, socket never came) is
--- removed on the spot: no ghost is ever handed out as a partner. Users of
--- a draining gateway are withdrawn too: they are about to move.
+-- Who pairs with whom. A pair starts from a *fresh* user A (new in the pool,
+-- or whose wishes relaxed since it was last tried), picked uniformly. A's
+-- partner is picked uniformly among the users compatible with A:
+-- * each accepts the other: a user with interests, inside its interest
+--   window (always, when strict), accepts only someone sharing one; a user
+--   with a language, inside the same window, only someone with the same
+--   language or none; a user with a region, inside the region window, only
+--   someone of the same region or none;
+-- * they did not just leave each other, unless both have waited longer than
+--   rematch-after (the memory is kept in both directions, checked both ways).
+-- Candidates are the union of A's interest sets when A needs a shared
+-- interest, else the whole pool. The pick samples the candidates (bounded
+-- work, whatever the pool's size), correcting for users in several of A's
+-- sets, so each compatible user is equally likely; when sampling fails and
+-- the candidates are few, it looks at all of them. A user for whom no
+-- partner was found stops being fresh: it waits to be picked as someone
+-- else's partner, or until its wishes relax. A search that could not look at
+-- every candidate is tried again later (retry), so a possible pair is never
+-- left waiting for good.
+--
+-- A picked user who can no longer be matched (withdrawn, gateway dead or
+-- draining, socket never came) is removed on the spot: no ghost is ever
+-- handed out as a partner.
 --
 -- A pair with a legacy user gets the room code `<initiator name>_<responder
 -- name>_<ULID>`: the original client shows the part that is not its own
@@ -23,8 +48,66 @@
 local pool = KEYS[1]
 local room_ttl, last_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local grace, notice_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local rematch_after, interest_wait = tonumber(ARGV[5]), tonumber(ARGV[6])
+local region_wait = tonumber(ARGV[7])
+math.randomseed(tonumber(ARGV[8]))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Draws before a search gives up sampling; candidates looked at one by one
+-- when sampling failed; delay before a sampled search is tried again, ms.
+local SAMPLES, ENUMERATE_MAX, RETRY_MS = 16, 128, 1000
+
+P.wake_relaxed(now, 512)
+
+-- What the script knows of each user it looked at: nil not yet read, false
+-- not in the pool, else { user, waited, tags (set), list, ... }.
+local known = {}
+
+local function wishes(user)
+  local w = known[user]
+  if w ~= nil then return w end
+  local since = redis.call('ZSCORE', pool, user)
+  if not since then
+    known[user] = false
+    return false
+  end
+  local blob = redis.call('GET', K.prefs(user))
+  local p = blob and cmsgpack.unpack(blob) or {}
+  local waited = now - tonumber(since)
+  local narrow = p.strict or waited < interest_wait
+  w = { user = user, waited = waited, list = p.interests or {}, tags = {},
+        lang = p.language, region = p.region }
+  for _, tag in ipairs(w.list) do w.tags[tag] = true end
+  w.need_tag = #w.list > 0 and narrow
+  w.need_lang = w.lang ~= nil and narrow
+  w.need_region = w.region ~= nil and waited < region_wait
+  w.last = last_ttl > 0 and redis.call('GET', K.last_partner(user)) or false
+  known[user] = w
+  return w
+end
+
+local function accepts(x, y)
+  if x.need_tag then
+    local shared = false
+    for _, tag in ipairs(x.list) do
+      if y.tags[tag] then shared = true break end
+    end
+    if not shared then return false end
+  end
+  if x.need_lang and y.lang and y.lang ~= x.lang then return false end
+  if x.need_region and y.region and y.region ~= x.region then return false end
+  return true
+end
+
+local function compatible(a, b)
+  if a.user == b.user or not accepts(a, b) or not accepts(b, a) then return false end
+  if (a.last == b.user or b.last == a.user)
+      and not (a.waited >= rematch_after and b.waited >= rematch_after) then
+    return false
+  end
+  return true
+end
 
 -- The user's registration { reg, addr, name } if they can be matched now,
 -- else nil (and they are gone from the pool, unless they may still come).
@@ -44,7 +127,7 @@ local function usable(user)
       -- A legacy user registers over HTTP, usually moments before its
       -- socket connects. It is never handed to anyone before the socket is
       -- there (a registration alone is no proof of a person), but keeps its
-      -- place for the grace period; the socket's arrival wakes the workers.
+      -- place for the grace period; the socket's arrival makes it fresh.
       -- (A native user registers over its socket: without a location, its
       -- socket is gone, and its gateway registers it again if it comes back.)
       local since = redis.call('ZSCORE', pool, user)
@@ -53,47 +136,99 @@ local function usable(user)
       end
     end
   end
-  redis.call('ZREM', pool, user)
+  P.leave(user)
   redis.call('DEL', K.waiting(user))
+  known[user] = false
   return nil
 end
 
-local function pick_first()
-  for _ = 1, 64 do
-    if redis.call('ZCARD', pool) < 2 then return nil end
-    local user = redis.call('ZRANDMEMBER', pool)
-    local r = usable(user)
-    if r then return user, r end
+-- Pick uniformly among `list` the users compatible with `a` and usable.
+local function pick_among(a, list)
+  local eligible = {}
+  for _, b in ipairs(list) do
+    local wb = wishes(b)
+    if wb and compatible(a, wb) then eligible[#eligible + 1] = wb end
+  end
+  while #eligible > 0 do
+    local i = math.random(#eligible)
+    local wb = eligible[i]
+    local rb = usable(wb.user)
+    if rb then return wb, rb end
+    eligible[i] = eligible[#eligible]
+    eligible[#eligible] = nil
   end
   return nil
 end
 
-local function pick_partner(a)
-  local last_a = last_ttl > 0 and redis.call('GET', K.last_partner(a)) or false
-  for _ = 1, 64 do
-    if redis.call('ZCARD', pool) < 2 then return nil end
-    local b = redis.call('ZRANDMEMBER', pool)
-    if b ~= a then
-      local r = usable(b)
-      if r then
-        -- The partner just left is acceptable only when nobody else waits.
-        -- (Partners are remembered in both directions at once, so checking
-        -- a's memory is enough.)
-        if last_a ~= b or redis.call('ZCARD', pool) <= 2 then
-          return b, r
+-- A partner for `a` (wishes, registration), or nil; the second result
+-- says whether every candidate was looked at.
+local function find_partner(a)
+  if a.need_tag then
+    local sizes, total = {}, 0
+    for i, tag in ipairs(a.list) do
+      sizes[i] = redis.call('SCARD', K.interest(tag))
+      total = total + sizes[i]
+    end
+    if total <= 1 then return nil, true end
+    for _ = 1, SAMPLES do
+      local r, i = math.random(total), 1
+      while r > sizes[i] do
+        r = r - sizes[i]
+        i = i + 1
+      end
+      local b = redis.call('SRANDMEMBER', K.interest(a.list[i]))
+      local wb = b and wishes(b)
+      if wb == false then
+        redis.call('SREM', K.interest(a.list[i]), b)
+      elseif wb then
+        -- A user in k of a's sets is drawn k times as often: keep it with
+        -- probability 1/k, so every candidate is equally likely.
+        local k = 0
+        for _, tag in ipairs(a.list) do
+          if wb.tags[tag] then k = k + 1 end
+        end
+        if (k <= 1 or math.random(k) == 1) and compatible(a, wb) then
+          local rb = usable(b)
+          if rb then return wb, rb end
         end
       end
     end
+    if total > ENUMERATE_MAX then return nil, false end
+    local seen, list = {}, {}
+    for _, tag in ipairs(a.list) do
+      for _, b in ipairs(redis.call('SMEMBERS', K.interest(tag))) do
+        if not seen[b] then
+          seen[b] = true
+          list[#list + 1] = b
+        end
+      end
+    end
+    local wb, rb = pick_among(a, list)
+    return wb, rb, true
   end
-  return nil
+  local n = redis.call('ZCARD', pool)
+  if n < 2 then return nil, true end
+  for _ = 1, SAMPLES do
+    local b = redis.call('ZRANDMEMBER', pool)
+    if not b then return nil, true end
+    local wb = wishes(b)
+    if wb and compatible(a, wb) then
+      local rb = usable(wb.user)
+      if rb then return wb, rb end
+    end
+  end
+  if n > ENUMERATE_MAX then return nil, false end
+  local wb, rb = pick_among(a, redis.call('ZRANGE', pool, 0, -1))
+  return wb, rb, true
 end
 
 -- Store the notice for `user` and tell the gateway holding its socket (a
 -- socket elsewhere, or not yet connected, takes the notice when it comes).
-local function notify(user, r, code, initiator, peer, peer_name)
+local function notify(user, r, code, initiator, peer, peer_name, common)
   redis.call('SET', K.notice(user), cmsgpack.pack({
     user = user, reg = r.reg, addr = r.addr, name = r.name, room = code,
     initiator = initiator, peer = peer, peer_name = peer_name,
+    common = (#common > 0) and common or nil,
   }), 'PX', notice_ttl)
   if V.is_legacy(user) then
     redis.call('PEXPIRE', K.binding(user), room_ttl)
@@ -105,22 +240,22 @@ local function notify(user, r, code, initiator, peer, peer_name)
   end
 end
 
+-- The pairs made, flat: initiator, responder, ...
 local made = {}
-for i = 5, #ARGV do
-  local a, ra, b, rb
-  for _ = 1, 8 do
-    a, ra = pick_first()
-    if not a then break end
-    b, rb = pick_partner(a)
-    if b then break end
-  end
-  if not (a and b) then break end
+
+local function make_pair(a, ra, wa, b, rb, wb, ulid)
   local name_a, name_b = ra.name, rb.name
-  local code = ARGV[i]
+  local code = ulid
   if V.is_legacy(a) or V.is_legacy(b) then
     code = V.legacy_room_code(name_a, name_b, code)
   end
-  redis.call('ZREM', pool, a, b)
+  local common = {}
+  for _, tag in ipairs(wa.list) do
+    if wb.tags[tag] then common[#common + 1] = tag end
+  end
+  P.leave(a)
+  P.leave(b)
+  known[a], known[b] = false, false
   redis.call('DEL', K.waiting(a), K.waiting(b))
   local room = K.room(code)
   redis.call('HSET', room, a, 'initiator', b, 'responder', 'name:' .. a, name_a, 'name:' .. b, name_b)
@@ -131,9 +266,36 @@ for i = 5, #ARGV do
     redis.call('SET', K.last_partner(a), b, 'PX', last_ttl)
     redis.call('SET', K.last_partner(b), a, 'PX', last_ttl)
   end
-  notify(a, ra, code, true, b, name_b)
-  notify(b, rb, code, false, a, name_a)
+  notify(a, ra, code, true, b, name_b, common)
+  notify(b, rb, code, false, a, name_a, common)
   made[#made + 1] = a
   made[#made + 1] = b
 end
-return made
+
+local next_ulid = 9
+-- Each try takes one user out of the fresh set, so a run ends.
+for _ = 1, 4 * (#ARGV - 8) do
+  if next_ulid > #ARGV then break end
+  local a = redis.call('SPOP', K.pool_fresh)
+  if not a then break end
+  local wa = wishes(a)
+  local ra = wa and usable(a)
+  if ra then
+    local wb, rb, complete = find_partner(wa)
+    if wb then
+      -- The initiator is a fair coin: the fresh user is usually the one who
+      -- came last, which must not decide who makes the WebRTC offer.
+      if math.random(2) == 1 then
+        make_pair(a, ra, wa, wb.user, rb, wb, ARGV[next_ulid])
+      else
+        make_pair(wb.user, rb, wb, a, ra, wa, ARGV[next_ulid])
+      end
+      next_ulid = next_ulid + 1
+    elseif not complete then
+      P.retry_at(a, now + RETRY_MS)
+    end
+  end
+end
+local result = { P.next_relax_in(now), redis.call('SCARD', K.pool_fresh) }
+for _, user in ipairs(made) do result[#result + 1] = user end
+return result

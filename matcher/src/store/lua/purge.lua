@@ -14,7 +14,7 @@ for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local loc = redis.call('GET', K.location(user))
       if loc and V.gateway_of(loc) == gateway then
         redis.call('DEL', K.location(user), K.waiting(user))
-        redis.call('ZREM', KEYS[2], user)
+        P.leave(user)
         purged = purged + 1
       end
     end

@@ -19,6 +19,6 @@ redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 if redis.call('GET', KEYS[7]) == ARGV[3] then
   redis.call('DEL', KEYS[7])
 end
-redis.call('ZREM', KEYS[2], ARGV[2])
+P.leave(ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 return 1

@@ -1,0 +1,81 @@
+-- The waiting pool and its indexes, kept together: prefixed to every script
+-- that calls `P.` (after the key prelude), so no script can put a user in
+-- the pool, or take one out, and forget an index.
+--
+-- K.pool           sorted set: waiting user -> when it entered (ms, Redis clock)
+-- K.pool_fresh     set: users to try as the first of a pair (new in the
+--                  pool, or wishes relaxed since their last try)
+-- K.pool_relax     sorted set: '<kind>:<user>' -> when that user's wishes
+--                  relax; kinds: r (same-region window over), i (interest
+--                  and language window over), m (the last partner becomes
+--                  acceptable), p (a search that sampled is due again)
+-- K.prefs(user)    the user's wishes (MessagePack PoolPreferences), if any
+-- K.interest(tag)  set of the waiting users who gave `tag`
+local P = {}
+
+P.relax_kinds = { 'r', 'i', 'm', 'p' }
+
+-- Put `user` in the pool at time `now` with wishes `blob` (MessagePack, or
+-- '' for none), and schedule when they relax; `w` holds the windows, ms:
+-- { region =, interest =, rematch = }. A user already in the pool (a
+-- duplicate entry, e.g. a legacy socket arriving after its register) is
+-- only made fresh again. Returns 1 when added.
+function P.join(user, now, blob, w)
+  redis.call('SADD', K.pool_fresh, user)
+  if redis.call('ZADD', K.pool, 'NX', now, user) == 0 then return 0 end
+  if blob ~= '' then
+    local p = cmsgpack.unpack(blob)
+    redis.call('SET', K.prefs(user), blob)
+    local tags = p.interests or {}
+    for _, t in ipairs(tags) do redis.call('SADD', K.interest(t), user) end
+    if p.region and w.region > 0 then
+      redis.call('ZADD', K.pool_relax, now + w.region, 'r:' .. user)
+    end
+    if (#tags > 0 or p.language) and not p.strict and w.interest > 0 then
+      redis.call('ZADD', K.pool_relax, now + w.interest, 'i:' .. user)
+    end
+  end
+  local ttl = redis.call('PTTL', K.last_partner(user))
+  if ttl > 0 then
+    redis.call('ZADD', K.pool_relax, now + math.min(ttl, w.rematch), 'm:' .. user)
+  end
+  return 1
+end
+
+-- Take `user` out of the pool and every index.
+function P.leave(user)
+  local blob = redis.call('GET', K.prefs(user))
+  if blob then
+    for _, t in ipairs(cmsgpack.unpack(blob).interests or {}) do
+      redis.call('SREM', K.interest(t), user)
+    end
+    redis.call('DEL', K.prefs(user))
+  end
+  redis.call('ZREM', K.pool, user)
+  redis.call('SREM', K.pool_fresh, user)
+  redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+end
+
+-- Make fresh the users whose wishes relaxed by `now` (at most `limit`).
+function P.wake_relaxed(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', K.pool_relax, '-inf', now, 'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    local user = string.sub(member, 3)
+    if redis.call('ZSCORE', K.pool, user) then
+      redis.call('SADD', K.pool_fresh, user)
+    end
+    redis.call('ZREM', K.pool_relax, member)
+  end
+end
+
+-- Try `user` again at `at` (a search that could not look at everyone).
+function P.retry_at(user, at)
+  redis.call('ZADD', K.pool_relax, at, 'p:' .. user)
+end
+
+-- Milliseconds from `now` until the next relaxation, or -1 when none.
+function P.next_relax_in(now)
+  local first = redis.call('ZRANGE', K.pool_relax, 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(0, tonumber(first[2]) - now)
+end
