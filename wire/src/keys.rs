@@ -26,7 +26,7 @@ pub fn pool() -> String {
     format!("{PREFIX}:{{m}}:pool")
 }
 
-/// Set of waiting users not yet tried as the first of a pair since they
+/// Sorted set of waiting users not yet tried as the first of a pair since they
 /// entered the pool or since their wishes last relaxed: the pairing script
 /// starts each pair from one of them.
 pub fn pool_fresh() -> String {
@@ -48,7 +48,8 @@ pub fn prefs(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:prefs:{user}")
 }
 
-/// Set of the waiting users who gave interest `tag` (normalised).
+/// Sorted set of the waiting users who gave interest `tag` (normalised;
+/// score: entry time).
 pub fn interest(tag: &str) -> String {
     format!("{PREFIX}:{{m}}:interest:{tag}")
 }

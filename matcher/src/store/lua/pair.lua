@@ -166,7 +166,7 @@ local function find_partner(a)
   if a.need_tag then
     local sizes, total = {}, 0
     for i, tag in ipairs(a.list) do
-      sizes[i] = redis.call('SCARD', K.interest(tag))
+      sizes[i] = redis.call('ZCARD', K.interest(tag))
       total = total + sizes[i]
     end
     if total <= 1 then return nil, true end
@@ -176,10 +176,10 @@ local function find_partner(a)
         r = r - sizes[i]
         i = i + 1
       end
-      local b = redis.call('SRANDMEMBER', K.interest(a.list[i]))
+      local b = redis.call('ZRANGE', K.interest(a.list[i]), r - 1, r - 1)[1]
       local wb = b and wishes(b)
       if wb == false then
-        redis.call('SREM', K.interest(a.list[i]), b)
+        redis.call('ZREM', K.interest(a.list[i]), b)
       elseif wb then
         -- A user in k of a's sets is drawn k times as often: keep it with
         -- probability 1/k, so every candidate is equally likely.
@@ -196,7 +196,7 @@ local function find_partner(a)
     if total > ENUMERATE_MAX then return nil, false end
     local seen, list = {}, {}
     for _, tag in ipairs(a.list) do
-      for _, b in ipairs(redis.call('SMEMBERS', K.interest(tag))) do
+      for _, b in ipairs(redis.call('ZRANGE', K.interest(tag), 0, -1)) do
         if not seen[b] then
           seen[b] = true
           list[#list + 1] = b
@@ -209,8 +209,10 @@ local function find_partner(a)
   local n = redis.call('ZCARD', pool)
   if n < 2 then return nil, true end
   for _ = 1, SAMPLES do
-    local b = redis.call('ZRANDMEMBER', pool)
-    if not b then return nil, true end
+    -- (Users found unusable leave the pool: count again.)
+    n = redis.call('ZCARD', pool)
+    if n < 2 then return nil, true end
+    local b = P.draw(pool, n)
     local wb = wishes(b)
     if wb and compatible(a, wb) then
       local rb = usable(wb.user)
@@ -276,8 +278,10 @@ local next_ulid = 9
 -- Each try takes one user out of the fresh set, so a run ends.
 for _ = 1, 4 * (#ARGV - 8) do
   if next_ulid > #ARGV then break end
-  local a = redis.call('SPOP', K.pool_fresh)
-  if not a then break end
+  local fresh = redis.call('ZCARD', K.pool_fresh)
+  if fresh == 0 then break end
+  local a = P.draw(K.pool_fresh, fresh)
+  redis.call('ZREM', K.pool_fresh, a)
   local wa = wishes(a)
   local ra = wa and usable(a)
   if ra then
@@ -296,6 +300,6 @@ for _ = 1, 4 * (#ARGV - 8) do
     end
   end
 end
-local result = { P.next_relax_in(now), redis.call('SCARD', K.pool_fresh) }
+local result = { P.next_relax_in(now), redis.call('ZCARD', K.pool_fresh) }
 for _, user in ipairs(made) do result[#result + 1] = user end
 return result

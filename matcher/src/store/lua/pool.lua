@@ -3,14 +3,18 @@
 -- the pool, or take one out, and forget an index.
 --
 -- K.pool           sorted set: waiting user -> when it entered (ms, Redis clock)
--- K.pool_fresh     set: users to try as the first of a pair (new in the
---                  pool, or wishes relaxed since their last try)
+-- K.pool_fresh     sorted set: users to try as the first of a pair (new in
+--                  the pool, or wishes relaxed since their last try)
 -- K.pool_relax     sorted set: '<kind>:<user>' -> when that user's wishes
 --                  relax; kinds: r (same-region window over), i (interest
 --                  and language window over), m (the last partner becomes
 --                  acceptable), p (a search that sampled is due again)
 -- K.prefs(user)    the user's wishes (MessagePack PoolPreferences), if any
--- K.interest(tag)  set of the waiting users who gave `tag`
+-- K.interest(tag)  sorted set of the waiting users who gave `tag`
+--
+-- The indexes are sorted sets, not sets: a member is drawn by a uniform
+-- random rank (`ZRANGE key i i`), exactly uniform at any size, where
+-- SRANDMEMBER and SPOP on a hash table are only roughly so.
 local P = {}
 
 P.relax_kinds = { 'r', 'i', 'm', 'p' }
@@ -21,13 +25,13 @@ P.relax_kinds = { 'r', 'i', 'm', 'p' }
 -- duplicate entry, e.g. a legacy socket arriving after its register) is
 -- only made fresh again. Returns 1 when added.
 function P.join(user, now, blob, w)
-  redis.call('SADD', K.pool_fresh, user)
+  redis.call('ZADD', K.pool_fresh, now, user)
   if redis.call('ZADD', K.pool, 'NX', now, user) == 0 then return 0 end
   if blob ~= '' then
     local p = cmsgpack.unpack(blob)
     redis.call('SET', K.prefs(user), blob)
     local tags = p.interests or {}
-    for _, t in ipairs(tags) do redis.call('SADD', K.interest(t), user) end
+    for _, t in ipairs(tags) do redis.call('ZADD', K.interest(t), now, user) end
     if p.region and w.region > 0 then
       redis.call('ZADD', K.pool_relax, now + w.region, 'r:' .. user)
     end
@@ -47,12 +51,12 @@ function P.leave(user)
   local blob = redis.call('GET', K.prefs(user))
   if blob then
     for _, t in ipairs(cmsgpack.unpack(blob).interests or {}) do
-      redis.call('SREM', K.interest(t), user)
+      redis.call('ZREM', K.interest(t), user)
     end
     redis.call('DEL', K.prefs(user))
   end
   redis.call('ZREM', K.pool, user)
-  redis.call('SREM', K.pool_fresh, user)
+  redis.call('ZREM', K.pool_fresh, user)
   redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
 end
 
@@ -62,7 +66,7 @@ function P.wake_relaxed(now, limit)
   for _, member in ipairs(due) do
     local user = string.sub(member, 3)
     if redis.call('ZSCORE', K.pool, user) then
-      redis.call('SADD', K.pool_fresh, user)
+      redis.call('ZADD', K.pool_fresh, now, user)
     end
     redis.call('ZREM', K.pool_relax, member)
   end
@@ -71,6 +75,12 @@ end
 -- Try `user` again at `at` (a search that could not look at everyone).
 function P.retry_at(user, at)
   redis.call('ZADD', K.pool_relax, at, 'p:' .. user)
+end
+
+-- A uniformly random member of sorted set `key` of `n` members (n >= 1).
+function P.draw(key, n)
+  local i = math.random(n) - 1
+  return redis.call('ZRANGE', key, i, i)[1]
 end
 
 -- Milliseconds from `now` until the next relaxation, or -1 when none.
