@@ -77,7 +77,7 @@ async fn a_shared_interest_is_picked_uniformly_among_those_who_share_one() {
             (b'a' + (i / 26) as u8) as char,
             (b'a' + (i % 26) as u8) as char
         );
-        let tags = if i % 2 == 0 {
+        let tags = if i.is_multiple_of(2) {
             json!(["x", "z"])
         } else {
             json!(["x"])
@@ -115,7 +115,7 @@ async fn a_shared_interest_is_picked_uniformly_among_those_who_share_one() {
         let (ws, prefs) = &mut candidates[i];
         let theirs = ws.recv_event("matched").await;
         assert_eq!(theirs["room_code"], m["room_code"]);
-        let common_tags = if i % 2 == 0 {
+        let common_tags = if i.is_multiple_of(2) {
             json!(["x", "z"])
         } else {
             json!(["x"])
