@@ -12,11 +12,15 @@ import { RoomClient } from './room-client.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
 import { openCameraAndMic, stopStream } from './media.js';
+import { InterestsField, registerFields } from './interests.js';
 
 class App {
   constructor() {
     this.machine = new Machine({ now: () => Date.now(), random: Math.random });
     this.view = new View(document);
+    this.interests = new InterestsField(document, window.localStorage, navigator.language);
+    /** Whether the last register asked for shared interests only. */
+    this.sentStrict = false;
     const el = this.view.el;
     this.chat = new ChatPanel({ log: el.chatLog, form: el.chatForm, input: el.chatInput, send: el.chatSend }, (text) =>
       this.sendChat(text),
@@ -109,8 +113,12 @@ class App {
           this.matcher = null;
         }
         return;
-      case 'send-register':
-        return this.matcher ? this.matcher.register(this.view.name()) : false;
+      case 'send-register': {
+        if (!this.matcher) return false;
+        const fields = registerFields(this.interests.current());
+        this.sentStrict = fields.strict === true;
+        return this.matcher.register(this.view.name(), fields);
+      }
       case 'start-timer': {
         clearTimeout(this.timers.get(e.name));
         const handle = setTimeout(() => {
@@ -209,7 +217,9 @@ class App {
     forward('hello', 'matcher-hello');
     forward('closed', 'matcher-closed');
     forward('reconnect', 'matcher-reconnect');
-    forward('queued', 'matcher-queued');
+    matcher.addEventListener('queued', (ev) => {
+      if (this.matcher === matcher) this.dispatch({ ...ev.detail, strict: this.sentStrict, type: 'matcher-queued' });
+    });
     forward('matched', 'matcher-matched');
     forward('error', 'matcher-error');
     matcher.open();

@@ -54,9 +54,12 @@ export class MatcherClient extends EventTarget {
     closeQuietly(ws, 1000, 'bye');
   }
 
-  /** Join the waiting pool; `name` may be empty for the default. */
-  register(name) {
-    const frame = { event: 'register' };
+  /**
+   * Join the waiting pool; `name` may be empty for the default; `prefs` are
+   * the matchmaking fields (interests, language, strict), if any.
+   */
+  register(name, prefs = {}) {
+    const frame = { event: 'register', ...prefs };
     if (name) frame.name = name;
     return this.#send(frame);
   }

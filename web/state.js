@@ -30,7 +30,9 @@
 //       media-ready ────────────▶ searching
 //       media-failed ───────────▶ media-error
 //   searching
-//       matcher-queued ─────────▶ searching (in the pool)
+//       matcher-queued ─────────▶ searching (in the pool; start-timer interest-window
+//                                 when the pool looks for shared interests first)
+//       timer interest-window ──▶ searching (now looking for anyone)
 //       matcher-matched ────────▶ joining (open-room)
 //       matcher-error ──────────▶ searching (retry / reconnect) or idle (bad name)
 //       timer register-retry ───▶ searching (register again)
@@ -140,6 +142,8 @@ export function initialState() {
     roomSeq: 0,
     /** The stranger's name (kept after the room ends, for peer-left/lost). */
     peerName: 'Stranger',
+    /** The interests we share with the stranger (from matched). */
+    commonInterests: [],
     /** Why the last room ended (peer-left reason or lost reason). */
     endReason: '',
   };
@@ -178,6 +182,7 @@ const PAGE = {
     'matcher-matched': onMatched,
     'matcher-error': onMatcherError,
     'timer:register-retry': onRegisterRetry,
+    'timer:interest-window': onInterestWindowOver,
   },
   joining: { ...AFTER_MATCH, ...ROOM_EVENTS_WHILE_JOINING },
   'in-call': {
@@ -322,6 +327,7 @@ function onNext(s, _ev, ctx) {
 
 /** Stop: leave everything, close every socket, turn the camera off. */
 function onStop(s, _ev, ctx) {
+  stopInterestWindow(s, ctx);
   const left = leaveRoom(s, ctx, true);
   ctx.effects.push(
     { type: 'cancel-timer', name: 'register-retry' },
@@ -365,12 +371,36 @@ function enterSearch(s, ctx) {
 }
 
 function sendRegister(s, ctx) {
+  stopInterestWindow(s, ctx);
   ctx.effects.push({ type: 'send-register' });
-  return { ...s, search: { ...s.search, reg: 'sent', sentAt: ctx.now, retryAt: 0 } };
+  return { ...s, search: { ...s.search, reg: 'sent', sentAt: ctx.now, retryAt: 0, looking: 'anyone' } };
 }
 
-function onQueued(s) {
+/**
+ * In the pool. What the pool looks for (`search.looking`): 'interests' for
+ * `interest_wait_ms` (then 'widened': anyone), 'interests-only' when the
+ * register was strict (`ev.strict`, added by the shell), else 'anyone'.
+ */
+function onQueued(s, ev, ctx) {
+  const waitMs = Number.isFinite(ev.interest_wait_ms) ? ev.interest_wait_ms : 0;
+  const looking = waitMs > 0 ? 'interests' : ev.strict ? 'interests-only' : 'anyone';
+  if (waitMs > 0) ctx.effects.push({ type: 'start-timer', name: 'interest-window', ms: waitMs });
+  return inPool({ ...s, search: { ...s.search, looking } });
+}
+
+function inPool(s) {
   return { ...s, registerAttempt: 0, search: { ...s.search, reg: 'queued', trouble: false, retryAt: 0 } };
+}
+
+/** The interest-window timer, if it runs, is of a registration now over. */
+function stopInterestWindow(s, ctx) {
+  if (s.search && s.search.looking === 'interests') ctx.effects.push({ type: 'cancel-timer', name: 'interest-window' });
+}
+
+/** Nobody sharing an interest came in time: the pool now looks for anyone. */
+function onInterestWindowOver(s) {
+  if (s.search.looking !== 'interests') return { refused: `interest window over while looking for ${s.search.looking}` };
+  return { ...s, search: { ...s.search, looking: 'widened' } };
 }
 
 function onRegisterRetry(s, _ev, ctx) {
@@ -386,7 +416,7 @@ function onMatcherError(s, ev, ctx) {
   switch (code) {
     case 'already_waiting':
       // We are in the pool already: as good as `queued`.
-      return searching ? onQueued(s) : s;
+      return searching ? inPool(s) : s;
     case 'draining':
       // This gateway is shutting down: go elsewhere and register there.
       return onDrainReconnect(s, ev, ctx);
@@ -475,11 +505,18 @@ function onMatched(s, ev, ctx) {
   if (!ev.ticket || !ev.signaller_url) return { refused: 'matched without ticket or signaller_url' };
   const id = s.roomSeq + 1;
   const peerName = ev.peer_name || 'Stranger';
+  const commonInterests = Array.isArray(ev.common_interests)
+    ? ev.common_interests.filter((t) => typeof t === 'string')
+    : [];
+  stopInterestWindow(s, ctx);
   ctx.effects.push(
     { type: 'chat-clear' },
     { type: 'chat-system', text: `You are now talking to ${peerName}. Say hi!` },
-    { type: 'open-room', room: id, url: ev.signaller_url, ticket: ev.ticket },
   );
+  if (commonInterests.length) {
+    ctx.effects.push({ type: 'chat-system', text: `You both like: ${commonInterests.join(', ')}.` });
+  }
+  ctx.effects.push({ type: 'open-room', room: id, url: ev.signaller_url, ticket: ev.ticket });
   return {
     ...s,
     phase: 'joining',
@@ -487,6 +524,7 @@ function onMatched(s, ev, ctx) {
     search: null,
     roomSeq: id,
     peerName,
+    commonInterests,
     endReason: '',
     room: {
       id,

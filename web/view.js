@@ -9,6 +9,7 @@
 // peer-left, lost.
 
 import { allowed, peerLeftLine } from './state.js';
+import { commonLine } from './interests.js';
 
 /** How long a register may go unanswered before the status line says so. */
 export const SLOW_SERVER_MS = 4000;
@@ -38,7 +39,16 @@ export function statusLine(state, now) {
       if (search.reg === 'sent' && now - search.sentAt > SLOW_SERVER_MS) {
         return ['unreachable', 'The server is not answering. Still trying…'];
       }
-      return ['searching', 'Looking for a stranger…'];
+      switch (search.reg === 'queued' ? search.looking : null) {
+        case 'interests':
+          return ['searching', 'Looking for someone who shares your interests…'];
+        case 'interests-only':
+          return ['searching', 'Looking for someone who shares your interests (only them)…'];
+        case 'widened':
+          return ['searching', 'Nobody with your interests yet. Looking for anyone…'];
+        default:
+          return ['searching', 'Looking for a stranger…'];
+      }
     }
     case 'joining':
     case 'in-call': {
@@ -93,6 +103,7 @@ export function controls(state, now) {
     nameDisabled: p === 'starting',
     chatEnabled: allowed(state, 'send-chat'),
     peerLabel: inRoom ? state.peerName : null,
+    common: inRoom ? commonLine(state.commonInterests) : '',
     placeholderHidden: inRoom && state.room.remoteStream,
     placeholder: placeholderText(p, status),
     notice: state.notice,
@@ -148,6 +159,7 @@ export class View {
       remoteVideo: $('remote-video'),
       remotePlaceholder: $('remote-placeholder'),
       peerLabel: $('peer-label'),
+      common: $('common-interests'),
       unmute: $('unmute'),
       chatLog: $('chat-log'),
       chatForm: $('chat-form'),
@@ -179,6 +191,8 @@ export class View {
 
     el.peerLabel.hidden = c.peerLabel === null;
     setText(el.peerLabel, c.peerLabel ?? '');
+    el.common.hidden = !c.common;
+    setText(el.common, c.common);
     el.remotePlaceholder.hidden = c.placeholderHidden;
     setText(el.remotePlaceholder, c.placeholder);
 
