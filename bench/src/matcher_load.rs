@@ -44,6 +44,16 @@ pub struct MatcherArgs {
     #[arg(long, default_value_t = 0)]
     pub think_ms: u64,
 
+    /// Interest tags each user registers with (0: none), drawn per round
+    /// from `--interest-tags` tags with a Zipf law (a few tags are common,
+    /// most are rare), as the matchmaking filters see them in production.
+    #[arg(long, default_value_t = 0)]
+    pub interests: usize,
+
+    /// How many distinct interest tags exist.
+    #[arg(long, default_value_t = 200)]
+    pub interest_tags: usize,
+
     /// A user that waits longer than this for `queued` + `matched` gives up
     /// (counted as a `timeout` error), s.
     #[arg(long, default_value_t = 10)]
@@ -112,6 +122,9 @@ struct Shared {
     rounds: u32,
     round_timeout: Duration,
     think: Duration,
+    /// Tags per register, and the Zipf law's cumulative weights.
+    interests: usize,
+    zipf: Vec<f64>,
     /// Users still cycling.
     active: AtomicUsize,
     /// Set once fewer than two users cycle: a lone user can never be matched.
@@ -192,6 +205,8 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
         rounds: args.rounds,
         round_timeout: Duration::from_secs(args.round_timeout_secs),
         think: Duration::from_millis(args.think_ms),
+        interests: args.interests,
+        zipf: zipf_cumulative(args.interest_tags),
         active: AtomicUsize::new(sockets.len()),
         lonely,
         stop,
@@ -255,8 +270,19 @@ async fn user(
     let (mut sink, mut stream) = ws.split();
     let mut lonely = shared.lonely.subscribe();
     let mut stop = shared.stop.subscribe();
-    let register =
-        Message::text(json!({"event": "register", "name": format!("b{id}")}).to_string());
+    let register = |round: u32| {
+        let mut frame = json!({"event": "register", "name": format!("b{id}")});
+        if shared.interests > 0 {
+            let tags: Vec<String> = (0..shared.interests)
+                .map(|k| {
+                    let u = unit_hash(id as u64, ((round as u64) << 16) | k as u64);
+                    format!("t{}", zipf_rank(&shared.zipf, u))
+                })
+                .collect();
+            frame["interests"] = json!(tags);
+        }
+        Message::text(frame.to_string())
+    };
     let mut broken = false;
     let mut round = 0;
     'rounds: while round < shared.rounds {
@@ -267,7 +293,7 @@ async fn user(
             tokio::time::sleep(pause).await;
         }
         let sent = shared.now();
-        if let Err(e) = sink.send(register.clone()).await {
+        if let Err(e) = sink.send(register(round)).await {
             report.error(format!("send: {e}"));
             broken = true;
             break;
@@ -350,6 +376,28 @@ async fn user(
 }
 
 /// A number in [0, 1) that looks random, from a user and a round (splitmix64).
+/// Cumulative weights of a Zipf law (s = 1) over `n` ranks, normalised to 1.
+fn zipf_cumulative(n: usize) -> Vec<f64> {
+    let mut acc = 0.0;
+    let mut out: Vec<f64> = (1..=n.max(1))
+        .map(|k| {
+            acc += 1.0 / k as f64;
+            acc
+        })
+        .collect();
+    for w in &mut out {
+        *w /= acc;
+    }
+    out
+}
+
+/// The rank whose cumulative weight first reaches `u` in [0, 1).
+fn zipf_rank(cumulative: &[f64], u: f64) -> usize {
+    cumulative
+        .partition_point(|&w| w < u)
+        .min(cumulative.len() - 1)
+}
+
 fn unit_hash(a: u64, b: u64) -> f64 {
     let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -481,7 +529,17 @@ fn print_summary(label: &str, samples: Vec<u64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::unit_hash;
+    use super::{unit_hash, zipf_cumulative, zipf_rank};
+
+    #[test]
+    fn zipf_ranks_favour_the_first_tags() {
+        let c = zipf_cumulative(200);
+        let draws: Vec<usize> = (0..10_000).map(|i| zipf_rank(&c, unit_hash(i, 9))).collect();
+        assert!(draws.iter().all(|&r| r < 200));
+        let first = draws.iter().filter(|&&r| r == 0).count();
+        // P(rank 0) = 1 / H(200) ≈ 0.17.
+        assert!((1400..2000).contains(&first), "{first}");
+    }
 
     #[test]
     fn unit_hash_is_spread_over_the_unit_interval() {
