@@ -26,6 +26,48 @@ async fn register(ws: &mut WsClient, name: &str, prefs: Value) -> Value {
     ws.recv_event("queued").await
 }
 
+/// The members of the array reply to `args`, sorted.
+fn members(redis: &RedisServer, args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = redis.query(args).items().iter().map(|r| r.text()).collect();
+    v.sort();
+    v
+}
+
+/// The pool's indexes hold exactly the `waiting` users: no wishes, interest
+/// entries, fresh marks or relax times are left behind by those who left.
+fn indexes_hold_only(redis: &RedisServer, waiting: &[String]) {
+    let mut want: Vec<String> = waiting.to_vec();
+    want.sort();
+    assert_eq!(
+        members(redis, &["ZRANGE", &wire::keys::pool(), "0", "-1"]),
+        want,
+        "pool"
+    );
+    let prefs_prefix = wire::keys::prefs(&wire::user::UserKey::from_raw(""));
+    for key in members(redis, &["KEYS", &format!("{prefs_prefix}*")]) {
+        let user = key[prefs_prefix.len()..].to_string();
+        assert!(
+            want.contains(&user),
+            "the wishes of {user}, who is gone, are kept"
+        );
+    }
+    let tag_prefix = wire::keys::interest("");
+    for key in members(redis, &["KEYS", &format!("{tag_prefix}*")]) {
+        for user in members(redis, &["ZRANGE", &key, "0", "-1"]) {
+            assert!(want.contains(&user), "{user} is gone but still in {key}");
+        }
+    }
+    for user in members(redis, &["ZRANGE", &wire::keys::pool_fresh(), "0", "-1"]) {
+        assert!(want.contains(&user), "{user} is gone but still fresh");
+    }
+    for member in members(redis, &["ZRANGE", &wire::keys::pool_relax(), "0", "-1"]) {
+        assert!(
+            want.contains(&member[2..].to_string()),
+            "{member}: relax time of a user gone"
+        );
+    }
+}
+
 /// No `matched` arrives on any of `sockets` for `quiet`.
 async fn none_matched(sockets: &mut [&mut WsClient], quiet: Duration) {
     let deadline = tokio::time::Instant::now() + quiet;
@@ -194,6 +236,7 @@ async fn interests_nobody_shares_fall_back_to_anyone_after_the_window_not_before
         );
         assert_eq!(matched["common_interests"], json!([]));
     }
+    indexes_hold_only(&redis, &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,6 +568,8 @@ async fn ten_thousand_users_with_zipf_interests_churning_leave_nobody_who_could_
         remaining.len(),
         "the pool holds exactly the users still waiting"
     );
+    let waiting = members(&redis, &["ZRANGE", &wire::keys::pool(), "0", "-1"]);
+    indexes_hold_only(&redis, &waiting);
     for (i, (_, a)) in remaining.iter().enumerate() {
         for (_, b) in &remaining[i + 1..] {
             assert!(

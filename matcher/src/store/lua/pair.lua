@@ -61,28 +61,44 @@ local SAMPLES, ENUMERATE_MAX, RETRY_MS = 16, 128, 1000
 P.wake_relaxed(now, 512)
 
 -- What the script knows of each user it looked at: nil not yet read, false
--- not in the pool, else { user, waited, tags (set), list, ... }.
+-- not in the pool, else { user, list, tags (set), lang, region, last,
+-- need_tag, need_lang, need_region, waited (read when needed) }.
 local known = {}
 
-local function wishes(user)
+-- How long `w`'s user has waited, ms (nil: not in the pool).
+local function waited(w)
+  if w.waited == nil then
+    local since = redis.call('ZSCORE', pool, w.user)
+    w.waited = since and (now - tonumber(since)) or false
+  end
+  return w.waited or nil
+end
+
+-- The wishes of `user`, or false when not in the pool. A user without
+-- wishes and without a last partner costs two reads: how long it waited
+-- matters to nobody then. `check` makes sure the user is in the pool (a
+-- user drawn from the pool itself is).
+local function wishes(user, check)
   local w = known[user]
   if w ~= nil then return w end
-  local since = redis.call('ZSCORE', pool, user)
-  if not since then
-    known[user] = false
-    return false
-  end
   local blob = redis.call('GET', K.prefs(user))
   local p = blob and cmsgpack.unpack(blob) or {}
-  local waited = now - tonumber(since)
-  local narrow = p.strict or waited < interest_wait
-  w = { user = user, waited = waited, list = p.interests or {}, tags = {},
-        lang = p.language, region = p.region }
+  w = { user = user, list = p.interests or {}, tags = {}, lang = p.language,
+        region = p.region, has_prefs = blob ~= false,
+        last = last_ttl > 0 and redis.call('GET', K.last_partner(user)) or false }
+  if blob or w.last or check then
+    if not waited(w) then
+      known[user] = false
+      return false
+    end
+  end
   for _, tag in ipairs(w.list) do w.tags[tag] = true end
-  w.need_tag = #w.list > 0 and narrow
-  w.need_lang = w.lang ~= nil and narrow
-  w.need_region = w.region ~= nil and waited < region_wait
-  w.last = last_ttl > 0 and redis.call('GET', K.last_partner(user)) or false
+  if blob then
+    local narrow = p.strict or w.waited < interest_wait
+    w.need_tag = #w.list > 0 and narrow
+    w.need_lang = w.lang ~= nil and narrow
+    w.need_region = w.region ~= nil and w.waited < region_wait
+  end
   known[user] = w
   return w
 end
@@ -103,7 +119,7 @@ end
 local function compatible(a, b)
   if a.user == b.user or not accepts(a, b) or not accepts(b, a) then return false end
   if (a.last == b.user or b.last == a.user)
-      and not (a.waited >= rematch_after and b.waited >= rematch_after) then
+      and not ((waited(a) or 0) >= rematch_after and (waited(b) or 0) >= rematch_after) then
     return false
   end
   return true
@@ -209,10 +225,13 @@ local function find_partner(a)
   local n = redis.call('ZCARD', pool)
   if n < 2 then return nil, true end
   for _ = 1, SAMPLES do
-    -- (Users found unusable leave the pool: count again.)
-    n = redis.call('ZCARD', pool)
-    if n < 2 then return nil, true end
     local b = P.draw(pool, n)
+    if not b then
+      -- Users found unusable left the pool meanwhile: count again.
+      n = redis.call('ZCARD', pool)
+      if n < 2 then return nil, true end
+      b = P.draw(pool, n)
+    end
     local wb = wishes(b)
     if wb and compatible(a, wb) then
       local rb = usable(wb.user)
@@ -255,8 +274,8 @@ local function make_pair(a, ra, wa, b, rb, wb, ulid)
   for _, tag in ipairs(wa.list) do
     if wb.tags[tag] then common[#common + 1] = tag end
   end
-  P.leave(a)
-  P.leave(b)
+  P.leave(a, { has_prefs = wa.has_prefs, interests = wa.list })
+  P.leave(b, { has_prefs = wb.has_prefs, interests = wb.list })
   known[a], known[b] = false, false
   redis.call('DEL', K.waiting(a), K.waiting(b))
   local room = K.room(code)
@@ -282,7 +301,7 @@ for _ = 1, 4 * (#ARGV - 8) do
   if fresh == 0 then break end
   local a = P.draw(K.pool_fresh, fresh)
   redis.call('ZREM', K.pool_fresh, a)
-  local wa = wishes(a)
+  local wa = wishes(a, true)
   local ra = wa and usable(a)
   if ra then
     local wb, rb, complete = find_partner(wa)

@@ -46,14 +46,17 @@ function P.join(user, now, blob, w)
   return 1
 end
 
--- Take `user` out of the pool and every index.
-function P.leave(user)
-  local blob = redis.call('GET', K.prefs(user))
-  if blob then
-    for _, t in ipairs(cmsgpack.unpack(blob).interests or {}) do
-      redis.call('ZREM', K.interest(t), user)
-    end
-    redis.call('DEL', K.prefs(user))
+-- Take `user` out of the pool and every index. `known`: what the caller
+-- read already, { has_prefs = bool, interests = list } (nil: read it).
+function P.leave(user, known)
+  if known == nil then
+    local blob = redis.call('GET', K.prefs(user))
+    known = { has_prefs = blob ~= false and blob ~= nil,
+              interests = blob and (cmsgpack.unpack(blob).interests or {}) or {} }
+  end
+  if known.has_prefs then redis.call('DEL', K.prefs(user)) end
+  for _, t in ipairs(known.interests) do
+    redis.call('ZREM', K.interest(t), user)
   end
   redis.call('ZREM', K.pool, user)
   redis.call('ZREM', K.pool_fresh, user)
