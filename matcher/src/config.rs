@@ -216,7 +216,8 @@ impl Config {
     /// is a mistake, not a default), the secret file readable.
     pub fn ice_settings(&self) -> Result<IceSettings, StartError> {
         use crate::gateway::ice_servers::{parse_urls, MIN_TURN_SECRET_BYTES};
-        let invalid = |setting: &'static str, reason: String| StartError::Invalid { setting, reason };
+        let invalid =
+            |setting: &'static str, reason: String| StartError::Invalid { setting, reason };
         let turn_urls = parse_urls(&self.turn_urls, &["turn:", "turns:"])
             .map_err(|reason| invalid("--turn-urls", reason))?;
         let stun_urls = parse_urls(&self.stun_urls, &["stun:", "stuns:"])
@@ -326,7 +327,12 @@ mod tests {
     fn turn_and_stun_settings_are_checked_by_name() {
         let c = parse(&[]);
         assert_eq!(c.turn_ttl_secs, 3600);
-        assert!(c.ice_settings().unwrap().mint("S", 0).ice_servers.is_empty());
+        assert!(c
+            .ice_settings()
+            .unwrap()
+            .mint("S", 0)
+            .ice_servers
+            .is_empty());
         let ok = parse(&[
             "--turn-urls",
             "turn:127.0.0.1:3478,turns:t.example:5349",

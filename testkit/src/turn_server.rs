@@ -37,7 +37,9 @@ impl TurnServer {
                 Err(e) => last = e,
             }
         }
-        panic!("could not start turnserver (is coturn installed? scripts/test installs it): {last}");
+        panic!(
+            "could not start turnserver (is coturn installed? scripts/test installs it): {last}"
+        );
     }
 
     fn spawn(&mut self, secret: &str) -> Result<(), String> {
