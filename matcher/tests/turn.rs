@@ -239,6 +239,13 @@ async fn without_turn_hello_has_no_ice_servers_and_the_endpoint_an_empty_list() 
     let (status, _, body) = get_ice_servers(addr, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(body, r#"{"iceServers":[],"ttl":3600}"#);
+    // The credentials metric is listed from the start (registered at zero
+    // with the others; its value here is process-wide, other tests count).
+    let scrape = testkit::prometheus::scrape(addr).await;
+    for via in ["hello", "refresh", "http"] {
+        let series = format!("rvc_turn_credentials_issued_total{{via=\"{via}\"}}");
+        assert!(scrape.contains_key(&series), "{series} is not listed");
+    }
     ws.close().await;
     m.kill();
 }
