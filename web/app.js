@@ -26,8 +26,12 @@ class App {
       this.sendChat(text),
     );
     // ICE servers are never chosen by the URL (a crafted link must not route
-    // a call through someone else's relay); the server will hand them out.
-    this.iceServers = [];
+    // a call through someone else's relay): the matcher hands them out with
+    // `hello` (state.iceServers). The URL may only force our own relay:
+    // `?relay=only` sets iceTransportPolicy 'relay', so a call connects
+    // through the TURN server or not at all (used by the browser tests, and
+    // handy to check a TURN deployment).
+    this.iceTransportPolicy = new URLSearchParams(location.search).get('relay') === 'only' ? 'relay' : 'all';
 
     // What the effects act on; each is replaced, never reused.
     this.localStream = null;
@@ -151,6 +155,9 @@ class App {
       case 'call-receive':
         if (this.call) this.call.receive(e.data);
         return;
+      case 'call-ice-servers':
+        if (this.call) this.call.setIceServers(e.iceServers);
+        return;
       case 'room-chat':
         return !!this.room && this.room.client.chat(e.text);
       case 'attach-remote':
@@ -215,6 +222,7 @@ class App {
         if (this.matcher === matcher) this.dispatch({ ...ev.detail, type });
       });
     forward('hello', 'matcher-hello');
+    forward('ice-servers', 'matcher-ice-servers');
     forward('closed', 'matcher-closed');
     forward('reconnect', 'matcher-reconnect');
     matcher.addEventListener('queued', (ev) => {
@@ -261,12 +269,19 @@ class App {
     const call = new Call({
       polite,
       localStream: this.localStream,
-      iceServers: this.iceServers,
+      iceServers: this.machine.state.iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
       sendSignal: (data) => client.signal(data),
     });
     this.call = call;
     call.addEventListener('remote-stream', (ev) => {
       if (this.call === call) this.dispatch({ type: 'call-remote-stream', room: id, stream: ev.detail.stream });
+    });
+    call.addEventListener('route', (ev) => {
+      if (this.call === call) this.dispatch({ type: 'call-route', room: id, ...ev.detail });
+    });
+    call.addEventListener('ice-error', (ev) => {
+      if (this.call === call) this.dispatch({ type: 'call-ice-error', room: id, ...ev.detail });
     });
     call.addEventListener('state', (ev) => {
       // `closed` comes from our own close(); the machine has moved on already.

@@ -12,6 +12,10 @@
 // Events (CustomEvent, payload in `detail`):
 //   remote-stream  {stream}
 //   state          {state}  'connecting' | 'connected' | 'unstable' | 'failed' | 'closed'
+//   route          {relay, local, remote}  once connected: the selected candidate
+//                  pair's types (relay: the call goes through the TURN server)
+//   ice-error      {code, text, url}  a STUN/TURN server could not be used
+//                  (401: the TURN server refused our credential)
 
 /** How long the polite peer waits for the initiator's first offer. */
 const FIRST_OFFER_WAIT_MS = 3000;
@@ -27,9 +31,10 @@ export class Call extends EventTarget {
    * @param {boolean} opts.polite        true for the non-initiator
    * @param {MediaStream|null} opts.localStream
    * @param {RTCIceServer[]} opts.iceServers
+   * @param {RTCIceTransportPolicy} [opts.iceTransportPolicy]  'relay' forces the TURN relay (tests)
    * @param {(data: object) => void} opts.sendSignal
    */
-  constructor({ polite, localStream, iceServers, sendSignal }) {
+  constructor({ polite, localStream, iceServers, iceTransportPolicy = 'all', sendSignal }) {
     super();
     this.polite = polite;
     this.sendSignal = sendSignal;
@@ -52,7 +57,7 @@ export class Call extends EventTarget {
     this.heldNegotiation = false;
     this.firstOfferTimer = null;
 
-    const pc = new RTCPeerConnection({ iceServers });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.pc = pc;
 
     pc.onnegotiationneeded = () => this.#negotiate();
@@ -71,6 +76,12 @@ export class Call extends EventTarget {
       this.dispatchEvent(new CustomEvent('remote-stream', { detail: { stream } }));
     };
     pc.onconnectionstatechange = () => this.#onConnectionState();
+    pc.onicecandidateerror = (ev) => {
+      if (this.closed) return;
+      this.dispatchEvent(
+        new CustomEvent('ice-error', { detail: { code: ev.errorCode, text: ev.errorText || '', url: ev.url || '' } }),
+      );
+    };
     pc.onsignalingstatechange = () => this.#armStallWatchdog();
 
     if (localStream) {
@@ -97,6 +108,16 @@ export class Call extends EventTarget {
     return this.incoming;
   }
 
+  /** Fresh ICE servers (renewed TURN credential) for later gathering and ICE restarts. */
+  setIceServers(iceServers) {
+    if (this.closed) return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch (err) {
+      console.warn('call: could not apply fresh ICE servers:', err);
+    }
+  }
+
   close() {
     if (this.closed) return;
     this.closed = true;
@@ -106,6 +127,7 @@ export class Call extends EventTarget {
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.onsignalingstatechange = null;
+    this.pc.onicecandidateerror = null;
     clearTimeout(this.stallTimer);
     this.pc.close();
     this.#setState('closed');
@@ -214,6 +236,7 @@ export class Call extends EventTarget {
       this.restarts = 0;
       clearTimeout(this.stallTimer);
       this.#setState('connected');
+      this.#reportRoute();
     } else if (s === 'disconnected') {
       this.#setState('unstable');
     } else if (s === 'failed') {
@@ -249,6 +272,17 @@ export class Call extends EventTarget {
       console.warn('call: ICE has not started; restarting it');
       pc.restartIce();
     }, this.polite ? STALL_MS * 2 : STALL_MS);
+  }
+
+  /** Tell which candidate pair connected: relayed through TURN or not. */
+  async #reportRoute() {
+    let route = null;
+    try {
+      route = selectedRoute(await this.pc.getStats());
+    } catch (err) {
+      console.warn('call: no stats for the route:', err);
+    }
+    if (route && !this.closed) this.dispatchEvent(new CustomEvent('route', { detail: route }));
   }
 
   #setState(state) {
@@ -294,4 +328,30 @@ function describe(data) {
   }
   if (d.type === 'rollback') return { type: 'rollback' };
   return null;
+}
+
+/**
+ * The selected candidate pair of a stats report: `{relay, local, remote}`
+ * with the two candidates' types ('host' | 'srflx' | 'prflx' | 'relay'), or
+ * null before one is selected. `relay` is true when either side's
+ * candidate is a TURN relay: the media then goes through that server.
+ * @param {Map<string, object>|RTCStatsReport} report
+ */
+export function selectedRoute(report) {
+  const byId = new Map();
+  for (const r of report.values()) byId.set(r.id, r);
+  let pair = null;
+  for (const r of byId.values()) {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId) || pair;
+  }
+  if (!pair) {
+    // Browsers without transport stats mark the pair itself.
+    for (const r of byId.values()) {
+      if (r.type === 'candidate-pair' && (r.selected || (r.nominated && r.state === 'succeeded'))) pair = r;
+    }
+  }
+  if (!pair) return null;
+  const local = byId.get(pair.localCandidateId)?.candidateType || null;
+  const remote = byId.get(pair.remoteCandidateId)?.candidateType || null;
+  return { relay: local === 'relay' || remote === 'relay', local, remote };
 }

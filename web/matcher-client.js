@@ -5,7 +5,9 @@
 // place and is tested there.
 //
 // Events (CustomEvent, payload in `detail`):
-//   hello      {session}             the session is open; register now if you want a partner
+//   hello      {session, iceServers} the session is open; register now if you want a partner.
+//                                    iceServers (RTCIceServer[], TURN credential included) or undefined
+//   ice-servers {iceServers, ttl}    fresh ICE servers before the earlier credential expires
 //   queued     {}                    in the pool
 //   matched    {room_code, initiator, peer_name, ticket, signaller_url}
 //   error      {code, message}
@@ -87,8 +89,9 @@ export class MatcherClient extends EventTarget {
         this.session = msg.session;
         clearInterval(this.pingTimer);
         this.pingTimer = setInterval(() => this.#send({ event: 'ping' }), PING_EVERY_MS);
-        this.#emit('hello', { session: msg.session });
+        this.#emit('hello', { session: msg.session, iceServers: msg.iceServers });
         break;
+      case 'ice-servers':
       case 'queued':
       case 'matched':
       case 'error':

@@ -48,7 +48,8 @@
 //       matcher-error ──────────▶ joining
 //   in-call
 //       room-peer-joined, room-signal, room-chat, room-error,
-//       call-state, call-remote-stream, send-chat ▶ in-call
+//       call-state, call-remote-stream, call-route, call-ice-error,
+//       send-chat ▶ in-call
 //       timer no-show ──────────▶ searching (the stranger never came)
 //       room-peer-left ─────────▶ peer-left
 //       room-lost ──────────────▶ lost
@@ -70,7 +71,8 @@
 // calls, so Next registers again at once. Its own small table:
 //
 //   off ──(a search needs it: open-matcher)──▶ connecting
-//   connecting ──matcher-hello──▶ up            (register, if searching)
+//   connecting ──matcher-hello──▶ up            (register, if searching; keep its iceServers)
+//   up ──matcher-ice-servers──▶ up              (fresh TURN credentials; call-ice-servers in a call)
 //   connecting, up ──matcher-closed──▶ down     (start-timer matcher-retry, with backoff)
 //   down ──timer matcher-retry──▶ connecting    (open-matcher)
 //   up ──matcher-reconnect, or error `draining`──▶ connecting
@@ -146,6 +148,12 @@ export function initialState() {
     commonInterests: [],
     /** Why the last room ended (peer-left reason or lost reason). */
     endReason: '',
+    /**
+     * The RTCIceServer list the matcher gave with `hello` (STUN, TURN with a
+     * credential minted for this session), replaced by `ice-servers`
+     * refreshes; the shell hands it to each new call. Never from the URL.
+     */
+    iceServers: [],
   };
 }
 
@@ -197,6 +205,8 @@ const PAGE = {
     'room-lost': onRoomLost,
     'call-state': onCallState,
     'call-remote-stream': onRemoteStream,
+    'call-route': onCallRoute,
+    'call-ice-error': onIceError,
     'send-chat': onSendChat,
     'timer:no-show': onNoShow,
   },
@@ -208,10 +218,16 @@ const PAGE = {
 const LINK = {
   off: {},
   connecting: { 'matcher-hello': onHello, 'matcher-closed': onLinkClosed },
-  up: { 'matcher-closed': onLinkClosed, 'matcher-reconnect': onDrainReconnect },
+  up: { 'matcher-closed': onLinkClosed, 'matcher-reconnect': onDrainReconnect, 'matcher-ice-servers': onIceServers },
   down: { 'timer:matcher-retry': onLinkRetry },
 };
-const LINK_EVENTS = new Set(['matcher-hello', 'matcher-closed', 'matcher-reconnect', 'timer:matcher-retry']);
+const LINK_EVENTS = new Set([
+  'matcher-hello',
+  'matcher-closed',
+  'matcher-reconnect',
+  'matcher-ice-servers',
+  'timer:matcher-retry',
+]);
 
 /** Frames from the matcher: only while its socket is up. */
 const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error']);
@@ -465,10 +481,28 @@ function onMatcherError(s, ev, ctx) {
 
 // ---- the matcher link -------------------------------------------------------
 
-function onHello(s, _ev, ctx) {
-  const next = { ...s, link: { state: 'up', everUp: true, attempt: 0, retryAt: 0, draining: false } };
+function onHello(s, ev, ctx) {
+  const iceServers = validIceServers(ev.iceServers) || s.iceServers;
+  const next = { ...s, iceServers, link: { state: 'up', everUp: true, attempt: 0, retryAt: 0, draining: false } };
   if (next.phase === 'searching' && next.search.reg === 'waiting') return sendRegister(next, ctx);
   return next;
+}
+
+/** Fresh ICE servers (the TURN credential renewed before it expires); a live call gets them too. */
+function onIceServers(s, ev, ctx) {
+  const iceServers = validIceServers(ev.iceServers);
+  if (!iceServers) return { refused: 'ice-servers without a list of servers' };
+  if (s.phase === 'in-call') ctx.effects.push({ type: 'call-ice-servers', iceServers });
+  return { ...s, iceServers };
+}
+
+/** `list` if it is an RTCIceServer list (each entry with `urls`), else null. */
+export function validIceServers(list) {
+  if (!Array.isArray(list)) return null;
+  const ok = list.every(
+    (e) => e && typeof e === 'object' && (typeof e.urls === 'string' || (Array.isArray(e.urls) && e.urls.length > 0)),
+  );
+  return ok ? list : null;
 }
 
 /** The socket is gone: try again after a growing pause; the registration went with it. */
@@ -534,6 +568,10 @@ function onMatched(s, ev, ctx) {
       callState: 'connecting',
       remoteStream: false,
       startedAt: ctx.now,
+      /** 'relay' | 'direct' once connected (call-route), else null. */
+      route: null,
+      /** {code, text} when the TURN server refused our credential, else null. */
+      iceError: null,
     },
   };
 }
@@ -591,11 +629,45 @@ function onRoomError(s, ev, ctx) {
 
 function onCallState(s, ev, ctx) {
   const room = { ...s.room, callState: ev.state };
+  let notice = s.notice;
   if (ev.state === 'connected') {
     room.peerPresent = true;
     ctx.effects.push({ type: 'cancel-timer', name: 'no-show' });
+    // Connected after all (another candidate worked): the relay's refusal no longer matters.
+    if (room.iceError) {
+      room.iceError = null;
+      notice = null;
+    }
   }
-  return { ...s, room };
+  return { ...s, notice, room };
+}
+
+/** Which candidate pair carries the call: through the TURN relay or not. */
+function onCallRoute(s, ev) {
+  return { ...s, room: { ...s.room, route: ev.relay ? 'relay' : 'direct' } };
+}
+
+/**
+ * ICE could not use a server. A TURN server answering 401 (or 403) refused
+ * our credential: it expired, or the relay's secret is not ours. With a
+ * relay-only policy (or on a network that needs the relay) the call then
+ * never starts, so the user is told at once instead of watching
+ * "Connecting…" for ever. Other errors (a STUN server out of reach) are
+ * only logged: other candidates may still work.
+ */
+function onIceError(s, ev, ctx) {
+  const code = Number(ev.code);
+  const url = typeof ev.url === 'string' ? ev.url : '';
+  ctx.effects.push({ type: 'log', message: `ICE server error ${code} ${ev.text || ''} (${url || 'unknown server'})` });
+  if (!(code === 401 || code === 403) || !/^turns?:/.test(url) || s.room.callState === 'connected') return s;
+  return {
+    ...s,
+    notice: {
+      text: `The relay server refused our credentials (TURN error ${code}${ev.text ? `: ${ev.text}` : ''}): they may have expired. Press Next to try again, or reload the page.`,
+      kind: 'error',
+    },
+    room: { ...s.room, iceError: { code, text: ev.text || '' } },
+  };
 }
 
 function onRemoteStream(s, ev, ctx) {

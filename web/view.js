@@ -6,7 +6,8 @@
 // The status line's `data-state` values and texts are what the end-to-end
 // tests and style.css read: idle, starting, media-error, connecting-server,
 // unreachable, reconnecting, searching, connecting, connected, failed,
-// peer-left, lost.
+// relay-refused, peer-left, lost. A call carried by the TURN relay says
+// "Connected via relay".
 
 import { allowed, peerLeftLine } from './state.js';
 import { commonLine } from './interests.js';
@@ -54,7 +55,13 @@ export function statusLine(state, now) {
     case 'in-call': {
       const room = state.room;
       if (room.rejoining) return ['reconnecting', `Reconnecting to ${peer}…`];
-      if (room.callState === 'connected') return ['connected', `Connected to ${peer}. Say hi!`];
+      if (room.callState === 'connected') {
+        if (room.route === 'relay') return ['connected', `Connected via relay to ${peer}. Say hi!`];
+        return ['connected', `Connected to ${peer}. Say hi!`];
+      }
+      if (room.iceError) {
+        return ['relay-refused', `The relay server refused our credentials (error ${room.iceError.code}), so the call to ${peer} cannot connect. Press Next to try again.`];
+      }
       if (room.callState === 'unstable') return ['reconnecting', `The connection to ${peer} is unstable. Trying to recover…`];
       if (room.callState === 'failed') {
         return ['failed', `Could not connect to ${peer} (the network may be blocking it). Press Next to meet someone else.`];
@@ -98,7 +105,8 @@ export function controls(state, now) {
     startEnabled: allowed(state, 'start'),
     startHidden: !(allowed(state, 'start') || p === 'starting'),
     nextEnabled: allowed(state, 'next'),
-    nextAttention: p === 'peer-left' || p === 'lost' || (inRoom && state.room.callState === 'failed'),
+    nextAttention:
+      p === 'peer-left' || p === 'lost' || (inRoom && (state.room.callState === 'failed' || !!state.room.iceError)),
     stopEnabled: allowed(state, 'stop'),
     nameDisabled: p === 'starting',
     chatEnabled: allowed(state, 'send-chat'),

@@ -8,6 +8,8 @@ use clap::{Parser, ValueEnum};
 use service::settings::SharedSettings;
 use service::startup::StartError;
 
+use crate::gateway::ice_servers::IceSettings;
+
 /// Which parts of the matcher this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
@@ -146,6 +148,33 @@ pub struct Config {
     /// On SIGTERM, how long sockets are given to move before the gateway exits, s.
     #[arg(long, env = "RVC_DRAIN_GRACE_SECS", default_value_t = 10)]
     pub drain_grace_secs: u64,
+
+    /// TURN relay URLs handed to clients with a credential minted per
+    /// session, comma separated, each `turn:` or `turns:` (e.g.
+    /// turn:turn.example.com:3478?transport=udp). Needs --turn-secret or
+    /// --turn-secret-file. Empty: no relay.
+    #[arg(long, env = "RVC_TURN_URLS", default_value = "")]
+    pub turn_urls: String,
+
+    /// coturn's `static-auth-secret` (its `use-auth-secret` REST API
+    /// scheme), at least 16 bytes: credentials are HMAC-SHA1 of it.
+    #[arg(long, env = "RVC_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Read the TURN secret from this file instead (one trailing newline
+    /// ignored).
+    #[arg(long, env = "RVC_TURN_SECRET_FILE", conflicts_with = "turn_secret")]
+    pub turn_secret_file: Option<std::path::PathBuf>,
+
+    /// Lifetime of a minted TURN credential, s; a native client gets fresh
+    /// ones at 80% of it.
+    #[arg(long, env = "RVC_TURN_TTL_SECS", default_value_t = 3600)]
+    pub turn_ttl_secs: u64,
+
+    /// STUN URLs handed to clients, comma separated, each `stun:` or
+    /// `stuns:`. Empty: none.
+    #[arg(long, env = "RVC_STUN_URLS", default_value = "")]
+    pub stun_urls: String,
 }
 
 impl Config {
@@ -212,7 +241,61 @@ impl Config {
                 ),
             );
         }
+        at_least("--turn-ttl-secs", self.turn_ttl_secs, 1)?;
+        self.ice_settings()?;
         Ok(())
+    }
+
+    /// The ICE servers to hand out, checked: URLs of the right scheme, a
+    /// TURN secret exactly when there are TURN URLs (one without the other
+    /// is a mistake, not a default), the secret file readable.
+    pub fn ice_settings(&self) -> Result<IceSettings, StartError> {
+        use crate::gateway::ice_servers::{parse_urls, MIN_TURN_SECRET_BYTES};
+        let invalid =
+            |setting: &'static str, reason: String| StartError::Invalid { setting, reason };
+        let turn_urls = parse_urls(&self.turn_urls, &["turn:", "turns:"])
+            .map_err(|reason| invalid("--turn-urls", reason))?;
+        let stun_urls = parse_urls(&self.stun_urls, &["stun:", "stuns:"])
+            .map_err(|reason| invalid("--stun-urls", reason))?;
+        let (setting, secret) = match (&self.turn_secret_file, &self.turn_secret) {
+            (Some(path), _) => {
+                let mut bytes = std::fs::read(path).map_err(|e| {
+                    invalid(
+                        "--turn-secret-file",
+                        format!("{}: cannot read: {e}", path.display()),
+                    )
+                })?;
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                ("--turn-secret-file", Some(bytes))
+            }
+            (None, Some(secret)) => ("--turn-secret", Some(secret.as_bytes().to_vec())),
+            (None, None) => ("--turn-secret", None),
+        };
+        match (&secret, turn_urls.is_empty()) {
+            (Some(secret), false) if secret.len() < MIN_TURN_SECRET_BYTES => Err(invalid(
+                setting,
+                format!(
+                    "must be at least {MIN_TURN_SECRET_BYTES} bytes, got {}",
+                    secret.len()
+                ),
+            )),
+            (None, false) => Err(invalid(
+                "--turn-urls",
+                "needs --turn-secret or --turn-secret-file (coturn's static-auth-secret)".into(),
+            )),
+            (Some(_), true) => Err(invalid(setting, "is set but --turn-urls is empty".into())),
+            _ => Ok(IceSettings {
+                turn_urls,
+                stun_urls,
+                turn_secret: secret.map(Into::into),
+                ttl_secs: self.turn_ttl_secs,
+            }),
+        }
     }
 
     pub fn runs_gateway(&self) -> bool {
@@ -274,5 +357,72 @@ mod tests {
         assert_eq!(refused(&["--region", "eu west"]), "--region");
         assert_eq!(refused(&["--region", &"x".repeat(33)]), "--region");
         parse(&["--region", "eu-west-1"]).validate().unwrap();
+    }
+
+    const TURN_SECRET: &str = "0123456789abcdef";
+
+    #[test]
+    fn turn_and_stun_settings_are_checked_by_name() {
+        let c = parse(&[]);
+        assert_eq!(c.turn_ttl_secs, 3600);
+        assert!(c
+            .ice_settings()
+            .unwrap()
+            .mint("S", 0)
+            .ice_servers
+            .is_empty());
+        let ok = parse(&[
+            "--turn-urls",
+            "turn:127.0.0.1:3478,turns:t.example:5349",
+            "--turn-secret",
+            TURN_SECRET,
+            "--stun-urls",
+            "stun:127.0.0.1:3478",
+        ]);
+        ok.validate().unwrap();
+        assert_eq!(ok.ice_settings().unwrap().turn_urls.len(), 2);
+        assert_eq!(refused(&["--turn-urls", "stun:x:3478"]), "--turn-urls");
+        assert_eq!(refused(&["--turn-urls", "turn:x:3478"]), "--turn-urls");
+        assert_eq!(refused(&["--stun-urls", "turn:x:3478"]), "--stun-urls");
+        assert_eq!(refused(&["--turn-secret", TURN_SECRET]), "--turn-secret");
+        assert_eq!(
+            refused(&["--turn-urls", "turn:x", "--turn-secret", "short"]),
+            "--turn-secret"
+        );
+        assert_eq!(
+            refused(&[
+                "--turn-urls",
+                "turn:x",
+                "--turn-secret-file",
+                "/nonexistent/turn-secret"
+            ]),
+            "--turn-secret-file"
+        );
+        assert_eq!(
+            refused(&[
+                "--turn-urls",
+                "turn:x",
+                "--turn-secret",
+                TURN_SECRET,
+                "--turn-ttl-secs",
+                "0"
+            ]),
+            "--turn-ttl-secs"
+        );
+    }
+
+    #[test]
+    fn the_turn_secret_file_loses_one_trailing_newline() {
+        let path = std::env::temp_dir().join(format!("rvc-turn-secret-{}", std::process::id()));
+        std::fs::write(&path, format!("{TURN_SECRET}\n")).unwrap();
+        let c = parse(&[
+            "--turn-urls",
+            "turn:x",
+            "--turn-secret-file",
+            path.to_str().unwrap(),
+        ]);
+        let ice = c.ice_settings().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(&ice.turn_secret.unwrap()[..], TURN_SECRET.as_bytes());
     }
 }

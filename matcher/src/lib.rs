@@ -39,6 +39,7 @@ pub struct Running {
 /// port may be 0 to pick a free one) and the worker runs.
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
+    let ice = config.ice_settings()?;
     let checked = service::startup::Checked::new(&config.shared)?;
     // Bind first: a port in use is a configuration error to report at once.
     let listener = if config.runs_gateway() {
@@ -79,6 +80,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
             secret: secret.into(),
             secret_shared: checked.secret.is_none(),
             settings: GatewaySettings::from(&config),
+            ice,
             sockets: Default::default(),
             tasks: Default::default(),
             health: Health::new(redis.clone()),

@@ -32,6 +32,11 @@ pub const ERRORS: &str = "rvc_errors_total";
 pub const REDIS_RECONNECTS: &str = "rvc_redis_reconnects_total";
 /// Drains begun.
 pub const DRAINS: &str = "rvc_drains_total";
+/// TURN credentials minted, by `via`: [`TURN_CREDENTIAL_VIAS`].
+pub const TURN_CREDENTIALS: &str = "rvc_turn_credentials_issued_total";
+/// How a TURN credential reached its client: with `hello`, in an
+/// `ice-servers` refresh on the socket, or from `GET /ice-servers`.
+pub const TURN_CREDENTIAL_VIAS: [&str; 3] = ["hello", "refresh", "http"];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -100,6 +105,9 @@ pub fn register(role: Role) {
             counter!(REGISTRATIONS).increment(0);
             counter!(MATCHES).increment(0);
             counter!(MATCHED_DELIVERED).increment(0);
+            for via in TURN_CREDENTIAL_VIAS {
+                counter!(TURN_CREDENTIALS, "via" => via).increment(0);
+            }
             gauge!(POOL_SIZE).increment(0.0);
             // Touched, not recorded: listed with empty buckets.
             let _ = histogram!(TIME_TO_MATCH);

@@ -2,6 +2,9 @@
 //!
 //! * [`RedisServer`]: a private `redis-server` on a free loopback port, killed
 //!   when dropped. Every Redis-touching test uses one; nothing assumes 6379.
+//! * [`TurnServer`]: a private coturn `turnserver` on a free loopback port
+//!   with REST API credentials, killed when dropped, and
+//!   [`turn_server::allocate_and_relay`], a real TURN client run against it.
 //! * [`WsClient`]: a real WebSocket client with bounded waits, so a missing
 //!   event fails the test quickly instead of hanging it.
 //! * [`panics::guard`]: fails a test when anything in the process panicked
@@ -10,9 +13,11 @@
 pub mod panics;
 pub mod prometheus;
 mod redis_server;
+pub mod turn_server;
 mod ws_client;
 
 pub use redis_server::{RedisServer, Reply};
+pub use turn_server::TurnServer;
 pub use ws_client::{handshake_from, Next, Refused, WsClient};
 
 use std::net::{IpAddr, SocketAddr};

@@ -90,6 +90,26 @@ impl MatcherClientMsg {
     }
 }
 
+/// One entry of `RTCConfiguration.iceServers`: a STUN server (no
+/// credential) or a TURN server with a time-limited credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The body of `GET /ice-servers`: `{"iceServers": [...], "ttl": N}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServers {
+    #[serde(rename = "iceServers")]
+    pub ice_servers: Vec<IceServer>,
+    /// Seconds the credentials stay valid.
+    pub ttl: u64,
+}
+
 /// A frame the matcher gateway sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -98,6 +118,25 @@ pub enum MatcherEvent {
     Hello {
         session: String,
         protocol: u32,
+        /// ICE servers for `RTCPeerConnection` (STUN, and TURN with a
+        /// credential minted for this session); absent when none are
+        /// configured.
+        #[serde(
+            rename = "iceServers",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        ice_servers: Option<Vec<IceServer>>,
+        /// Seconds the TURN credentials in `iceServers` stay valid.
+        #[serde(rename = "iceTtl", default, skip_serializing_if = "Option::is_none")]
+        ice_ttl: Option<u64>,
+    },
+    /// Native: fresh ICE servers before those given earlier expire (sent
+    /// at about 80% of their lifetime; the same shape as `GET /ice-servers`).
+    IceServers {
+        #[serde(rename = "iceServers")]
+        ice_servers: Vec<IceServer>,
+        ttl: u64,
     },
     /// The register was accepted; a `matched` will follow. With interests
     /// (or a language) and not strict: how long the pool looks for someone
@@ -269,6 +308,26 @@ mod tests {
             MatcherEvent::Hello {
                 session: "s".into(),
                 protocol: 1,
+                ice_servers: None,
+                ice_ttl: None,
+            },
+            MatcherEvent::Hello {
+                session: "s".into(),
+                protocol: 1,
+                ice_servers: Some(vec![IceServer {
+                    urls: vec!["turn:t:3478".into()],
+                    username: Some("1:s".into()),
+                    credential: Some("c".into()),
+                }]),
+                ice_ttl: Some(3600),
+            },
+            MatcherEvent::IceServers {
+                ice_servers: vec![IceServer {
+                    urls: vec!["stun:s:3478".into()],
+                    username: None,
+                    credential: None,
+                }],
+                ttl: 3600,
             },
             MatcherEvent::Queued {
                 interest_wait_ms: None,
@@ -305,6 +364,18 @@ mod tests {
             }
             .to_json(),
             r#"{"event":"queued"}"#
+        );
+        assert_eq!(
+            MatcherEvent::IceServers {
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:t:3478?transport=udp".into()],
+                    username: Some("9:s".into()),
+                    credential: Some("c".into()),
+                }],
+                ttl: 60,
+            }
+            .to_json(),
+            r#"{"event":"ice-servers","iceServers":[{"urls":["turn:t:3478?transport=udp"],"username":"9:s","credential":"c"}],"ttl":60}"#
         );
     }
 

@@ -52,6 +52,9 @@ struct Connection {
     /// When to refresh the waiting registration; only while the user waits
     /// (an idle socket has no timer of its own but the shell's pings).
     refresh_at: Option<tokio::time::Instant>,
+    /// A native client's session id and when it gets fresh TURN
+    /// credentials (only when credentials are issued).
+    ice_refresh: Option<(String, tokio::time::Instant)>,
     unflushed: bool,
 }
 
@@ -75,10 +78,25 @@ pub async fn run(
             ticket_ttl_ms: gw.settings.ticket_ttl.as_millis() as u64,
             signaller_url,
         };
+        // A native client gets its ICE servers (TURN credential minted for
+        // this session) with `hello`, and fresh ones before they expire.
+        let native_session = match &identity {
+            Identity::Native { session } => Some(session.clone()),
+            Identity::Legacy { .. } => None,
+        };
+        let mut session = Session::new(identity, issuer);
+        if let Some(id) = &native_session {
+            let ice = gw.mint_ice_servers(id, "hello");
+            if !ice.ice_servers.is_empty() {
+                session = session.with_ice_servers(ice);
+            }
+        }
+        let ice_refresh = native_session
+            .zip(gw.ice.refresh_after())
+            .map(|(id, after)| (id, tokio::time::Instant::now() + after));
         let mut conn = Connection {
             socket: Socket::new(ws, gw.settings.socket),
-            session: Session::new(identity, issuer)
-                .with_matchmaking(gw.settings.matchmaking.clone()),
+            session: session.with_matchmaking(gw.settings.matchmaking.clone()),
             address: client.key(),
             location: Location {
                 addr: client.0.to_string(),
@@ -91,6 +109,7 @@ pub async fn run(
             locate_retry: None,
             drain_deadline: None,
             refresh_at: None,
+            ice_refresh,
             unflushed: false,
         };
         tracing::info!(%user, "matching socket opened");
@@ -126,6 +145,7 @@ impl Connection {
                 (Some(_), at) => at,
             };
             let until_refresh = sleep_until(self.refresh_at);
+            let until_ice_refresh = sleep_until(self.ice_refresh.as_ref().map(|(_, at)| *at));
             let actions = tokio::select! {
                 inbound = self.socket.next() => match inbound {
                     Inbound::Text(text) => self.session.on_text(text.as_str()),
@@ -144,6 +164,7 @@ impl Connection {
                     self.refresh_at = None;
                     self.session.on_tick()
                 }
+                _ = until_ice_refresh => self.refresh_ice_servers(),
                 _ = mailbox.overflow.notified() => {
                     self.socket.close(CloseCode::Policy).await;
                     return "not keeping up with its messages";
@@ -160,6 +181,17 @@ impl Connection {
                 return why;
             }
         }
+    }
+
+    /// Mint this native client's fresh ICE servers and arm the next refresh.
+    fn refresh_ice_servers(&mut self) -> Vec<Action> {
+        let (Some((id, _)), Some(after)) = (self.ice_refresh.take(), self.gw.ice.refresh_after())
+        else {
+            return Vec::new();
+        };
+        let ice = self.gw.mint_ice_servers(&id, "refresh");
+        self.ice_refresh = Some((id, tokio::time::Instant::now() + after));
+        self.session.on_ice_servers(ice)
     }
 
     /// Perform `actions` in order, and whatever they lead to; what they

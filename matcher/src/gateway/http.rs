@@ -1,5 +1,5 @@
 //! The gateway's routes: the legacy register endpoint, both WebSocket
-//! endpoints, health, and the web page. CORS is a tower layer.
+//! endpoints, the ICE servers, health, and the web page. CORS is a tower layer.
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
@@ -32,7 +32,9 @@ pub fn router(gw: SharedGateway) -> Router {
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(Any);
-    let routes = Router::new().route("/ws", get(native_ws));
+    let routes = Router::new()
+        .route("/ws", get(native_ws))
+        .route("/ice-servers", get(ice_servers));
     let routes = if gw.settings.legacy_api {
         routes
             .route("/registerForMatching", post(register_http))
@@ -162,6 +164,32 @@ async fn register_http(
             )
         }
     }
+}
+
+/// `GET /ice-servers`: `{"iceServers": [...], "ttl": N}`, ready for
+/// `RTCPeerConnection`, with a TURN credential minted for this request (its
+/// username names a fresh id, as a socket's names its session). Any client
+/// may ask (the legacy React client has no socket event for it), so each
+/// request counts against its address's rate, and the Origin allow-list
+/// holds as for the other endpoints. Never cached: a credential expires.
+async fn ice_servers(
+    State(gw): State<SharedGateway>,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = gw.addresses.admit(&client.key()).await {
+        return too_many(refusal);
+    }
+    if let Some(refused) = service::ws::origin::refusal(&gw.settings.origins, &headers) {
+        return refused;
+    }
+    let ice = gw.mint_ice_servers(&ulid::Ulid::new().to_string(), "http");
+    let mut response = Json(ice).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// Why a handshake is refused: an origin not allowed, or a draining node.

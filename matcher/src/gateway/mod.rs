@@ -9,12 +9,14 @@
 //! | `sockets.rs` | the sockets this gateway holds, by user, and their mailboxes |
 //! | `channel.rs` | routes this gateway's channel messages to its sockets |
 //! | `heartbeat.rs` | liveness in Redis, and restores after an outage |
+//! | `ice_servers.rs` | STUN/TURN servers for the browsers, TURN credentials minted per session (no I/O) |
 //! | `http.rs`, `web.rs` | routes: legacy register, sockets, health, the page |
 
 mod channel;
 mod connection;
 pub mod heartbeat;
 mod http;
+pub mod ice_servers;
 pub mod session;
 pub mod sockets;
 mod web;
@@ -32,6 +34,7 @@ use service::ws::{ConnTasks, SocketLimits};
 use wire::user::UserKey;
 
 use crate::store::{Registered, Store, StoreError};
+use ice_servers::IceSettings;
 use session::Waiting;
 use sockets::{SocketMsg, Sockets};
 
@@ -95,6 +98,8 @@ pub struct Gateway {
     /// puts it back.
     pub secret_shared: bool,
     pub settings: GatewaySettings,
+    /// The STUN/TURN servers handed to clients (`--turn-urls`, ...).
+    pub ice: IceSettings,
     pub sockets: Sockets,
     /// Every socket task, to wait for on drain or abort on a kill.
     pub tasks: ConnTasks,
@@ -125,6 +130,23 @@ impl Gateway {
                 self.pending_releases.lock().unwrap().push((user, location));
             }
         }
+    }
+
+    /// The ICE servers for client session `session`, with a TURN
+    /// credential minted now, counted under `via` (see
+    /// [`service::metrics::TURN_CREDENTIAL_VIAS`]).
+    pub fn mint_ice_servers(
+        &self,
+        session: &str,
+        via: &'static str,
+    ) -> wire::matcher_api::IceServers {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.ice.issues_credentials() {
+            metrics::counter!(service::metrics::TURN_CREDENTIALS, "via" => via).increment(1);
+        }
+        self.ice.mint(session, now)
     }
 
     /// Ask for a restore on the next heartbeat.

@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use wire::internal::{ChatNotice, MatchedNotice, PoolPreferences};
-use wire::matcher_api::{MatcherClientMsg, MatcherEvent};
+use wire::matcher_api::{IceServers, MatcherClientMsg, MatcherEvent};
 use wire::preferences::Preferences;
 use wire::ticket::{self, Ticket};
 use wire::user::{Role, UserKey};
@@ -161,6 +161,8 @@ pub struct Session {
     restoring: bool,
     /// Another live socket held the name: this one never held the location.
     name_taken: bool,
+    /// ICE servers minted for this session by the shell, given with `hello`.
+    hello_ice: Option<IceServers>,
 }
 
 impl Session {
@@ -180,12 +182,20 @@ impl Session {
             draining: false,
             restoring: false,
             name_taken: false,
+            hello_ice: None,
         }
     }
 
     /// This gateway's matchmaking settings (default: no region, 5 s).
     pub fn with_matchmaking(mut self, matchmaking: Matchmaking) -> Session {
         self.matchmaking = matchmaking;
+        self
+    }
+
+    /// Give a native client these ICE servers (minted by the shell for
+    /// this session, TURN credential included) with its `hello`.
+    pub fn with_ice_servers(mut self, ice: IceServers) -> Session {
+        self.hello_ice = Some(ice);
         self
     }
 
@@ -202,15 +212,31 @@ impl Session {
     pub fn on_open(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         if let Identity::Native { session } = &self.identity {
+            let ice = self.hello_ice.take();
             actions.push(Action::Send(MatcherEvent::Hello {
                 session: session.clone(),
                 protocol: wire::PROTOCOL_VERSION,
+                ice_ttl: ice.as_ref().map(|i| i.ttl),
+                ice_servers: ice.map(|i| i.ice_servers),
             }));
         }
         actions.push(Action::Locate {
             exclusive: self.identity.is_legacy(),
         });
         actions
+    }
+
+    /// Fresh ICE servers, minted by the shell before the ones given earlier
+    /// expire: a native client gets them as `ice-servers` (a legacy client
+    /// knows no such event; a closed socket gets nothing).
+    pub fn on_ice_servers(&mut self, ice: IceServers) -> Vec<Action> {
+        if self.identity.is_legacy() || self.state == State::Closed {
+            return Vec::new();
+        }
+        vec![Action::Send(MatcherEvent::IceServers {
+            ice_servers: ice.ice_servers,
+            ttl: ice.ttl,
+        })]
     }
 
     /// The result of [`Action::Locate`] or [`Action::LocateLater`].
@@ -640,6 +666,43 @@ mod tests {
         assert_eq!(sent(&actions)[0]["event"], "hello");
         assert_eq!(sent(&actions)[0]["session"], "S1");
         assert_eq!(actions[1], Action::Locate { exclusive: false });
+    }
+
+    fn ice() -> IceServers {
+        IceServers {
+            ice_servers: vec![wire::matcher_api::IceServer {
+                urls: vec!["turn:relay:3478".into()],
+                username: Some("1000:S1".into()),
+                credential: Some("c".into()),
+            }],
+            ttl: 60,
+        }
+    }
+
+    #[test]
+    fn native_hello_carries_the_ice_servers_minted_for_the_session() {
+        let mut s = native().with_ice_servers(ice());
+        let hello = &sent(&s.on_open())[0];
+        assert_eq!(hello["event"], "hello");
+        assert_eq!(hello["iceServers"][0]["urls"][0], "turn:relay:3478");
+        assert_eq!(hello["iceServers"][0]["username"], "1000:S1");
+        assert_eq!(hello["iceServers"][0]["credential"], "c");
+        assert_eq!(hello["iceTtl"], 60);
+        // Without any configured, the fields are absent.
+        let hello = &sent(&native().on_open())[0];
+        assert!(hello.get("iceServers").is_none() && hello.get("iceTtl").is_none());
+    }
+
+    #[test]
+    fn fresh_ice_servers_go_to_native_clients_only_while_open() {
+        let mut s = open(native());
+        let refresh = &sent(&s.on_ice_servers(ice()))[0];
+        assert_eq!(refresh["event"], "ice-servers");
+        assert_eq!(refresh["iceServers"][0]["username"], "1000:S1");
+        assert_eq!(refresh["ttl"], 60);
+        s.on_closed();
+        assert!(s.on_ice_servers(ice()).is_empty());
+        assert!(open(legacy("ann")).on_ice_servers(ice()).is_empty());
     }
 
     #[test]

@@ -225,6 +225,32 @@ export class TestPage {
     }
   }
 
+  /**
+   * The candidate types of the selected candidate pair of the page's live
+   * call, from getStats(): {local, remote} ('host' | 'srflx' | 'prflx' |
+   * 'relay'), or null when no pair is selected.
+   */
+  selectedCandidatePair() {
+    return this.page.evaluate(async () => {
+      for (const pc of window.__rvcPeers || []) {
+        if (pc.connectionState !== 'connected') continue;
+        const stats = await pc.getStats();
+        const byId = new Map([...stats.values()].map((r) => [r.id, r]));
+        for (const r of byId.values()) {
+          if (r.type !== 'transport' || !r.selectedCandidatePairId) continue;
+          const pair = byId.get(r.selectedCandidatePairId);
+          if (!pair) continue;
+          return {
+            local: byId.get(pair.localCandidateId)?.candidateType ?? null,
+            remote: byId.get(pair.remoteCandidateId)?.candidateType ?? null,
+            policy: pc.getConfiguration().iceTransportPolicy,
+          };
+        }
+      }
+      return null;
+    });
+  }
+
   /** Type a chat line and send it with Enter (the keyboard path). */
   async sendChat(text) {
     await this.page.waitForFunction(() => !document.getElementById('chat-input').disabled, null, { timeout: WAIT_MS });

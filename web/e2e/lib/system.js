@@ -1,11 +1,13 @@
 // Starts the real system for a test: its own redis-server on a free loopback
-// port, and the real `matcher` and `signaller` binaries from target/debug,
+// port (and, for the relay tests, its own coturn `turnserver`), and the real
+// `matcher` and `signaller` binaries from target/debug,
 // each on a free port, each waited for through /readyz. Everything started is
 // stopped by `stop()`, and also when the test process exits.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -173,6 +175,29 @@ async function waitRedis(proc, port) {
   throw new Error(`redis-server not answering on port ${port} within ${READY_TIMEOUT_MS} ms:\n${tail(proc.log)}`);
 }
 
+/** Wait until something accepts TCP connections on 127.0.0.1:`port`, or fail. */
+async function waitListening(proc, port) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (proc.exited) throw new Error(`${proc.describeExit()} before it was ready:\n${tail(proc.log)}`);
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setTimeout(1000, () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.on('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`${proc.name} not listening on port ${port} within ${READY_TIMEOUT_MS} ms:\n${tail(proc.log)}`);
+}
+
 function tail(text, n = 40) {
   return text.split('\n').slice(-n).join('\n');
 }
@@ -210,6 +235,40 @@ export class System {
     return this.redisUrl;
   }
 
+  /**
+   * A coturn `turnserver` on 127.0.0.1 with REST API credentials
+   * (`use-auth-secret`) and its own relay port range; relays between
+   * loopback addresses. Returns {port, url (turn:), stunUrl, secret}.
+   */
+  async startTurn({ secret = randomBytes(24).toString('hex') } = {}) {
+    const port = await freePort();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rvc-e2e-turn-'));
+    const min = 30000 + (port % 1000) * 20;
+    const proc = new Proc(`turnserver:${port}`, 'turnserver', [
+      '-n',
+      '-v', // log each allocation: the relay scenario checks coturn carried the call
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${secret}`,
+      '--realm=e2e',
+      '--allow-loopback-peers',
+      '--no-cli',
+      '--no-tls',
+      '--no-dtls',
+      `--min-port=${min}`,
+      `--max-port=${min + 19}`,
+      `--pidfile=${path.join(dir, 'turn.pid')}`,
+      `--userdb=${path.join(dir, 'turndb')}`,
+      '--log-file=stdout',
+      '--simple-log',
+    ]);
+    this.procs.push(proc);
+    await waitListening(proc, port);
+    return { port, url: `turn:127.0.0.1:${port}`, stunUrl: `stun:127.0.0.1:${port}`, secret, proc };
+  }
+
   /** A signaller node; returns {port, url (its ws URL), base (http)}. */
   async startSignaller(name = 'signaller') {
     const port = await freePort();
@@ -231,8 +290,9 @@ export class System {
    * @param {'all'|'gateway'|'worker'} o.role
    * @param {string} [o.signallerUrl]  what `matched` tells clients
    * @param {number} [o.port]  a given port (e.g. to restart a gateway where it was)
+   * @param {{url: string, secret: string, ttlSecs?: number}} [o.turn]  hand out this TURN server
    */
-  async startMatcher({ role = 'all', signallerUrl, name = 'matcher', port: wanted } = {}) {
+  async startMatcher({ role = 'all', signallerUrl, name = 'matcher', port: wanted, turn } = {}) {
     const port = wanted || (await freePort());
     const args = [
       '--role', role,
@@ -242,6 +302,10 @@ export class System {
       ...NO_ADDRESS_LIMITS,
     ];
     if (signallerUrl) args.push('--signaller-url', signallerUrl);
+    if (turn) {
+      args.push('--turn-urls', turn.url, '--turn-secret', turn.secret);
+      if (turn.ttlSecs) args.push('--turn-ttl-secs', String(turn.ttlSecs));
+    }
     if (WEB_DIR) args.push('--web-dir', path.resolve(WEB_DIR));
     const proc = new Proc(`${name}(${role}):${port}`, binary('matcher'), args);
     this.procs.push(proc);
