@@ -108,6 +108,15 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
             ),
         });
     }
+    if config.resume_grace_secs == 0 || config.resume_grace_secs >= config.room_log_ttl_secs {
+        return Err(StartError::Invalid {
+            setting: "--resume-grace-secs",
+            reason: format!(
+                "({}) must be above 0 and below --room-log-ttl-secs ({})",
+                config.resume_grace_secs, config.room_log_ttl_secs
+            ),
+        });
+    }
     if config.max_rooms_per_user == 0 {
         return Err(StartError::Invalid {
             setting: "--max-rooms-per-user",
@@ -163,6 +172,8 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         secret,
         limits: SocketLimits::new(config.idle_timeout(), config.rate_limit, config.rate_burst),
         drain: drain_rx.clone(),
+        resume_grace: config.resume_grace(),
+        resume_valid: config.room_log_ttl(),
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();

@@ -58,6 +58,16 @@ pub enum ErrorCode {
     RoomLogFull,
     /// The user is already in as many rooms as one user may be at once.
     TooManyRooms,
+    /// A resume credential that does not parse.
+    BadResume,
+    /// A resume credential whose signature does not verify.
+    ForgedResume,
+    /// A resume credential past its expiry, or a session whose grace
+    /// window has passed.
+    ExpiredResume,
+    /// The session was resumed already (on another socket): a credential
+    /// resumes once.
+    ResumeUsed,
 }
 
 /// How an error counts in the `rvc_errors_total{kind}` metric.
@@ -90,7 +100,7 @@ impl ErrorKind {
 
 impl ErrorCode {
     /// Every code, for documentation tests and metric pre-registration.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::BadMessage,
@@ -115,6 +125,10 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::RoomLogFull,
         ErrorCode::TooManyRooms,
+        ErrorCode::BadResume,
+        ErrorCode::ForgedResume,
+        ErrorCode::ExpiredResume,
+        ErrorCode::ResumeUsed,
     ];
 
     /// The code as sent on the wire.
@@ -144,6 +158,10 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RoomLogFull => "room_log_full",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::BadResume => "bad_resume",
+            ErrorCode::ForgedResume => "forged_resume",
+            ErrorCode::ExpiredResume => "expired_resume",
+            ErrorCode::ResumeUsed => "resume_used",
         }
     }
 
@@ -164,6 +182,10 @@ impl ErrorCode {
             | ErrorCode::BadTicket
             | ErrorCode::ForgedTicket
             | ErrorCode::ExpiredTicket
+            | ErrorCode::BadResume
+            | ErrorCode::ForgedResume
+            | ErrorCode::ExpiredResume
+            | ErrorCode::ResumeUsed
             | ErrorCode::NoRoom
             | ErrorCode::NotMember
             | ErrorCode::RoomClosed => ErrorKind::AuthRefused,

@@ -118,6 +118,12 @@ pub enum RoomBody {
     Joined { node: String },
     /// The sender left the room for good.
     Left { reason: LeaveReason },
+    /// The sender's native session lost its socket (or its node) and may
+    /// resume until `until_ms` (milliseconds since the Unix epoch); the
+    /// room stays open meanwhile.
+    Away { until_ms: u64 },
+    /// The sender's session resumed on a new socket, on signaller `node`.
+    Resumed { node: String },
 }
 
 /// Why a peer left a room.
@@ -132,6 +138,8 @@ pub enum LeaveReason {
     NodeLost,
     /// Its signaller node is shutting down.
     Drained,
+    /// Its session went away and did not resume within the grace window.
+    Timeout,
 }
 
 impl LeaveReason {
@@ -141,6 +149,7 @@ impl LeaveReason {
             LeaveReason::Disconnected => "disconnected",
             LeaveReason::NodeLost => "node_lost",
             LeaveReason::Drained => "drained",
+            LeaveReason::Timeout => "timeout",
         }
     }
 }
@@ -231,6 +240,8 @@ mod tests {
             RoomBody::Left {
                 reason: LeaveReason::NodeLost,
             },
+            RoomBody::Away { until_ms: 9 },
+            RoomBody::Resumed { node: "n2".into() },
         ] {
             let ev = RoomEvent {
                 from: "n:a".into(),
