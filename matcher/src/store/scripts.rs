@@ -20,10 +20,12 @@ pub struct Scripts {
     pub take_notice: Script,
     pub refresh_wait: Script,
     pub trim: Script,
+    pub park: Script,
+    pub unpark: Script,
 }
 
 /// The body of every script, by name (for the key-discipline test).
-pub const SOURCES: [(&str, &str); 11] = [
+pub const SOURCES: [(&str, &str); 13] = [
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
     ("pair", include_str!("lua/pair.lua")),
@@ -35,6 +37,8 @@ pub const SOURCES: [(&str, &str); 11] = [
     ("take_notice", include_str!("lua/take_notice.lua")),
     ("refresh_wait", include_str!("lua/refresh_wait.lua")),
     ("trim", include_str!("lua/trim.lua")),
+    ("park", include_str!("lua/park.lua")),
+    ("unpark", include_str!("lua/unpark.lua")),
 ];
 
 impl Default for Scripts {
@@ -58,6 +62,8 @@ impl Default for Scripts {
             take_notice: script("take_notice"),
             refresh_wait: script("refresh_wait"),
             trim: script("trim"),
+            park: script("park"),
+            unpark: script("unpark"),
         }
     }
 }
