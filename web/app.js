@@ -45,6 +45,8 @@ class App {
       }
     });
     window.addEventListener('pagehide', () => this.dispatch({ type: 'page-hide' }));
+    // Back online (a network switch, a laptop waking up): reconnect now.
+    window.addEventListener('online', () => this.dispatch({ type: 'online' }));
     this.render();
   }
 
@@ -100,7 +102,7 @@ class App {
         this.view.hideLocal();
         return;
       case 'open-matcher':
-        this.#openMatcher();
+        this.#openMatcher(e.resume);
         return;
       case 'close-matcher':
         if (this.matcher) {
@@ -142,6 +144,12 @@ class App {
         return;
       case 'call-receive':
         if (this.call) this.call.receive(e.data);
+        return;
+      case 'call-restart-ice':
+        if (this.call) this.call.restartIce();
+        return;
+      case 'room-reconnect-now':
+        if (this.room) this.room.client.reconnectNow();
         return;
       case 'room-chat':
         return !!this.room && this.room.client.chat(e.text);
@@ -198,9 +206,9 @@ class App {
     this.dispatch({ type: 'media-ready', note: result.note });
   }
 
-  #openMatcher() {
+  #openMatcher(resume) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`);
+    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`, resume);
     this.matcher = matcher;
     const forward = (name, type) =>
       matcher.addEventListener(name, (ev) => {
@@ -210,6 +218,7 @@ class App {
     forward('closed', 'matcher-closed');
     forward('reconnect', 'matcher-reconnect');
     forward('queued', 'matcher-queued');
+    forward('cancelled', 'matcher-cancelled');
     forward('matched', 'matcher-matched');
     forward('error', 'matcher-error');
     matcher.open();
@@ -229,6 +238,10 @@ class App {
     forward('peer-left', 'room-peer-left');
     forward('lost', 'room-lost');
     forward('rejoining', 'room-rejoining');
+    forward('reconnecting', 'room-reconnecting');
+    forward('resumed', 'room-resumed');
+    forward('peer-reconnecting', 'room-peer-reconnecting');
+    forward('peer-resumed', 'room-peer-resumed');
     forward('error', 'room-error');
     client.open();
   }
