@@ -46,7 +46,8 @@ use presence::Presence;
 use room_log::RoomLog;
 use secret::TicketSecret;
 
-/// How long a graceful shutdown waits for sockets to leave their rooms.
+/// How long a graceful shutdown waits for sockets to move (resume on
+/// another node) or leave their rooms.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 pub use service::startup::StartError;
@@ -239,9 +240,12 @@ impl RunningNode {
         self.abort_everything();
     }
 
-    /// Graceful shutdown: report not-ready, stop accepting, have every
-    /// joined socket leave its room (peers get `peer-left` `drained`) and
-    /// close with 1001, then retire the liveness key and stop.
+    /// Graceful shutdown: report not-ready, stop accepting, tell every
+    /// native socket in a room to `reconnect` (with its resume credential
+    /// and cursor) and serve it until it has resumed elsewhere or closed;
+    /// other sockets leave their rooms (peers get `peer-disconnected` or
+    /// `peer-left` `drained`) and close with 1001. After at most the drain
+    /// grace, retire the liveness key and stop.
     pub async fn shutdown(mut self) {
         metrics::counter!(service::metrics::DRAINS).increment(1);
         self.health.start_draining();
