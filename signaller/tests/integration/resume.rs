@@ -187,6 +187,7 @@ async fn a_session_whose_node_was_killed_resumes_on_another_node_exactly_once_in
     }
     sync(&mut bob.ws).await;
 
+    let killed = Instant::now();
     n1.child.kill().expect("SIGKILL");
     n1.child.wait().expect("reaped");
     for n in 7..=8 {
@@ -198,12 +199,14 @@ async fn a_session_whose_node_was_killed_resumes_on_another_node_exactly_once_in
         (&json!("peer-reconnecting"), &json!("ann")),
         "{away}"
     );
+    let told = killed.elapsed();
     bob.ws
         .send_json(&json!({"event":"chat","message":"still there?"}))
         .await;
     bob.signal(9).await;
     sync(&mut bob.ws).await;
 
+    let resuming = Instant::now();
     let resumed = ann.resume(&native_url(&n2)).await;
     assert_eq!(resumed["peer_present"], true);
     assert_eq!(resumed["peer_reconnecting"], false);
@@ -211,6 +214,11 @@ async fn a_session_whose_node_was_killed_resumes_on_another_node_exactly_once_in
     let chat = ann.recv().await;
     assert_eq!(chat["message"], "still there?", "{chat}");
     ann.expect_signals(&[9]).await;
+    eprintln!(
+        "peer told {told:?} after the SIGKILL (node TTL 500 ms, heartbeat 100 ms); \
+         resume with 7 missed events replayed in {:?}",
+        resuming.elapsed()
+    );
     ann.ws.expect_silence(QUIET).await;
 
     let back = bob.recv().await;
