@@ -53,6 +53,8 @@ class App {
       }
     });
     window.addEventListener('pagehide', () => this.dispatch({ type: 'page-hide' }));
+    // Back online (a network switch, a laptop waking up): reconnect now.
+    window.addEventListener('online', () => this.dispatch({ type: 'online' }));
     this.render();
   }
 
@@ -108,7 +110,7 @@ class App {
         this.view.hideLocal();
         return;
       case 'open-matcher':
-        this.#openMatcher();
+        this.#openMatcher(e.resume);
         return;
       case 'close-matcher':
         if (this.matcher) {
@@ -157,6 +159,12 @@ class App {
         return;
       case 'call-ice-servers':
         if (this.call) this.call.setIceServers(e.iceServers);
+        return;
+      case 'call-restart-ice':
+        if (this.call) this.call.restartIce();
+        return;
+      case 'room-reconnect-now':
+        if (this.room) this.room.client.reconnectNow();
         return;
       case 'room-chat':
         return !!this.room && this.room.client.chat(e.text);
@@ -213,9 +221,9 @@ class App {
     this.dispatch({ type: 'media-ready', note: result.note });
   }
 
-  #openMatcher() {
+  #openMatcher(resume) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`);
+    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`, resume);
     this.matcher = matcher;
     const forward = (name, type) =>
       matcher.addEventListener(name, (ev) => {
@@ -228,6 +236,7 @@ class App {
     matcher.addEventListener('queued', (ev) => {
       if (this.matcher === matcher) this.dispatch({ ...ev.detail, strict: this.sentStrict, type: 'matcher-queued' });
     });
+    forward('cancelled', 'matcher-cancelled');
     forward('matched', 'matcher-matched');
     forward('error', 'matcher-error');
     matcher.open();
@@ -247,6 +256,10 @@ class App {
     forward('peer-left', 'room-peer-left');
     forward('lost', 'room-lost');
     forward('rejoining', 'room-rejoining');
+    forward('reconnecting', 'room-reconnecting');
+    forward('resumed', 'room-resumed');
+    forward('peer-reconnecting', 'room-peer-reconnecting');
+    forward('peer-resumed', 'room-peer-resumed');
     forward('error', 'room-error');
     client.open();
   }

@@ -24,6 +24,8 @@ const STALL_MS = 3000;
 const MAX_STALL_RESTARTS = 2;
 /** Longest wait for our own ICE gathering to finish before rolling an offer back. */
 const ROLLBACK_GATHER_WAIT_MS = 2000;
+/** ICE restarts in a row without the call coming back, before it is given up. */
+const MAX_RESTARTS = 5;
 
 export class Call extends EventTarget {
   /**
@@ -116,6 +118,17 @@ export class Call extends EventTarget {
     } catch (err) {
       console.warn('call: could not apply fresh ICE servers:', err);
     }
+  }
+
+  /**
+   * Restart ICE (new credentials, new candidates): the network under the
+   * call changed or broke. Perfect negotiation makes this safe from either
+   * side, even from both at once; the media resumes without a new match.
+   */
+  restartIce() {
+    if (this.closed) return;
+    this.iceRestarts = (this.iceRestarts || 0) + 1;
+    this.pc.restartIce();
   }
 
   close() {
@@ -237,14 +250,13 @@ export class Call extends EventTarget {
       clearTimeout(this.stallTimer);
       this.#setState('connected');
       this.#reportRoute();
-    } else if (s === 'disconnected') {
-      this.#setState('unstable');
-    } else if (s === 'failed') {
-      // Try an ICE restart a couple of times before giving up.
-      if (this.restarts < 2) {
+    } else if (s === 'disconnected' || s === 'failed') {
+      // The path broke (a network switch, a peer that went offline): restart
+      // ICE at once, on either side, a few times before giving up.
+      if (this.restarts < MAX_RESTARTS) {
         this.restarts += 1;
         this.#setState('unstable');
-        this.pc.restartIce();
+        this.restartIce();
       } else {
         this.#setState('failed');
       }

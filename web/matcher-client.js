@@ -12,17 +12,25 @@
 //   matched    {room_code, initiator, peer_name, ticket, signaller_url}
 //   error      {code, message}
 //   reconnect  {reason}              the gateway is draining: open a new socket now
+//   cancelled  {}                    not waiting (after a resume: register again)
 //   closed     {}                    the socket is gone (never after `close()`)
+//
+// A socket opened with `resume` (the session id of the previous socket's
+// hello) continues that session: within the server's grace window it keeps
+// its place in the pool or gets the `matched` made meanwhile.
 
 import { closeQuietly, parseEvent } from './socket.js';
 
 const PING_EVERY_MS = 20000;
 
 export class MatcherClient extends EventTarget {
-  /** @param {string} url  e.g. ws://host/ws */
-  constructor(url) {
+  /**
+   * @param {string} url  e.g. ws://host/ws
+   * @param {string} [resume]  the session to continue
+   */
+  constructor(url, resume) {
     super();
-    this.url = url;
+    this.url = resume ? `${url}?resume=${encodeURIComponent(resume)}` : url;
     this.ws = null;
     this.session = null;
     this.pingTimer = null;
@@ -93,13 +101,14 @@ export class MatcherClient extends EventTarget {
         break;
       case 'ice-servers':
       case 'queued':
+      case 'cancelled':
       case 'matched':
       case 'error':
       case 'reconnect':
         this.#emit(msg.event, msg);
         break;
       default:
-        // pong, cancelled, chat (legacy chat relayed by the matcher: the page
+        // pong, chat (legacy chat relayed by the matcher: the page
         // chats through the room only), and whatever newer servers may add.
         break;
     }

@@ -40,6 +40,8 @@
 //   joining
 //       room-joined ────────────▶ in-call (start-call)
 //       room-rejoining, room-error ▶ joining
+//       room-reconnecting, room-resumed,
+//       room-peer-reconnecting, room-peer-resumed ▶ joining
 //       room-peer-left ─────────▶ peer-left
 //       room-lost ──────────────▶ lost
 //       next ───────────────────▶ searching
@@ -49,7 +51,8 @@
 //   in-call
 //       room-peer-joined, room-signal, room-chat, room-error,
 //       call-state, call-remote-stream, call-route, call-ice-error,
-//       send-chat ▶ in-call
+//       send-chat, room-reconnecting, room-resumed,
+//       room-peer-reconnecting, room-peer-resumed ▶ in-call
 //       timer no-show ──────────▶ searching (the stranger never came)
 //       room-peer-left ─────────▶ peer-left
 //       room-lost ──────────────▶ lost
@@ -62,8 +65,12 @@
 //       stop ───────────────────▶ stopped
 //       matcher-matched ────────▶ same (release-room)
 //       matcher-error ──────────▶ same
+//   searching (registration `resuming`: the matcher socket came back with
+//   its old session, whose verdict comes right after hello)
+//       matcher-cancelled ──────▶ searching (register: the session is not waiting)
 //   any phase
 //       page-hide ──────────────▶ stopped where Stop is allowed, else no change
+//       online ─────────────────▶ same (reconnect the sockets now; ICE restart)
 //
 // ## The matcher link (the matcher socket), beside the phase
 //
@@ -71,10 +78,19 @@
 // calls, so Next registers again at once. Its own small table:
 //
 //   off ──(a search needs it: open-matcher)──▶ connecting
-//   connecting ──matcher-hello──▶ up            (register, if searching; keep its iceServers)
+//   connecting ──matcher-hello──▶ up            (register, if searching; keep its
+//                                                iceServers; after a resume, once
+//                                                the session says it is not waiting)
 //   up ──matcher-ice-servers──▶ up              (fresh TURN credentials; call-ice-servers in a call)
 //   connecting, up ──matcher-closed──▶ down     (start-timer matcher-retry, with backoff)
-//   down ──timer matcher-retry──▶ connecting    (open-matcher)
+//   down ──timer matcher-retry, or online──▶ connecting (open-matcher)
+//
+// A socket opened again after one was lost (or moved by a drain) resumes
+// the matcher session it had (`open-matcher` with `resume`: the session id
+// from hello): within the server's grace window it keeps its place in the
+// pool, or gets the `matched` made while it was away, exactly once. A
+// session the server no longer has (`expired_resume`) is forgotten: the
+// next socket starts a new one.
 //   up ──matcher-reconnect, or error `draining`──▶ connecting
 //        (the gateway is draining: close-matcher, open-matcher at once; the
 //         load balancer sends the new socket elsewhere)
@@ -92,17 +108,22 @@
 // few races (a timer the shell could not cancel in time, a late frame of a
 // room we have left) and are harmless there; the shell logs them.
 //
-// ## Not here, on purpose
+// ## The room socket's reconnects
 //
-// The signaller's replays: it delivers each room event exactly once (the
-// room's log is read once, after the join, then live events), and a room
-// socket never rejoins after a successful join, so there is nothing to
-// deduplicate. The signaller sends no `reconnect`; only the matcher does.
+// room-client.js reconnects the room socket by itself (backoff and jitter:
+// `reconnectDelay`), resuming the signalling session with its credential
+// and the id of the last event it handled, so the signaller replays what
+// it missed exactly once; the machine only learns that it is reconnecting
+// (`room-reconnecting`), back (`room-resumed`), or given up after the grace
+// window (`room-lost`), and that the stranger is (`room-peer-reconnecting`,
+// `room-peer-resumed`). The status line says so, truthfully.
 
 /** How long a matched stranger may take to appear in the room. */
 export const PEER_NO_SHOW_MS = 15000;
-/** Reconnecting the matcher socket: first delay and ceiling. */
-export const LINK_BACKOFF = { firstMs: 500, maxMs: 15000 };
+/** Reconnecting a socket (matcher and room): 0 s plus up to 1 s, then 3, 5, 7 s (and 7 s on), each ±50%. */
+export const RECONNECT_STEPS_MS = Object.freeze([0, 3000, 5000, 7000]);
+/** How long a dropped room session may take to come back (the servers' default `--resume-grace-secs`). */
+export const RESUME_GRACE_MS = 15000;
 /** Registering again after `unavailable` / `rate_limited`: first delay and ceiling. */
 export const REGISTER_BACKOFF = { firstMs: 1000, maxMs: 15000 };
 
@@ -128,8 +149,8 @@ export function initialState() {
     mediaProblem: null,
     /** Whether we hold the camera stream (kept from a bad-name stop to the next Start). */
     hasMedia: false,
-    /** The matcher socket; see the link table above. */
-    link: { state: 'off', everUp: false, attempt: 0, retryAt: 0, draining: false },
+    /** The matcher socket; see the link table above. `session`: the id from hello, to resume. */
+    link: { state: 'off', everUp: false, attempt: 0, retryAt: 0, draining: false, session: null, resuming: false },
     /**
      * While searching, the registration:
      * reg: 'waiting' (for the socket) | 'sent' | 'queued' | 'backoff' (register-retry timer running);
@@ -167,12 +188,21 @@ const AFTER_MATCH = {
   'matcher-error': onMatcherError,
 };
 
+/** The room socket reconnecting, and the stranger's doing so. */
+const ROOM_RECONNECTS = {
+  'room-reconnecting': onRoomReconnecting,
+  'room-resumed': onRoomResumed,
+  'room-peer-reconnecting': onPeerReconnecting,
+  'room-peer-resumed': onPeerResumed,
+};
+
 const ROOM_EVENTS_WHILE_JOINING = {
   'room-joined': onRoomJoined,
   'room-rejoining': onRoomRejoining,
   'room-error': onRoomError,
   'room-peer-left': onPeerLeft,
   'room-lost': onRoomLost,
+  ...ROOM_RECONNECTS,
 };
 
 /** phase → event type → handler. A pair missing here is refused. */
@@ -187,6 +217,7 @@ const PAGE = {
   searching: {
     stop: onStop,
     'matcher-queued': onQueued,
+    'matcher-cancelled': onNotWaiting,
     'matcher-matched': onMatched,
     'matcher-error': onMatcherError,
     'timer:register-retry': onRegisterRetry,
@@ -209,6 +240,7 @@ const PAGE = {
     'call-ice-error': onIceError,
     'send-chat': onSendChat,
     'timer:no-show': onNoShow,
+    ...ROOM_RECONNECTS,
   },
   'peer-left': { ...AFTER_MATCH },
   lost: { ...AFTER_MATCH },
@@ -230,7 +262,7 @@ const LINK_EVENTS = new Set([
 ]);
 
 /** Frames from the matcher: only while its socket is up. */
-const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-matched', 'matcher-error']);
+const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-cancelled', 'matcher-matched', 'matcher-error']);
 
 /** Room and call events name their room; those of another room are refused. */
 const ROOM_SCOPED = (type) => type.startsWith('room-') || type.startsWith('call-');
@@ -269,6 +301,7 @@ export function allowed(state, type) {
 /** The table's handler for `type` in `state`: `{handler}`, or `{refused}` with the reason. */
 function route(state, type) {
   if (type === 'page-hide') return { handler: onPageHide };
+  if (type === 'online') return { handler: onOnline };
   const link = state.link.state;
   if (LINK_EVENTS.has(type)) {
     const handler = LINK[link][type];
@@ -301,6 +334,17 @@ function eventType(event) {
 
 function refuse(state, reason) {
   return { state, effects: [], refused: reason };
+}
+
+/**
+ * The delay before reconnect number `attempt` (0-based): 0 s plus up to 1 s,
+ * then 3, 5, 7 s (7 s from then on), each ±50%, so that the clients of a
+ * node that died do not all come back at the same instant.
+ */
+export function reconnectDelay(attempt, random) {
+  if (attempt <= 0) return Math.round(random() * 1000);
+  const base = RECONNECT_STEPS_MS[Math.min(attempt, RECONNECT_STEPS_MS.length - 1)];
+  return Math.round(base * (0.5 + random()));
 }
 
 /** The delay before retry number `attempt` (0-based): doubling, capped, ±20% jitter. */
@@ -368,6 +412,23 @@ function onPageHide(s, ev, ctx) {
   return PAGE[s.phase].stop ? onStop(s, ev, ctx) : s;
 }
 
+/**
+ * The browser is online again: whatever waits to reconnect does so now,
+ * and a call restarts ICE (its network paths may all have changed).
+ */
+function onOnline(s, _ev, ctx) {
+  let next = s;
+  if (s.link.state === 'down') {
+    ctx.effects.push({ type: 'cancel-timer', name: 'matcher-retry' });
+    next = openMatcher({ ...s, link: { ...s.link, retryAt: 0 } }, ctx);
+  }
+  if (s.room) {
+    ctx.effects.push({ type: 'room-reconnect-now' });
+    if (s.phase === 'in-call') ctx.effects.push({ type: 'call-restart-ice' });
+  }
+  return next;
+}
+
 function onSendChat(s, ev, ctx) {
   if (typeof ev.text !== 'string' || !ev.text) return { refused: 'empty chat line' };
   ctx.effects.push({ type: 'room-chat', text: ev.text });
@@ -379,11 +440,21 @@ function onSendChat(s, ev, ctx) {
 /** Into the pool: register now if the socket is up, else once it is. */
 function enterSearch(s, ctx) {
   let next = { ...s, phase: 'searching', search: { reg: 'waiting', sentAt: 0, trouble: false, retryAt: 0 } };
-  if (next.link.state === 'off') {
-    ctx.effects.push({ type: 'open-matcher' });
-    next = { ...next, link: { ...next.link, state: 'connecting' } };
-  }
+  if (next.link.state === 'off') next = openMatcher(next, ctx);
   return next.link.state === 'up' ? sendRegister(next, ctx) : next;
+}
+
+/** Open a matcher socket, resuming the session we had, if any. */
+function openMatcher(s, ctx) {
+  const session = s.link.session;
+  ctx.effects.push(session ? { type: 'open-matcher', resume: session } : { type: 'open-matcher' });
+  return { ...s, link: { ...s.link, state: 'connecting', resuming: !!session } };
+}
+
+/** A resumed matcher session is not waiting (it was not, or its wait ended): register. */
+function onNotWaiting(s, _ev, ctx) {
+  if (s.search.reg !== 'resuming') return s;
+  return sendRegister(s, ctx);
 }
 
 function sendRegister(s, ctx) {
@@ -470,6 +541,13 @@ function onMatcherError(s, ev, ctx) {
     }
     case 'no_partner':
       return s;
+    case 'expired_resume': {
+      // The matcher session we came back for is over (its grace window
+      // passed): forget it; the socket closes, and the next one starts anew.
+      const link = { ...s.link, session: null, resuming: false };
+      if (!searching) return { ...s, link };
+      return { ...s, link, search: { ...s.search, reg: 'waiting', retryAt: 0 } };
+    }
     default:
       ctx.effects.push({ type: 'log', message: `matcher error ${code}: ${message}` });
       if (searching || s.phase === 'joining' || s.phase === 'in-call') {
@@ -483,8 +561,15 @@ function onMatcherError(s, ev, ctx) {
 
 function onHello(s, ev, ctx) {
   const iceServers = validIceServers(ev.iceServers) || s.iceServers;
-  const next = { ...s, iceServers, link: { state: 'up', everUp: true, attempt: 0, retryAt: 0, draining: false } };
-  if (next.phase === 'searching' && next.search.reg === 'waiting') return sendRegister(next, ctx);
+  const resumed = s.link.resuming && ev.session === s.link.session;
+  const link = { state: 'up', everUp: true, attempt: 0, retryAt: 0, draining: false, session: ev.session || null, resuming: false };
+  const next = { ...s, iceServers, link };
+  if (next.phase === 'searching' && next.search.reg === 'waiting') {
+    // A resumed session says at once whether it still waits (queued), was
+    // matched meanwhile (matched) or not (cancelled): register only then.
+    if (resumed) return { ...next, search: { ...next.search, reg: 'resuming' } };
+    return sendRegister(next, ctx);
+  }
   return next;
 }
 
@@ -507,26 +592,26 @@ export function validIceServers(list) {
 
 /** The socket is gone: try again after a growing pause; the registration went with it. */
 function onLinkClosed(s, _ev, ctx) {
-  const delay = backoffDelay(LINK_BACKOFF, s.link.attempt, ctx.random);
+  const delay = reconnectDelay(s.link.attempt, ctx.random);
   ctx.effects.push({ type: 'start-timer', name: 'matcher-retry', ms: delay });
   const link = { ...s.link, state: 'down', attempt: s.link.attempt + 1, retryAt: ctx.now + delay, draining: false };
   return withRegistrationLost({ ...s, link }, ctx);
 }
 
 function onLinkRetry(s, _ev, ctx) {
-  ctx.effects.push({ type: 'open-matcher' });
-  return { ...s, link: { ...s.link, state: 'connecting' } };
+  return openMatcher(s, ctx);
 }
 
 /** The gateway drains (`reconnect`, or a register answered `draining`): move now. */
 function onDrainReconnect(s, _ev, ctx) {
   if (s.link.state !== 'up') return { refused: `drain while the matcher socket is ${s.link.state}` };
-  ctx.effects.push({ type: 'close-matcher', cancel: false }, { type: 'open-matcher' });
-  const link = { ...s.link, state: 'connecting', retryAt: ctx.now, draining: true };
-  return withRegistrationLost({ ...s, link }, ctx);
+  ctx.effects.push({ type: 'close-matcher', cancel: false });
+  const next = openMatcher(s, ctx);
+  const link = { ...next.link, retryAt: ctx.now, draining: true };
+  return withRegistrationLost({ ...next, link }, ctx);
 }
 
-/** The matcher socket went away: a search must register again on the next one. */
+/** The matcher socket went away: a search must register again on the next one (or resume). */
 function withRegistrationLost(s, ctx) {
   if (s.phase !== 'searching') return s;
   ctx.effects.push({ type: 'cancel-timer', name: 'register-retry' });
@@ -565,6 +650,9 @@ function onMatched(s, ev, ctx) {
       polite: !ev.initiator,
       peerPresent: false,
       rejoining: false,
+      reconnecting: false,
+      reconnectUntil: 0,
+      peerAway: false,
       callState: 'connecting',
       remoteStream: false,
       startedAt: ctx.now,
@@ -598,6 +686,26 @@ function onRoomJoined(s, ev, ctx) {
 
 function onRoomRejoining(s) {
   return { ...s, room: { ...s.room, rejoining: true } };
+}
+
+/** Our room socket dropped; it is coming back (room-client.js retries until `until`). */
+function onRoomReconnecting(s, ev) {
+  return { ...s, room: { ...s.room, reconnecting: true, reconnectUntil: ev.until || 0 } };
+}
+
+/** Our room session is back on a new socket; what we missed follows. */
+function onRoomResumed(s, ev) {
+  const peerAway = ev.peer_reconnecting === undefined ? s.room.peerAway : !!ev.peer_reconnecting;
+  return { ...s, room: { ...s.room, reconnecting: false, reconnectUntil: 0, peerAway } };
+}
+
+/** The stranger's socket dropped; they may come back within the grace window. */
+function onPeerReconnecting(s) {
+  return { ...s, room: { ...s.room, peerAway: true } };
+}
+
+function onPeerResumed(s) {
+  return { ...s, room: { ...s.room, peerAway: false } };
 }
 
 function onPeerJoined(s, ev, ctx) {
@@ -721,6 +829,8 @@ export function peerLeftLine(peer, reason) {
     case 'node_lost':
     case 'drained':
       return `${peer} left: their connection to the server was lost.`;
+    case 'timeout':
+      return `${peer} left: their connection dropped and did not come back.`;
     default:
       return `${peer} left.`;
   }

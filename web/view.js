@@ -54,6 +54,11 @@ export function statusLine(state, now) {
     case 'joining':
     case 'in-call': {
       const room = state.room;
+      if (room.reconnecting) {
+        const wait = secondsUntil(room.reconnectUntil, now);
+        return ['reconnecting', `Reconnecting… (the link to the server dropped${wait > 0 ? `; giving up in ${wait} s` : ''})`];
+      }
+      if (room.peerAway) return ['reconnecting', `${peer} is reconnecting…`];
       if (room.rejoining) return ['reconnecting', `Reconnecting to ${peer}…`];
       if (room.callState === 'connected') {
         if (room.route === 'relay') return ['connected', `Connected via relay to ${peer}. Say hi!`];
@@ -118,7 +123,7 @@ export function controls(state, now) {
     // Count down the delays shown in the status line, or notice a slow server.
     ticking:
       (searching && (state.link.state !== 'up' || state.search.trouble || state.search.reg === 'sent')) ||
-      (inRoom && status === 'connecting'),
+      (inRoom && (status === 'connecting' || !!state.room.reconnecting)),
   };
 }
 

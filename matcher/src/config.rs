@@ -133,6 +133,12 @@ pub struct Config {
     #[arg(long, env = "RVC_NOTICE_TTL_SECS", default_value_t = 60)]
     pub notice_ttl_secs: u64,
 
+    /// How long a native user whose matching socket closed may come back
+    /// (`/ws?resume=<session>`, any gateway) and keep its place in the pool
+    /// or receive its pending `matched`, s; past it the user is withdrawn.
+    #[arg(long, env = "RVC_RESUME_GRACE_SECS", default_value_t = 15)]
+    pub resume_grace_secs: u64,
+
     /// Lifetime of a signaller join ticket, s.
     #[arg(long, env = "RVC_TICKET_TTL_SECS", default_value_t = 600)]
     pub ticket_ttl_secs: u64,
@@ -225,6 +231,7 @@ impl Config {
         at_least("--room-ttl-secs", self.room_ttl_secs, 1)?;
         at_least("--notice-ttl-secs", self.notice_ttl_secs, 1)?;
         at_least("--ticket-ttl-secs", self.ticket_ttl_secs, 1)?;
+        at_least("--resume-grace-secs", self.resume_grace_secs, 1)?;
         at_least("--idle-timeout-secs", self.idle_timeout_secs, 1)?;
         at_least("--rate-limit", self.rate_limit as u64, 1)?;
         if self.region.chars().count() > 32

@@ -54,7 +54,9 @@ async fn until_in_pool(redis: &RedisServer, user: &UserKey) {
 async fn closing_the_socket_withdraws_a_waiting_user_from_the_pool() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let m = common::start_all(&redis.url()).await;
+    // A native user may come back within the resume grace window; past
+    // it, it is withdrawn.
+    let m = common::start(&redis.url(), "all", &["--resume-grace-secs", "1"]).await;
     let addr = m.gateway_addr().unwrap();
     let (ghost, session) = common::native_waiting(addr, "ghost").await;
     let ghost_key = UserKey::native(&session);

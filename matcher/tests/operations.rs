@@ -119,6 +119,7 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
         ("--pairs-per-call", "0"),
         ("--heartbeat-ms", "1"),
         ("--gateway-id", "has space"),
+        ("--resume-grace-secs", "0"),
     ] {
         let (code, err) = run_to_exit(&[flag, value, "--listen", "127.0.0.1:0"]);
         assert_eq!(code, 2, "{flag} {value}: {err}");

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use fred::prelude::*;
+use wire::resume::{ResumeClaims, ResumeError};
 use wire::ticket::{Ticket, TicketError};
 use wire::user::{Role, UserKey};
 
@@ -38,6 +39,14 @@ pub struct Admitted {
 pub enum JoinRefusal {
     #[error("{0}")]
     Ticket(#[from] TicketError),
+    #[error("{0}")]
+    Resume(#[from] ResumeError),
+    #[error("this session was already resumed elsewhere: a resume credential works once")]
+    ResumeUsed,
+    #[error("this session's grace window has passed: it cannot resume")]
+    GraceOver,
+    #[error("the room no longer knows this session: it cannot resume")]
+    SessionGone,
     #[error("Invalid room: it does not exist or has expired")]
     NoRoom,
     #[error("Not a member of this room")]
@@ -64,6 +73,9 @@ impl JoinRefusal {
     pub fn code(&self) -> ErrorCode {
         match self {
             JoinRefusal::Ticket(e) => e.code(),
+            JoinRefusal::Resume(e) => e.code(),
+            JoinRefusal::ResumeUsed => ErrorCode::ResumeUsed,
+            JoinRefusal::GraceOver | JoinRefusal::SessionGone => ErrorCode::ExpiredResume,
             JoinRefusal::NoRoom => ErrorCode::NoRoom,
             JoinRefusal::NotMember | JoinRefusal::WrongRoom | JoinRefusal::RoomFull => {
                 ErrorCode::NotMember
@@ -107,6 +119,76 @@ pub fn admit_native(
             role,
         },
     })
+}
+
+/// A resume, admitted: the room and member, and the connection whose
+/// place it takes (the room log checks that it still holds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmittedResume {
+    pub admitted: Admitted,
+    pub from_conn: String,
+}
+
+/// Check a resume credential. `room_hint` is the `room_code` the client
+/// sent along, if any: it must be the credential's room. Whether the
+/// session may still come back (not resumed already, within its grace, the
+/// room open: a user who left cannot resume) is the room log's to say.
+pub fn admit_resume(
+    secret: &[u8],
+    token: &str,
+    room_hint: Option<&str>,
+    now_ms: u64,
+) -> Result<AdmittedResume, JoinRefusal> {
+    let ResumeClaims {
+        room,
+        user,
+        name,
+        role,
+        conn,
+        ..
+    } = wire::resume::verify(secret, token, now_ms)?;
+    if let Some(hint) = room_hint {
+        if !hint.is_empty() && hint != room {
+            return Err(JoinRefusal::WrongRoom);
+        }
+    }
+    // Moderation hook: a user banned from this room (or from the service)
+    // must not resume. The ban check goes here, refusing before the room
+    // log hands the session its place back; nothing bans yet.
+    Ok(AdmittedResume {
+        admitted: Admitted {
+            room,
+            me: Member {
+                user: UserKey::from_raw(user),
+                name,
+                role,
+            },
+        },
+        from_conn: conn,
+    })
+}
+
+/// Sign the credential that lets `me`'s session in `room`, now on
+/// connection `conn`, resume until `now_ms + valid_ms`.
+pub fn resume_credential(
+    secret: &[u8],
+    room: &str,
+    me: &Member,
+    conn: &str,
+    now_ms: u64,
+    valid_ms: u64,
+) -> String {
+    wire::resume::sign(
+        secret,
+        &ResumeClaims {
+            room: room.to_string(),
+            user: me.user.to_string(),
+            name: me.name.clone(),
+            role: me.role,
+            conn: conn.to_string(),
+            exp_ms: now_ms.saturating_add(valid_ms),
+        },
+    )
 }
 
 /// Whether a legacy room code is worth looking up at all.
@@ -228,6 +310,42 @@ mod tests {
                 .unwrap_err()
                 .code(),
             ErrorCode::NotMember
+        );
+    }
+
+    #[test]
+    fn a_resume_credential_resumes_its_own_room_and_connection_only() {
+        let me = Member {
+            user: UserKey::native("01U"),
+            name: "ann".into(),
+            role: Role::Initiator,
+        };
+        let token = resume_credential(SECRET, "R1", &me, "node-a/3", 0, 1_000);
+        let ok = admit_resume(SECRET, &token, Some("R1"), 999).unwrap();
+        assert_eq!(ok.admitted.room, "R1");
+        assert_eq!(ok.admitted.me, me);
+        assert_eq!(ok.from_conn, "node-a/3");
+        assert_eq!(
+            admit_resume(SECRET, &token, Some("R2"), 0),
+            Err(JoinRefusal::WrongRoom)
+        );
+        assert_eq!(
+            admit_resume(SECRET, &token, None, 1_000)
+                .unwrap_err()
+                .code(),
+            ErrorCode::ExpiredResume
+        );
+        assert_eq!(
+            admit_resume(b"another secret, also 32 bytes...", &token, None, 0)
+                .unwrap_err()
+                .code(),
+            ErrorCode::ForgedResume
+        );
+        // A room ticket is not a resume credential.
+        let ticket = ticket("R1", 1_000);
+        assert_eq!(
+            admit_resume(SECRET, &ticket, None, 0).unwrap_err().code(),
+            ErrorCode::ForgedResume
         );
     }
 

@@ -63,6 +63,13 @@ pub struct Config {
     #[arg(long, env = "RVC_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// How long a native session whose socket dropped (or whose node died)
+    /// may resume on a new socket, on any node, s. Its peer is told
+    /// `peer-reconnecting` meanwhile, and `peer-left` (reason `timeout`)
+    /// once it passes.
+    #[arg(long, env = "RVC_RESUME_GRACE_SECS", default_value_t = 15)]
+    pub resume_grace_secs: u64,
+
     /// Frames per second a socket may send on average.
     #[arg(long, env = "RVC_RATE_LIMIT", default_value_t = 50)]
     pub rate_limit: u32,
@@ -83,6 +90,10 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.resume_grace_secs)
     }
 
     pub fn room_log_ttl(&self) -> Duration {
@@ -127,6 +138,7 @@ mod tests {
         assert_eq!(limits.relay_budget(), 240 * 1024);
         assert_eq!(limits.closed_ttl, Duration::from_secs(60));
         assert_eq!(limits.max_rooms_per_user, 3);
+        assert_eq!(c.resume_grace(), Duration::from_secs(15));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::admission::{self, JoinRefusal, Member};
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
-use crate::room_log::{Appended, Claim, JoinReply, RoomLog, Writer};
+use crate::room_log::{Appended, Claim, JoinReply, ResumeReply, RoomLog, Writer};
 use crate::secret::TicketSecret;
 use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, PublishRefusal, Session};
 
@@ -42,8 +42,13 @@ pub struct Shared {
     pub presence: Presence,
     pub secret: TicketSecret,
     pub limits: SocketLimits,
-    /// Triggered when the node drains: leave rooms, close with 1001.
+    /// Triggered when the node drains: native sessions are told to
+    /// `reconnect` elsewhere, the rest leave their rooms and close with 1001.
     pub drain: Shutdown,
+    /// How long a native session whose socket is gone may resume.
+    pub resume_grace: Duration,
+    /// How long a resume credential is valid (a room's lifetime).
+    pub resume_valid: Duration,
 }
 
 /// Whether to keep serving the socket.
@@ -62,6 +67,10 @@ struct Connection {
     /// This connection across the cluster (`<node>/<connection id>`): the
     /// room log takes writes for our user from its newest connection only.
     token: String,
+    /// When the peer's grace window ends ([`Action::ArmGrace`]).
+    grace_at: Option<tokio::time::Instant>,
+    /// The node's drain was handled already.
+    draining: bool,
 }
 
 /// Count a live signal or chat handed to this socket, and how long it took
@@ -96,6 +105,8 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
             token: format!("{}/{id}", shared.node),
             shared,
             mailbox,
+            grace_at: None,
+            draining: false,
         };
         let why = conn.serve(&mut inbox).await;
         conn.finish().await;
@@ -116,12 +127,20 @@ impl Connection {
         loop {
             // Not `biased`: a client sending fast must not starve the
             // delivery of what its peer sends (both wait in bounded places).
+            let grace_at = self.grace_at;
             let flow = tokio::select! {
-                _ = drain.wait() => {
+                // A native session told to reconnect is served on until it
+                // has moved (its newer socket replaces this one) or closes.
+                _ = drain.wait(), if !self.draining => {
+                    self.draining = true;
                     let actions = self.session.on_drain();
-                    self.perform(actions).await;
-                    self.socket.close(wire::CloseCode::GoingAway).await;
-                    Flow::End("node draining")
+                    self.perform(actions).await
+                }
+                _ = tokio::time::sleep_until(grace_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if grace_at.is_some() => {
+                    self.grace_at = None;
+                    let actions = self.session.on_grace_expired(service::clock::now_ms());
+                    self.perform(actions).await
                 }
                 // Cancel-safe: a delivery winning the race loses no frame.
                 inbound = self.socket.next() => self.on_inbound(inbound).await,
@@ -255,6 +274,26 @@ impl Connection {
                     let actions = Box::pin(self.declare_peer_lost(&user, &name, &node)).await;
                     queue.extend(actions);
                 }
+                Action::GoAway => Box::pin(self.go_away()).await,
+                Action::DeclarePeerAway { user, name, node } => {
+                    let actions = Box::pin(self.declare_peer_away(&user, &name, &node)).await;
+                    queue.extend(actions);
+                }
+                Action::ArmGrace { until_ms } => {
+                    let left = until_ms.saturating_sub(service::clock::now_ms());
+                    self.grace_at = Some(tokio::time::Instant::now() + Duration::from_millis(left));
+                }
+                Action::DisarmGrace => self.grace_at = None,
+                Action::DeclarePeerTimedOut {
+                    user,
+                    name,
+                    until_ms,
+                } => {
+                    let actions =
+                        Box::pin(self.declare_peer_timed_out(&user, &name, until_ms)).await;
+                    queue.extend(actions);
+                }
+                Action::Reclaim => Box::pin(self.reclaim()).await,
             }
         }
         Flow::Continue
@@ -285,6 +324,11 @@ impl Connection {
                 let secret = shared.secret.get().ok_or(JoinRefusal::Unavailable)?;
                 admission::admit_native(secret, &ticket, room.as_deref(), service::clock::now_ms())?
             }
+            JoinRequest::Resume {
+                credential,
+                last_id,
+                room,
+            } => return self.try_resume(&credential, last_id, room.as_deref()).await,
         };
         let room = admitted.room.as_str();
         let user = &admitted.me.user;
@@ -297,7 +341,7 @@ impl Connection {
                 shared.room_log.limits().max_rooms_per_user,
             ));
         }
-        let result = self.enter(room, &admitted.me).await;
+        let mut result = self.enter(room, &admitted.me).await;
         // A room claimed for this join only is not the user's after all (a
         // claim it held already belongs to its older socket, still in).
         if result.is_err() && claim == Claim::New {
@@ -305,7 +349,205 @@ impl Connection {
                 tracing::warn!(error = %e, "could not release the room claim; it lapses by itself");
             }
         }
+        if let Ok(outcome) = &mut result {
+            outcome.resume = self.resume_credential(outcome);
+        }
         result
+    }
+
+    /// A native session's credential, bound to this connection (`None`
+    /// for legacy sockets and before the secret is known).
+    fn resume_credential(&self, outcome: &JoinOutcome) -> Option<String> {
+        if outcome.me.user.is_legacy() {
+            return None;
+        }
+        let secret = self.shared.secret.get()?;
+        Some(admission::resume_credential(
+            secret,
+            &outcome.room,
+            &outcome.me,
+            &self.token,
+            service::clock::now_ms(),
+            self.shared.resume_valid.as_millis() as u64,
+        ))
+    }
+
+    /// Verify the credential, claim, subscribe, then run the resume script.
+    async fn try_resume(
+        &mut self,
+        credential: &str,
+        last_id: wire::internal::StreamId,
+        room_hint: Option<&str>,
+    ) -> Result<JoinOutcome, JoinRefusal> {
+        let shared = self.shared.clone();
+        let secret = shared.secret.get().ok_or(JoinRefusal::Unavailable)?;
+        let resume =
+            admission::admit_resume(secret, credential, room_hint, service::clock::now_ms())?;
+        let (room, me) = (resume.admitted.room.as_str(), &resume.admitted.me);
+        // The away session still holds its claim; a claim that lapsed
+        // meanwhile is taken again, within the limit.
+        let claim = shared.room_log.claim(&me.user, room).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot count the user's rooms");
+            JoinRefusal::Unavailable
+        })?;
+        if claim == Claim::Refused {
+            return Err(JoinRefusal::TooManyRooms(
+                shared.room_log.limits().max_rooms_per_user,
+            ));
+        }
+        if let Err(e) = shared
+            .fanout
+            .join(room, self.id, self.mailbox.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot subscribe");
+            return Err(JoinRefusal::Unavailable);
+        }
+        let refusal = match shared
+            .room_log
+            .resume(room, me, &resume.from_conn, &self.token, last_id)
+            .await
+        {
+            Ok(ResumeReply::Resumed(mut outcome)) => {
+                tracing::info!(
+                    room,
+                    replayed = outcome.backlog.len(),
+                    peer_away = outcome.peer_away.is_some(),
+                    "resumed"
+                );
+                outcome.resume = self.resume_credential(&outcome);
+                return Ok(*outcome);
+            }
+            Ok(ResumeReply::Closed(_)) => JoinRefusal::RoomClosed,
+            Ok(ResumeReply::Gone) => JoinRefusal::SessionGone,
+            Ok(ResumeReply::Used) => JoinRefusal::ResumeUsed,
+            Ok(ResumeReply::TimedOut) => JoinRefusal::GraceOver,
+            Ok(ResumeReply::LogFull) => JoinRefusal::RoomLogFull,
+            Err(e) => {
+                tracing::warn!(error = %e, "resume script failed");
+                JoinRefusal::Unavailable
+            }
+        };
+        shared.fanout.leave(room, self.id);
+        if claim == Claim::New {
+            let _ = shared.room_log.release(&me.user, room).await;
+        }
+        Err(refusal)
+    }
+
+    /// Our socket is gone: mark our session away (it may resume within the
+    /// grace window), retrying for a while if Redis fails.
+    async fn go_away(&mut self) {
+        let (Some(room), Some(me)) = (self.session.room(), self.session.member()) else {
+            return;
+        };
+        let until_ms = service::clock::now_ms() + self.shared.resume_grace.as_millis() as u64;
+        tracing::info!(room, "socket gone: session away, may resume");
+        let deadline = Instant::now() + LEAVE_RETRY_FOR;
+        let writer = Writer::Conn {
+            user: &me.user,
+            conn: &self.token,
+        };
+        loop {
+            match self
+                .shared
+                .room_log
+                .away(room, me.user.as_str(), &me.name, until_ms, writer)
+                .await
+            {
+                Ok(outcome) => {
+                    tracing::debug!(?outcome, "away logged");
+                    return;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::error!(error = %e, "could not mark the session away; the peer's node judges ours");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// Mark our native peer `user` away: its node `node` is gone, but it
+    /// may resume elsewhere. What the session makes of a failure.
+    async fn declare_peer_away(&mut self, user: &str, name: &str, node: &str) -> Vec<Action> {
+        let Some(room) = self.session.room() else {
+            return Vec::new();
+        };
+        tracing::info!(room, "peer's node lost: peer away, may resume");
+        let until_ms = service::clock::now_ms() + self.shared.resume_grace.as_millis() as u64;
+        let writer = Writer::DeclaringLost { user, node };
+        match self
+            .shared
+            .room_log
+            .away(room, user, name, until_ms, writer)
+            .await
+        {
+            // Logged: its echo tells our client. Fenced: the peer moved (its
+            // `Resumed` moves our watch) or was marked away already.
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not mark the lost peer away; telling the client directly");
+                self.session.on_declare_failed()
+            }
+        }
+    }
+
+    /// Our peer `user` did not resume by `until_ms`: close the room for it.
+    async fn declare_peer_timed_out(
+        &mut self,
+        user: &str,
+        name: &str,
+        until_ms: u64,
+    ) -> Vec<Action> {
+        let Some(room) = self.session.room() else {
+            return Vec::new();
+        };
+        let writer = Writer::Away { user, until_ms };
+        match self
+            .shared
+            .room_log
+            .leave(room, user, name, LeaveReason::Timeout, writer)
+            .await
+        {
+            Ok(Appended::Logged(_)) => {
+                tracing::info!(room, "peer did not resume in time");
+                let peer = wire::user::UserKey::from_raw(user.to_string());
+                if let Err(e) = self.shared.room_log.release(&peer, room).await {
+                    tracing::warn!(error = %e, "could not release the timed-out peer's room claim; it lapses by itself");
+                }
+                Vec::new()
+            }
+            // Fenced: it resumed; its `Resumed` is on its way.
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log the peer's timeout; telling the client directly");
+                self.session.on_timeout_failed()
+            }
+        }
+    }
+
+    /// Another node declared our live session away: take our place back,
+    /// as a resume of this very connection.
+    async fn reclaim(&mut self) {
+        let (Some(room), Some(me), Some(after)) = (
+            self.session.room(),
+            self.session.member(),
+            self.session.last_delivered(),
+        ) else {
+            return;
+        };
+        let (room, me) = (room.to_string(), me.clone());
+        match self
+            .shared
+            .room_log
+            .resume(&room, &me, &self.token, &self.token, after)
+            .await
+        {
+            Ok(ResumeReply::Resumed(outcome)) => self.session.on_reclaimed(outcome.joined_id),
+            Ok(other) => tracing::info!(?other, "could not take our place back"),
+            Err(e) => tracing::warn!(error = %e, "could not take our place back"),
+        }
     }
 
     /// Subscribe to `room`, then run the join script as `me`; a refused
@@ -329,7 +571,7 @@ impl Connection {
                     replaced,
                     "joined"
                 );
-                return Ok(outcome);
+                return Ok(*outcome);
             }
             Ok(JoinReply::Closed) => JoinRefusal::RoomClosed,
             Ok(JoinReply::Full) => JoinRefusal::RoomFull,

@@ -10,7 +10,9 @@
 --
 -- KEYS[1]  the room's members (hash): <user key> -> node, name:<user key> -> name,
 --          conn:<user key> -> the connection that may write for that user,
---          bytes -> bytes logged so far, closed -> reason once someone left
+--          bytes -> bytes logged so far, closed -> reason once someone left,
+--          away:<user key> -> grace deadline (ms) while that user's native
+--          session is away (away.lua, resume.lua)
 -- KEYS[2]  the room log (stream)
 -- ARGV[1]  the room channel
 -- ARGV[2]  the joining user key
@@ -30,6 +32,7 @@
 local function reserved(f)
   return f == 'closed' or f == 'bytes'
     or string.sub(f, 1, 5) == 'name:' or string.sub(f, 1, 5) == 'conn:'
+    or string.sub(f, 1, 5) == 'away:'
 end
 
 -- One read of the members hash: every decision below is made from it.
@@ -64,6 +67,8 @@ if peer ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], 'name:' .. ARGV[2], ARGV[4],
   'conn:' .. ARGV[2], ARGV[8])
+-- A session that went away and comes back with its ticket is back too.
+redis.call('HDEL', KEYS[1], 'away:' .. ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[5])

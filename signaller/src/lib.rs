@@ -46,7 +46,8 @@ use presence::Presence;
 use room_log::RoomLog;
 use secret::TicketSecret;
 
-/// How long a graceful shutdown waits for sockets to leave their rooms.
+/// How long a graceful shutdown waits for sockets to move (resume on
+/// another node) or leave their rooms.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 pub use service::startup::StartError;
@@ -108,6 +109,15 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
             ),
         });
     }
+    if config.resume_grace_secs == 0 || config.resume_grace_secs >= config.room_log_ttl_secs {
+        return Err(StartError::Invalid {
+            setting: "--resume-grace-secs",
+            reason: format!(
+                "({}) must be above 0 and below --room-log-ttl-secs ({})",
+                config.resume_grace_secs, config.room_log_ttl_secs
+            ),
+        });
+    }
     if config.max_rooms_per_user == 0 {
         return Err(StartError::Invalid {
             setting: "--max-rooms-per-user",
@@ -163,6 +173,8 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         secret,
         limits: SocketLimits::new(config.idle_timeout(), config.rate_limit, config.rate_burst),
         drain: drain_rx.clone(),
+        resume_grace: config.resume_grace(),
+        resume_valid: config.room_log_ttl(),
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();
@@ -228,9 +240,12 @@ impl RunningNode {
         self.abort_everything();
     }
 
-    /// Graceful shutdown: report not-ready, stop accepting, have every
-    /// joined socket leave its room (peers get `peer-left` `drained`) and
-    /// close with 1001, then retire the liveness key and stop.
+    /// Graceful shutdown: report not-ready, stop accepting, tell every
+    /// native socket in a room to `reconnect` (with its resume credential
+    /// and cursor) and serve it until it has resumed elsewhere or closed;
+    /// other sockets leave their rooms (peers get `peer-disconnected` or
+    /// `peer-left` `drained`) and close with 1001. After at most the drain
+    /// grace, retire the liveness key and stop.
     pub async fn shutdown(mut self) {
         metrics::counter!(service::metrics::DRAINS).increment(1);
         self.health.start_draining();

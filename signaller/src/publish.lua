@@ -13,6 +13,8 @@
 --          conn:<user>, or, for a peer declared lost, <peer user> -> its node)
 -- ARGV[7]  the value the fence must hold
 -- ARGV[8]  lifetime of a closed room's log, ms
+-- ARGV[9]  '1': a fence field that is missing does not hold (the away mark
+--          a timeout is fenced on is gone once the session resumed)
 --
 -- Returns {'ok', <stream id>}, {'closed'} (the room is over),
 -- {'fenced'} (the fence no longer holds: a newer socket replaced the
@@ -30,7 +32,9 @@ if state[1] then
   return {'closed'}
 end
 local holder = state[2]
-if not holder then
+if not holder and ARGV[9] == '1' then
+  return {'fenced'}
+elseif not holder then
   -- Every member's fence is set by its join and lasts until the room
   -- closes: one missing means the room's state is gone while its sockets
   -- stayed open (Redis restarted empty, or the room sat idle past its

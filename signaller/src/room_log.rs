@@ -26,6 +26,14 @@
 //!
 //! How many rooms one user is in at once is limited too ([`RoomLog::claim`]),
 //! on a key of the user's own (a different cluster slot than the room's).
+//!
+//! Resume: a native session whose socket is gone is marked away with a
+//! deadline ([`RoomLog::away`], `away.lua`); a new connection with the
+//! session's credential takes its place back ([`RoomLog::resume`],
+//! `resume.lua`), which returns the entries after the client's `last_id`,
+//! exactly as a join returns the log so far. A session not back by its
+//! deadline is closed by the peer with a `Left` fenced on the away mark
+//! ([`Writer::Away`]).
 
 use std::time::Duration;
 
@@ -95,7 +103,7 @@ pub enum JoinReply {
     /// Joined; `replaced` when this user's older socket was in the room
     /// (that socket's node learns it from our `Joined` entry).
     Joined {
-        outcome: JoinOutcome,
+        outcome: Box<JoinOutcome>,
         replaced: bool,
     },
     /// Someone left the room: it is over.
@@ -113,6 +121,9 @@ pub enum Writer<'a> {
     Conn { user: &'a UserKey, conn: &'a str },
     /// A node declaring `user` lost: its socket must still be on `node`.
     DeclaringLost { user: &'a str, node: &'a str },
+    /// The peer of `user` declaring it timed out: it must still be away
+    /// with deadline `until_ms` (it has not resumed).
+    Away { user: &'a str, until_ms: u64 },
 }
 
 impl Writer<'_> {
@@ -120,8 +131,31 @@ impl Writer<'_> {
         match self {
             Writer::Conn { user, conn } => (format!("conn:{user}"), conn.to_string()),
             Writer::DeclaringLost { user, node } => (user.to_string(), node.to_string()),
+            Writer::Away { user, until_ms } => (format!("away:{user}"), until_ms.to_string()),
         }
     }
+
+    /// Whether a missing fence field refuses the write (see publish.lua).
+    fn strict(&self) -> bool {
+        matches!(self, Writer::Away { .. })
+    }
+}
+
+/// What the resume script decided.
+#[derive(Debug)]
+pub enum ResumeReply {
+    /// Resumed: the outcome holds the entries after the client's `last_id`.
+    Resumed(Box<JoinOutcome>),
+    /// Someone left the room (with this reason): it is over.
+    Closed(String),
+    /// The room does not know this user (its state expired).
+    Gone,
+    /// Another connection holds the session's place.
+    Used,
+    /// The session's grace deadline has passed.
+    TimedOut,
+    /// The room's log has no room left for another `Resumed` entry.
+    LogFull,
 }
 
 /// What became of an append.
@@ -158,6 +192,8 @@ pub struct RoomLog {
     join: Script,
     publish: Script,
     claim: Script,
+    away: Script,
+    resume: Script,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -178,6 +214,8 @@ impl RoomLog {
             limits,
             join: Script::from_lua(include_str!("join.lua")),
             publish: Script::from_lua(include_str!("publish.lua")),
+            away: Script::from_lua(include_str!("away.lua")),
+            resume: Script::from_lua(include_str!("resume.lua")),
             claim: Script::from_lua(include_str!("claim.lua")),
         }
     }
@@ -264,7 +302,7 @@ impl RoomLog {
         let backlog = parts.next().map(entries).unwrap_or_default();
         let replaced = parts.next().and_then(|v| v.as_string()).as_deref() == Some("1");
         Ok(JoinReply::Joined {
-            outcome: JoinOutcome {
+            outcome: Box::new(JoinOutcome {
                 room: room.to_string(),
                 me: me.clone(),
                 joined_id,
@@ -274,9 +312,133 @@ impl RoomLog {
                     node: (!peer_node.is_empty()).then_some(peer_node),
                 }),
                 backlog,
-            },
+                resume: None,
+                resumed: false,
+                peer_away: None,
+            }),
             replaced,
         })
+    }
+
+    /// Mark `user` (`name`) away in `room` until `until_ms` and log its
+    /// `Away`, if `writer` may still speak for it.
+    pub async fn away(
+        &self,
+        room: &str,
+        user: &str,
+        name: &str,
+        until_ms: u64,
+        writer: Writer<'_>,
+    ) -> Result<Appended, RoomLogError> {
+        let event = RoomEvent {
+            from: user.to_string(),
+            from_name: name.to_string(),
+            sent_ms: service::clock::now_ms(),
+            body: RoomBody::Away { until_ms },
+        };
+        let (fence, fence_value) = writer.fence();
+        let reply: Value = self
+            .away
+            .evalsha_with_reload(
+                &self.redis,
+                vec![wire::keys::room_members(room), wire::keys::room_log(room)],
+                vec![
+                    Value::from(wire::keys::room_channel(room)),
+                    Value::from(&wire::internal::encode(&event)[..]),
+                    Value::from(ms(self.limits.ttl)),
+                    Value::from(fence),
+                    Value::from(fence_value),
+                    Value::from(user),
+                    Value::from(until_ms as i64),
+                ],
+            )
+            .await?;
+        let (status, mut parts) = status(reply);
+        match status.as_str() {
+            "ok" => {
+                let id = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+                StreamId::parse(&id)
+                    .map(Appended::Logged)
+                    .ok_or_else(|| RoomLogError::Reply(format!("bad stream id {id:?}")))
+            }
+            "closed" => Ok(Appended::Closed),
+            // Marked away already: as good as logged, nothing to add.
+            "fenced" | "away" => Ok(Appended::Fenced),
+            other => Err(RoomLogError::Reply(format!("away status {other:?}"))),
+        }
+    }
+
+    /// Resume `me`'s session in `room` on connection `conn`, taking the
+    /// place of connection `from_conn` (the credential's), and return the
+    /// entries after `after` (the caller has subscribed to the room).
+    pub async fn resume(
+        &self,
+        room: &str,
+        me: &Member,
+        from_conn: &str,
+        conn: &str,
+        after: StreamId,
+    ) -> Result<ResumeReply, RoomLogError> {
+        let resumed = RoomEvent {
+            from: me.user.to_string(),
+            from_name: me.name.clone(),
+            sent_ms: service::clock::now_ms(),
+            body: RoomBody::Resumed {
+                node: self.node.clone(),
+            },
+        };
+        let first = StreamId {
+            ms: after.ms,
+            seq: after.seq.saturating_add(1),
+        };
+        let reply: Value = self
+            .resume
+            .evalsha_with_reload(
+                &self.redis,
+                vec![wire::keys::room_members(room), wire::keys::room_log(room)],
+                vec![
+                    Value::from(wire::keys::room_channel(room)),
+                    Value::from(me.user.as_str()),
+                    Value::from(from_conn),
+                    Value::from(conn),
+                    Value::from(self.node.as_str()),
+                    Value::from(&wire::internal::encode(&resumed)[..]),
+                    Value::from(ms(self.limits.ttl)),
+                    Value::from(self.limits.budget_bytes as i64),
+                    Value::from(service::clock::now_ms() as i64),
+                    Value::from(first.to_string()),
+                ],
+            )
+            .await?;
+        let (status, mut parts) = status(reply);
+        let mut text = || parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+        match status.as_str() {
+            "closed" => return Ok(ResumeReply::Closed(text())),
+            "gone" => return Ok(ResumeReply::Gone),
+            "used" => return Ok(ResumeReply::Used),
+            "timed_out" => return Ok(ResumeReply::TimedOut),
+            "log_full" => return Ok(ResumeReply::LogFull),
+            "ok" => {}
+            other => return Err(RoomLogError::Reply(format!("resume status {other:?}"))),
+        }
+        let joined_id = StreamId::parse(&text())
+            .ok_or_else(|| RoomLogError::Reply("resume: bad stream id".into()))?;
+        let (peer, peer_node, peer_name, peer_away) = (text(), text(), text(), text());
+        let backlog = parts.next().map(entries).unwrap_or_default();
+        Ok(ResumeReply::Resumed(Box::new(JoinOutcome {
+            room: room.to_string(),
+            me: me.clone(),
+            joined_id,
+            peer: (!peer.is_empty()).then(|| PeerInfo {
+                user: peer,
+                name: peer_name,
+                node: (!peer_node.is_empty()).then_some(peer_node),
+            }),
+            backlog,
+            resume: None,
+            resumed: true,
+            peer_away: peer_away.parse().ok(),
+        })))
     }
 
     /// Append `event` to `room`'s log and publish it, if `writer` may still
@@ -290,7 +452,9 @@ impl RoomLog {
     ) -> Result<Appended, RoomLogError> {
         let (closes, limit) = match event.body {
             RoomBody::Left { reason } => (reason.as_str(), String::new()),
-            RoomBody::Joined { .. } => ("", self.limits.budget_bytes.to_string()),
+            RoomBody::Joined { .. } | RoomBody::Resumed { .. } | RoomBody::Away { .. } => {
+                ("", self.limits.budget_bytes.to_string())
+            }
             RoomBody::Signal { .. } | RoomBody::Chat { .. } => {
                 ("", self.limits.relay_budget().to_string())
             }
@@ -310,6 +474,7 @@ impl RoomLog {
                     Value::from(fence),
                     Value::from(fence_value),
                     Value::from(ms(self.limits.closed_ttl)),
+                    Value::from(if writer.strict() { "1" } else { "" }),
                 ],
             )
             .await?;

@@ -13,10 +13,22 @@
 //! one of the same user (in the same room) is `Over` too, but leaves the
 //! room open for the newer socket: it is only closed, with
 //! [`wire::CloseCode::Replaced`].
+//!
+//! Resume (native only): a native socket that closes does not leave its
+//! room; it logs that it is `Away` and may come back within the grace
+//! window, on a new socket on any node, with its resume credential and the
+//! `last_id` of the last event it handled ([`JoinRequest::Resume`]). The
+//! peer's session tells its client `peer-reconnecting`, arms a timer for
+//! the deadline, and logs the peer's `Left { Timeout }` if it passes;
+//! `Resumed` from the peer disarms it (`peer-resumed`). A peer whose node
+//! died is declared `Away` the same way instead of lost. Legacy sockets
+//! cannot resume and keep the old behaviour (`Left` on close, `NodeLost`).
 
 use serde_json::value::RawValue;
 use wire::internal::{LeaveReason, RoomBody, RoomEvent, StreamId};
 use wire::signaller_api::{Join, SignallerClientMsg, SignallerEvent};
+
+use wire::user::UserKey;
 
 use crate::admission::{JoinRefusal, Member};
 
@@ -40,6 +52,14 @@ pub enum JoinRequest {
         ticket: String,
         room: Option<String>,
     },
+    /// A native session resuming on this socket: the credential from
+    /// `joined`/`resumed`/`reconnect`, and the id of the last room-log
+    /// entry the client handled (replay starts after it).
+    Resume {
+        credential: String,
+        last_id: StreamId,
+        room: Option<String>,
+    },
 }
 
 /// The other member of the room, as far as this socket knows it.
@@ -60,8 +80,18 @@ pub struct JoinOutcome {
     pub joined_id: StreamId,
     /// The peer, if it had joined before us.
     pub peer: Option<PeerInfo>,
-    /// The room log up to and including our `Joined` entry.
+    /// The room log up to and including our `Joined` entry (after a
+    /// resume: the entries after the client's `last_id`, up to and
+    /// including our `Resumed` entry, whose id is `joined_id`).
     pub backlog: Vec<(StreamId, RoomEvent)>,
+    /// Native: the credential this session resumes with (bound to this
+    /// connection); `None` for legacy sockets, which cannot resume.
+    pub resume: Option<String>,
+    /// This was a resume, not a first join (the reply is `resumed`).
+    pub resumed: bool,
+    /// The peer's session is away until this deadline (ms), as the room's
+    /// member list says at the join.
+    pub peer_away: Option<u64>,
 }
 
 /// Something the shell must do, in order.
@@ -101,6 +131,35 @@ pub enum Action {
         name: String,
         node: String,
     },
+    /// Our socket is gone but our session may resume: append our `Away`
+    /// (with the grace deadline), fenced with our connection.
+    GoAway,
+    /// The native peer's node (`node`) is gone: append an `Away` in the
+    /// peer's name, unless its socket has moved meanwhile; its echo tells
+    /// our client. If that fails, call [`Session::on_declare_failed`].
+    DeclarePeerAway {
+        user: String,
+        name: String,
+        node: String,
+    },
+    /// Call [`Session::on_grace_expired`] at `until_ms` (ms since the Unix
+    /// epoch), replacing any earlier timer (one going off once the room is
+    /// over does nothing).
+    ArmGrace { until_ms: u64 },
+    /// Cancel the grace timer.
+    DisarmGrace,
+    /// The peer did not come back by `until_ms`: append its `Left
+    /// { Timeout }`, unless it resumed (its away mark no longer holds
+    /// `until_ms`). If that fails, call [`Session::on_timeout_failed`].
+    DeclarePeerTimedOut {
+        user: String,
+        name: String,
+        until_ms: u64,
+    },
+    /// Another node declared our session away while this socket is alive
+    /// (it judged our node dead): take our place back at once, as a
+    /// resume of this very connection would.
+    Reclaim,
 }
 
 /// Equality for tests: `SignallerEvent` holds raw JSON, compared as written.
@@ -123,6 +182,12 @@ struct InRoom {
     joined_id: StreamId,
     /// A `DeclarePeerLost` was issued; do not issue another.
     declared: bool,
+    /// Our resume credential (native).
+    resume: Option<String>,
+    /// The peer's session is away until this deadline (ms).
+    peer_away: Option<u64>,
+    /// A `DeclarePeerTimedOut` was issued for this deadline.
+    timing_out: bool,
 }
 
 impl InRoom {
@@ -313,15 +378,35 @@ impl Session {
                 },
                 _ => return vec![error(wire::ErrorCode::BadMessage, "join needs a room_code")],
             },
-            Dialect::Native => match join.ticket {
-                Some(ticket) => JoinRequest::Native {
+            Dialect::Native => match (join.resume, join.ticket) {
+                (Some(credential), _) => {
+                    let last_id = match join.last_id.as_deref() {
+                        None => StreamId::default(),
+                        Some(id) => match StreamId::parse(id) {
+                            Some(id) => id,
+                            None => {
+                                return vec![error(
+                                    wire::ErrorCode::BadMessage,
+                                    "last_id must be the last_id of an event this socket's \
+                                     session was sent (<ms>-<seq>)",
+                                )]
+                            }
+                        },
+                    };
+                    JoinRequest::Resume {
+                        credential,
+                        last_id,
+                        room: join.room_code,
+                    }
+                }
+                (None, Some(ticket)) => JoinRequest::Native {
                     ticket,
                     room: join.room_code,
                 },
-                None => {
+                (None, None) => {
                     return vec![error(
                         wire::ErrorCode::BadMessage,
-                        "join needs the ticket from matched",
+                        "join needs the ticket from matched (or resume and last_id)",
                     )]
                 }
             },
@@ -351,20 +436,35 @@ impl Session {
             }
         };
         let role = outcome.me.role.as_str().to_string();
+        let resume = match self.dialect {
+            Dialect::Native => outcome.resume.clone(),
+            Dialect::Legacy { .. } => None,
+        };
+        let peer_away = outcome.peer.as_ref().and(outcome.peer_away);
         let mut actions = vec![Action::Send(match self.dialect {
             Dialect::Legacy { .. } => SignallerEvent::Verified {
                 room_code: outcome.room.clone(),
                 role,
+            },
+            Dialect::Native if outcome.resumed => SignallerEvent::Resumed {
+                room_code: outcome.room.clone(),
+                role,
+                peer_present: outcome.peer.is_some(),
+                peer_name: outcome.peer.as_ref().map(|p| p.name.clone()),
+                peer_reconnecting: peer_away.is_some(),
+                resume: resume.clone().unwrap_or_default(),
             },
             Dialect::Native => SignallerEvent::Joined {
                 room_code: outcome.room.clone(),
                 role,
                 peer_present: outcome.peer.is_some(),
                 peer_name: outcome.peer.as_ref().map(|p| p.name.clone()),
+                resume: resume.clone(),
             },
         })];
+        // An away peer's node may be dead: nothing to watch until it is back.
         if let Some(node) = outcome.peer.as_ref().and_then(|p| p.node.clone()) {
-            if node != self.node {
+            if node != self.node && peer_away.is_none() {
                 actions.push(Action::Watch { node });
             }
         }
@@ -375,12 +475,21 @@ impl Session {
             last: StreamId::default(),
             joined_id: outcome.joined_id,
             declared: false,
+            resume,
+            peer_away: None,
+            timing_out: false,
         });
         for (id, event) in &outcome.backlog {
             actions.extend(self.on_room_event(*id, event));
         }
         if let State::InRoom(r) = &mut self.state {
             r.last = r.last.max(outcome.joined_id);
+            // The member list is the truth at the join, whatever the
+            // replayed part of the log said.
+            r.peer_away = peer_away;
+            if let Some(until_ms) = peer_away {
+                actions.push(Action::ArmGrace { until_ms });
+            }
         }
         actions
     }
@@ -395,20 +504,38 @@ impl Session {
             return Vec::new();
         }
         room.last = id;
+        let native = self.dialect == Dialect::Native;
+        let last_id = native.then(|| id.to_string());
         if event.from == room.me.user.as_str() {
-            // A `Joined` of our user after ours: a newer socket of the same
-            // user joined and replaces this one. The room stays open for
-            // it; this socket is closed without a word to the peer.
-            if matches!(event.body, RoomBody::Joined { .. }) && id > room.joined_id {
+            // A `Joined` (or `Resumed`) of our user after ours: a newer
+            // socket of the same user joined and replaces this one. The
+            // room stays open for it; this socket is closed without a word
+            // to the peer.
+            if matches!(
+                event.body,
+                RoomBody::Joined { .. } | RoomBody::Resumed { .. }
+            ) && id > room.joined_id
+            {
                 return self.replaced();
             }
-            // Our own entries are not echoed, except a verdict that our node
-            // was lost (a peer's node judged us dead): the room is over.
+            // A peer's node judged ours dead and declared us away while
+            // this socket is alive: take our place back.
+            if matches!(event.body, RoomBody::Away { .. }) && id > room.joined_id {
+                return vec![Action::Reclaim];
+            }
+            // Our own entries are not echoed, except a verdict that ends
+            // our session (a peer's node judged us dead, or our grace ran
+            // out): the room is over.
             if let RoomBody::Left {
-                reason: LeaveReason::NodeLost,
+                reason: reason @ (LeaveReason::NodeLost | LeaveReason::Timeout),
             } = event.body
             {
-                return self.end_node_lost();
+                let name = room
+                    .peer
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                return self.end(&name, reason, None);
             }
             return Vec::new();
         }
@@ -436,6 +563,7 @@ impl Session {
                     from: event.from_name.clone(),
                     kind,
                     data,
+                    last_id,
                 })]
             }
             RoomBody::Chat { message } => {
@@ -444,11 +572,36 @@ impl Session {
                     sender: event.from_name.clone(),
                     message: message.clone(),
                     timestamp: wire::unix_seconds(event.sent_ms),
+                    last_id,
                 })]
             }
-            RoomBody::Joined { node } => {
+            RoomBody::Away { until_ms } => {
+                room.learn_peer(event, None);
+                room.peer_away = Some(*until_ms);
+                room.timing_out = false;
+                let mut actions = vec![
+                    Action::Unwatch,
+                    Action::ArmGrace {
+                        until_ms: *until_ms,
+                    },
+                ];
+                if native {
+                    actions.push(Action::Send(SignallerEvent::PeerReconnecting {
+                        peer_name: event.from_name.clone(),
+                        last_id: id.to_string(),
+                    }));
+                }
+                actions
+            }
+            RoomBody::Joined { node } | RoomBody::Resumed { node } => {
                 let was_known = room.learn_peer(event, Some(node));
+                // Back from away (a resume, or a fresh join with its ticket).
+                let was_away = room.peer_away.take().is_some();
+                let resumed = matches!(event.body, RoomBody::Resumed { .. });
                 let mut actions = Vec::new();
+                if was_away {
+                    actions.push(Action::DisarmGrace);
+                }
                 // The peer's newest socket decides which node to watch: a
                 // replacing socket may have moved it (or onto our own node,
                 // which needs no watching).
@@ -457,19 +610,30 @@ impl Session {
                 } else {
                     Action::Unwatch
                 });
-                if !was_known && self.dialect == Dialect::Native {
+                if native && !was_known {
                     actions.push(Action::Send(SignallerEvent::PeerJoined {
                         peer_name: event.from_name.clone(),
+                        last_id,
+                    }));
+                } else if native && (resumed || was_away) {
+                    actions.push(Action::Send(SignallerEvent::PeerResumed {
+                        peer_name: event.from_name.clone(),
+                        last_id: id.to_string(),
                     }));
                 }
                 actions
             }
-            RoomBody::Left { reason } => self.end(&event.from_name, *reason),
+            RoomBody::Left { reason } => self.end(&event.from_name, *reason, last_id),
         }
     }
 
     /// The room is over because the peer left (or was lost): tell the client.
-    fn end(&mut self, peer_name: &str, reason: LeaveReason) -> Vec<Action> {
+    fn end(
+        &mut self,
+        peer_name: &str,
+        reason: LeaveReason,
+        last_id: Option<String>,
+    ) -> Vec<Action> {
         if !self.close_room() {
             return Vec::new();
         }
@@ -480,6 +644,7 @@ impl Session {
             Dialect::Native => SignallerEvent::PeerLeft {
                 peer_name: peer_name.to_string(),
                 reason: reason.as_str().to_string(),
+                last_id,
             },
         };
         vec![Action::Unwatch, Action::Release, Action::Send(notice)]
@@ -518,7 +683,8 @@ impl Session {
         let what = match body {
             RoomBody::Signal { .. } => "signal",
             RoomBody::Chat { .. } => "chat",
-            RoomBody::Joined { .. } => "join",
+            RoomBody::Joined { .. } | RoomBody::Resumed { .. } => "join",
+            RoomBody::Away { .. } => "away",
             RoomBody::Left { .. } => "leave",
         };
         match refusal {
@@ -545,18 +711,73 @@ impl Session {
             return Vec::new();
         };
         match &room.peer {
-            Some(peer) if peer.node.as_deref() == Some(node) && !room.declared => {
+            Some(peer)
+                if peer.node.as_deref() == Some(node)
+                    && !room.declared
+                    && room.peer_away.is_none() =>
+            {
                 room.declared = true;
-                vec![
-                    Action::Unwatch,
-                    Action::DeclarePeerLost {
-                        user: peer.user.clone(),
-                        name: peer.name.clone(),
-                        node: node.to_string(),
-                    },
-                ]
+                let (user, name, node) = (peer.user.clone(), peer.name.clone(), node.to_string());
+                // A native peer may resume elsewhere: away, not lost.
+                let declare = if UserKey::from_raw(user.clone()).is_legacy() {
+                    Action::DeclarePeerLost { user, name, node }
+                } else {
+                    Action::DeclarePeerAway { user, name, node }
+                };
+                vec![Action::Unwatch, declare]
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Our [`Action::Reclaim`] was logged as entry `id`: its echo is ours,
+    /// not a newer socket's.
+    pub fn on_reclaimed(&mut self, id: StreamId) {
+        if let State::InRoom(room) = &mut self.state {
+            room.joined_id = room.joined_id.max(id);
+        }
+    }
+
+    /// The grace timer armed by [`Action::ArmGrace`] went off: if the peer
+    /// is still away past its deadline (`now_ms`), declare it timed out.
+    pub fn on_grace_expired(&mut self, now_ms: u64) -> Vec<Action> {
+        let State::InRoom(room) = &mut self.state else {
+            return Vec::new();
+        };
+        match (&room.peer, room.peer_away) {
+            (Some(peer), Some(until_ms)) if now_ms >= until_ms && !room.timing_out => {
+                room.timing_out = true;
+                vec![Action::DeclarePeerTimedOut {
+                    user: peer.user.clone(),
+                    name: peer.name.clone(),
+                    until_ms,
+                }]
+            }
+            (Some(_), Some(until_ms)) if now_ms < until_ms => vec![Action::ArmGrace { until_ms }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `DeclarePeerTimedOut` could not be written (Redis is down): tell
+    /// our client directly.
+    pub fn on_timeout_failed(&mut self) -> Vec<Action> {
+        let name = match &self.state {
+            State::InRoom(room) => room
+                .peer
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            _ => return Vec::new(),
+        };
+        self.end(&name, LeaveReason::Timeout, None)
+    }
+
+    /// The credential and cursor this session resumes with (native, in a
+    /// room), for a `reconnect`.
+    pub fn resume_point(&self) -> Option<(String, StreamId)> {
+        match &self.state {
+            State::InRoom(r) => r.resume.clone().map(|c| (c, r.last)),
+            _ => None,
         }
     }
 
@@ -577,17 +798,38 @@ impl Session {
                 .unwrap_or_default(),
             _ => return Vec::new(),
         };
-        self.end(&name, LeaveReason::NodeLost)
+        self.end(&name, LeaveReason::NodeLost, None)
     }
 
-    /// The socket closed (or failed): leave the room if in one.
+    /// The socket closed (or failed): leave the room if in one; a native
+    /// session goes away instead, and may resume within the grace window.
     pub fn on_closed(&mut self) -> Vec<Action> {
+        if self.dialect == Dialect::Native && self.close_room() {
+            return vec![Action::Unwatch, Action::GoAway];
+        }
         self.leave_with(LeaveReason::Disconnected)
     }
 
-    /// The node is shutting down gracefully.
+    /// The node is shutting down gracefully. A native session in a room is
+    /// told to `reconnect` (to any node) with what it needs to resume, and
+    /// the socket stays served until it moves or closes; anything else
+    /// leaves its room and is closed with 1001.
     pub fn on_drain(&mut self) -> Vec<Action> {
-        self.leave_with(LeaveReason::Drained)
+        if self.dialect == Dialect::Native {
+            if let Some((resume, last)) = self.resume_point() {
+                return vec![Action::Send(SignallerEvent::Reconnect {
+                    reason: "draining".into(),
+                    resume,
+                    last_id: last.to_string(),
+                })];
+            }
+        }
+        let mut actions = self.leave_with(LeaveReason::Drained);
+        actions.push(Action::Close {
+            code: wire::CloseCode::GoingAway,
+            reason: "node draining",
+        });
+        actions
     }
 
     fn leave_with(&mut self, reason: LeaveReason) -> Vec<Action> {
@@ -688,6 +930,9 @@ mod tests {
             joined_id: id(10),
             peer,
             backlog,
+            resume: Some("cred".into()),
+            resumed: false,
+            peer_away: None,
         }
     }
 
@@ -813,7 +1058,7 @@ mod tests {
         assert_eq!(
             sent(&actions),
             vec![json!({"event":"joined","room_code":"R","role":"initiator",
-                        "peer_present":true,"peer_name":"bob"})]
+                        "peer_present":true,"peer_name":"bob","resume":"cred"})]
         );
         assert!(actions.contains(&Action::Watch {
             node: "node-b".into()
@@ -885,7 +1130,10 @@ mod tests {
             }));
             let out = sent(&actions);
             if native {
-                assert_eq!(out, vec![json!({"event":"peer-joined","peer_name":"bob"})]);
+                assert_eq!(
+                    out,
+                    vec![json!({"event":"peer-joined","peer_name":"bob","last_id":"11-0"})]
+                );
             } else {
                 assert!(out.is_empty());
             }
@@ -945,7 +1193,7 @@ mod tests {
         ));
         assert_eq!(
             out,
-            vec![json!({"event":"peer-left","peer_name":"bob","reason":"left"})]
+            vec![json!({"event":"peer-left","peer_name":"bob","reason":"left","last_id":"11-0"})]
         );
     }
 
@@ -960,15 +1208,22 @@ mod tests {
         assert!(s.on_text(r#"{"event":"leave"}"#).is_empty());
         assert!(s.on_closed().is_empty());
 
-        let (mut s, _) = joined(Dialect::Native, None);
+        let (mut s, _) = joined(legacy(), None);
         assert_eq!(
             s.on_closed(),
             vec![Action::Unwatch, Action::Leave(LeaveReason::Disconnected)]
         );
-        let (mut s, _) = joined(Dialect::Native, None);
+        let (mut s, _) = joined(legacy(), None);
         assert_eq!(
             s.on_drain(),
-            vec![Action::Unwatch, Action::Leave(LeaveReason::Drained)]
+            vec![
+                Action::Unwatch,
+                Action::Leave(LeaveReason::Drained),
+                Action::Close {
+                    code: wire::CloseCode::GoingAway,
+                    reason: "node draining"
+                }
+            ]
         );
         assert!(Session::new(Dialect::Native, NODE).on_closed().is_empty());
     }
@@ -1001,7 +1256,9 @@ mod tests {
         ));
         assert_eq!(
             out,
-            vec![json!({"event":"peer-left","peer_name":"bob","reason":"node_lost"})]
+            vec![
+                json!({"event":"peer-left","peer_name":"bob","reason":"node_lost","last_id":"12-0"})
+            ]
         );
     }
 
@@ -1107,7 +1364,10 @@ mod tests {
         // Its socket closing neither closes the room nor drops the claim,
         // which are the newer socket's now.
         assert!(s.on_closed().is_empty());
-        assert!(s.on_drain().is_empty());
+        assert!(!s
+            .on_drain()
+            .iter()
+            .any(|a| matches!(a, Action::Leave(_) | Action::GoAway)));
         assert_eq!(
             sent(&s.on_text(r#"{"event":"signal","data":{}}"#))[0]["code"],
             "room_closed"
@@ -1198,7 +1458,7 @@ mod tests {
 
     #[test]
     fn a_socket_closing_before_it_hears_it_was_replaced_keeps_the_newer_ones_claim() {
-        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        let (mut s, _) = joined(legacy(), Some(bob_on("node-b")));
         // The newer socket's Joined has not reached us; our client closes.
         assert_eq!(
             s.on_closed(),
@@ -1206,5 +1466,207 @@ mod tests {
         );
         // The log fenced our Left off: the room and the claim are the newer one's.
         assert!(s.on_left(true).is_empty());
+    }
+
+    fn bob_native_on(node: &str) -> PeerInfo {
+        PeerInfo {
+            user: "s:bob".into(),
+            name: "bob".into(),
+            node: Some(node.into()),
+        }
+    }
+
+    fn away(until_ms: u64) -> RoomBody {
+        RoomBody::Away { until_ms }
+    }
+
+    #[test]
+    fn a_native_socket_closing_goes_away_instead_of_leaving() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        assert_eq!(s.on_closed(), vec![Action::Unwatch, Action::GoAway]);
+        assert!(s.on_closed().is_empty(), "once");
+    }
+
+    #[test]
+    fn a_peer_away_is_announced_timed_and_welcomed_back() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        let actions = s.on_room_event(id(11), &ev("s:bob", "bob", away(5_000)));
+        assert!(actions.contains(&Action::ArmGrace { until_ms: 5_000 }));
+        assert_eq!(
+            sent(&actions),
+            vec![json!({"event":"peer-reconnecting","peer_name":"bob","last_id":"11-0"})]
+        );
+        // Its node's death is old news now.
+        assert!(s.on_node_lost("node-b").is_empty());
+        // Back on node-c: watched there, timer off, client told.
+        let actions = s.on_room_event(
+            id(12),
+            &ev(
+                "s:bob",
+                "bob",
+                RoomBody::Resumed {
+                    node: "node-c".into(),
+                },
+            ),
+        );
+        assert!(actions.contains(&Action::DisarmGrace));
+        assert!(actions.contains(&Action::Watch {
+            node: "node-c".into()
+        }));
+        assert_eq!(
+            sent(&actions),
+            vec![json!({"event":"peer-resumed","peer_name":"bob","last_id":"12-0"})]
+        );
+        assert!(s.on_grace_expired(9_999).is_empty(), "not away any more");
+        assert!(s.in_room());
+    }
+
+    #[test]
+    fn a_peer_not_back_in_time_is_declared_timed_out_once() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        s.on_room_event(id(11), &ev("s:bob", "bob", away(5_000)));
+        // Early (clocks differ): armed again for the deadline.
+        assert_eq!(
+            s.on_grace_expired(4_000),
+            vec![Action::ArmGrace { until_ms: 5_000 }]
+        );
+        assert_eq!(
+            s.on_grace_expired(5_000),
+            vec![Action::DeclarePeerTimedOut {
+                user: "s:bob".into(),
+                name: "bob".into(),
+                until_ms: 5_000
+            }]
+        );
+        assert!(s.on_grace_expired(6_000).is_empty(), "once");
+        let out = sent(&s.on_room_event(
+            id(12),
+            &ev(
+                "s:bob",
+                "bob",
+                RoomBody::Left {
+                    reason: LeaveReason::Timeout,
+                },
+            ),
+        ));
+        assert_eq!(
+            out,
+            vec![
+                json!({"event":"peer-left","peer_name":"bob","reason":"timeout","last_id":"12-0"})
+            ]
+        );
+        assert!(!s.in_room());
+    }
+
+    #[test]
+    fn a_native_peers_lost_node_makes_it_away_a_legacy_peers_ends_the_room() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        assert_eq!(
+            s.on_node_lost("node-b"),
+            vec![
+                Action::Unwatch,
+                Action::DeclarePeerAway {
+                    user: "s:bob".into(),
+                    name: "bob".into(),
+                    node: "node-b".into(),
+                }
+            ]
+        );
+        let (mut s, _) = joined(Dialect::Native, Some(bob_on("node-b")));
+        assert!(matches!(
+            s.on_node_lost("node-b")[..],
+            [Action::Unwatch, Action::DeclarePeerLost { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_resume_join_carries_credential_and_cursor() {
+        let mut s = Session::new(Dialect::Native, NODE);
+        assert_eq!(
+            s.on_text(r#"{"event":"join","resume":"c","last_id":"5-2"}"#),
+            vec![Action::Join(JoinRequest::Resume {
+                credential: "c".into(),
+                last_id: StreamId { ms: 5, seq: 2 },
+                room: None,
+            })]
+        );
+        let mut s = Session::new(Dialect::Native, NODE);
+        assert_eq!(
+            sent(&s.on_text(r#"{"event":"join","resume":"c","last_id":"five"}"#))[0]["code"],
+            "bad_message"
+        );
+        // A legacy socket cannot resume: it joins by room code as ever.
+        let mut s = Session::new(legacy(), NODE);
+        assert!(matches!(
+            s.on_text(r#"{"event":"join","room_code":"R","resume":"c"}"#)[..],
+            [Action::Join(JoinRequest::Legacy { .. })]
+        ));
+    }
+
+    #[test]
+    fn a_resumed_session_replays_what_it_missed_once_and_knows_its_peer_is_away() {
+        let mut s = Session::new(Dialect::Native, NODE);
+        s.on_text(r#"{"event":"join","resume":"c","last_id":"3-0"}"#);
+        let mut outcome = outcome(
+            Some(bob_native_on("node-b")),
+            vec![
+                (id(4), ev("s:bob", "bob", signal(4))),
+                // Our own Away and our older socket's Joined: not echoed,
+                // and not a newer socket.
+                (id(5), ev("l:alice", "alice", away(9_000))),
+                (id(6), ev("s:bob", "bob", signal(6))),
+                (id(10), joined_ev("l:alice", "alice", NODE)),
+            ],
+        );
+        outcome.resumed = true;
+        outcome.resume = Some("fresh".into());
+        outcome.peer_away = Some(7_000);
+        let actions = s.on_join_result(Ok(outcome));
+        let out = sent(&actions);
+        assert_eq!(
+            out[0],
+            json!({"event":"resumed","room_code":"R","role":"initiator","peer_present":true,
+                   "peer_name":"bob","peer_reconnecting":true,"resume":"fresh"})
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[1]["data"], json!({"n":4}));
+        assert_eq!(out[1]["last_id"], "4-0");
+        assert_eq!(out[2]["data"], json!({"n":6}));
+        assert!(actions.contains(&Action::ArmGrace { until_ms: 7_000 }));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Watch { .. })));
+        assert!(s.in_room());
+        assert_eq!(s.resume_point(), Some(("fresh".into(), id(10))));
+    }
+
+    #[test]
+    fn a_draining_node_tells_a_native_session_to_reconnect_and_keeps_serving_it() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        s.on_room_event(id(11), &ev("s:bob", "bob", signal(1)));
+        assert_eq!(
+            sent(&s.on_drain()),
+            vec![json!({"event":"reconnect","reason":"draining","resume":"cred","last_id":"11-0"})]
+        );
+        assert!(s.in_room());
+        // Not joined: closed as before.
+        let mut s = Session::new(Dialect::Native, NODE);
+        assert!(matches!(s.on_drain()[..], [Action::Close { .. }]));
+    }
+
+    #[test]
+    fn our_session_declared_away_while_alive_takes_its_place_back() {
+        let (mut s, _) = joined(Dialect::Native, Some(bob_native_on("node-b")));
+        assert_eq!(
+            s.on_room_event(id(11), &ev("l:alice", "alice", away(9_000))),
+            vec![Action::Reclaim]
+        );
+        // Our own Resumed echo (id 12) is not a newer socket.
+        s.on_reclaimed(id(12));
+        let resumed = |node: &str| ev("l:alice", "alice", RoomBody::Resumed { node: node.into() });
+        assert!(s.on_room_event(id(12), &resumed(NODE)).is_empty());
+        // A later Resumed of our user is another socket taking over.
+        assert!(matches!(
+            s.on_room_event(id(13), &resumed("node-z"))[..],
+            [Action::Unwatch, Action::Close { .. }]
+        ));
     }
 }

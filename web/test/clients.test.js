@@ -79,6 +79,13 @@ describe('MatcherClient', () => {
     assert.equal(FakeWebSocket.all.length, 1, 'no socket of its own accord: the state machine decides');
   });
 
+  test('a socket opened to resume names the session in its URL', () => {
+    const m = new MatcherClient('ws://gw/ws', 'S 1');
+    m.open();
+    assert.equal(FakeWebSocket.all[0].url, 'ws://gw/ws?resume=S%201');
+    m.close();
+  });
+
   test('close() is quiet: no closed event, no frames delivered afterwards', () => {
     const m = new MatcherClient('ws://gw/ws');
     const seen = record(m, ['hello', 'closed', 'matched']);
@@ -94,19 +101,91 @@ describe('MatcherClient', () => {
 });
 
 describe('RoomClient', () => {
-  test('a reconnect frame from the signaller is not acted on (the signaller sends none)', () => {
+  test('a dropped socket after the join resumes with the credential and the last id; a replay seen already is dropped', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
     const r = new RoomClient('ws://sig/ws', 'T');
-    const seen = record(r, ['joined', 'rejoining', 'lost']);
+    const seen = record(r, ['joined', 'signal', 'chat', 'reconnecting', 'resumed', 'peer-reconnecting', 'lost']);
     r.open();
     const ws = FakeWebSocket.all[0];
     ws.serverOpen();
-    assert.deepEqual(ws.sent, [{ event: 'join', ticket: 'T' }]);
-    ws.serverSends({ event: 'joined', room_code: 'R', role: 'initiator', peer_present: true });
-    ws.serverSends({ event: 'reconnect', reason: 'draining' });
-    assert.deepEqual(seen.map(([n]) => n), ['joined']);
-    assert.equal(ws.closed, null, 'the socket stays');
-    assert.equal(FakeWebSocket.all.length, 1);
+    ws.serverSends({ event: 'joined', room_code: 'R', role: 'initiator', peer_present: true, resume: 'C1' });
+    ws.serverSends({ event: 'signal', from: 'Bob', data: { n: 1 }, last_id: '5-0' });
+    ws.serverSends({ event: 'chat', sender: 'Bob', message: 'hi', timestamp: 1, last_id: '6-0' });
+    ws.serverCloses(1006);
+    assert.equal(seen.at(-1)[0], 'reconnecting');
+    assert.ok(seen.at(-1)[1].until > 0);
+    // Sent while away: waits for the resume.
+    r.signal({ n: 9 });
+    assert.equal(r.chat('not now'), false);
+    t.mock.timers.tick(1000); // the first attempt: 0 s plus up to 1 s
+    assert.equal(FakeWebSocket.all.length, 2);
+    const again = FakeWebSocket.all[1];
+    again.serverOpen();
+    assert.deepEqual(again.sent, [{ event: 'join', resume: 'C1', last_id: '6-0' }]);
+    again.serverSends({ event: 'resumed', room_code: 'R', role: 'initiator', peer_present: true, peer_reconnecting: false, resume: 'C2' });
+    assert.deepEqual(again.sent.at(-1), { event: 'signal', data: { n: 9 } });
+    again.serverSends({ event: 'chat', sender: 'Bob', message: 'hi', timestamp: 1, last_id: '6-0' });
+    again.serverSends({ event: 'peer-reconnecting', peer_name: 'Bob', last_id: '7-0' });
+    assert.deepEqual(
+      seen.map(([n]) => n),
+      ['joined', 'signal', 'chat', 'reconnecting', 'resumed', 'peer-reconnecting'],
+    );
+    assert.equal(r.resume, 'C2', 'the fresh credential is kept for the next drop');
     r.close();
+  });
+
+  test('a draining node says reconnect: the client moves at once, with what it was given', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    const r = new RoomClient('ws://sig/ws', 'T');
+    r.open();
+    const ws = FakeWebSocket.all[0];
+    ws.serverOpen();
+    ws.serverSends({ event: 'joined', room_code: 'R', role: 'initiator', peer_present: true, resume: 'C1' });
+    ws.serverSends({ event: 'reconnect', reason: 'draining', resume: 'C3', last_id: '8-0' });
+    assert.deepEqual(ws.closed, { code: 1000, reason: 'moving' });
+    t.mock.timers.tick(0);
+    const moved = FakeWebSocket.all[1];
+    moved.serverOpen();
+    assert.deepEqual(moved.sent, [{ event: 'join', resume: 'C3', last_id: '8-0' }]);
+    r.close();
+  });
+
+  test('reconnect attempts back off, and give up with a clear reason after the grace window', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    const r = new RoomClient('ws://sig/ws', 'T');
+    const seen = record(r, ['reconnecting', 'lost']);
+    r.open();
+    FakeWebSocket.all[0].serverOpen();
+    FakeWebSocket.all[0].serverSends({ event: 'joined', room_code: 'R', role: 'initiator', peer_present: true, resume: 'C1' });
+    FakeWebSocket.all[0].serverCloses(1006);
+    // Every attempt fails at once; between them the delays grow (0-1 s, 1.5-4.5 s, 2.5-7.5 s, ...).
+    let opened = 1;
+    for (let ms = 0; ms < 15000; ms += 100) {
+      t.mock.timers.tick(100);
+      while (FakeWebSocket.all.length > opened) {
+        FakeWebSocket.all[opened].serverCloses(1006);
+        opened += 1;
+      }
+    }
+    assert.ok(opened >= 3 && opened <= 6, `${opened - 1} attempts in 15 s`);
+    assert.deepEqual(seen.map(([n]) => n), ['reconnecting', 'lost']);
+    assert.match(seen[1][1].reason, /could not reconnect/);
+    t.mock.timers.tick(20000);
+    assert.equal(FakeWebSocket.all.length, opened, 'no attempt after giving up');
+  });
+
+  test('a refused resume ends the room, saying why', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    const r = new RoomClient('ws://sig/ws', 'T');
+    const seen = record(r, ['lost']);
+    r.open();
+    FakeWebSocket.all[0].serverOpen();
+    FakeWebSocket.all[0].serverSends({ event: 'joined', room_code: 'R', role: 'initiator', peer_present: true, resume: 'C1' });
+    FakeWebSocket.all[0].serverCloses(1006);
+    t.mock.timers.tick(1000);
+    FakeWebSocket.all[1].serverOpen();
+    FakeWebSocket.all[1].serverSends({ event: 'error', code: 'expired_resume', message: 'too late' });
+    assert.deepEqual(seen, [['lost', { reason: 'the connection was gone for too long', code: 'expired_resume' }]]);
   });
 
   test('every chat line is passed on as it comes (delivery is exactly once)', () => {

@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PHASES, PEER_NO_SHOW_MS, allowed, backoffDelay, initialState, step, LINK_BACKOFF } from '../state.js';
+import { PHASES, PEER_NO_SHOW_MS, allowed, initialState, reconnectDelay, step } from '../state.js';
 
 const ENV = { now: 0, random: () => 0.5 };
 
@@ -274,7 +274,7 @@ describe('searching', () => {
 });
 
 describe('the matcher socket', () => {
-  test('closed: retry with a backoff that doubles up to its ceiling', () => {
+  test('closed: retry at 0 s plus up to 1 s, then 3, 5, 7 s', () => {
     const d = new Driver().toSearchingConnecting();
     const delays = [];
     for (let i = 0; i < 8; i += 1) {
@@ -284,14 +284,20 @@ describe('the matcher socket', () => {
       assert.deepEqual(d.timer('matcher-retry'), [{ type: 'open-matcher' }]);
       assert.equal(d.state.link.state, 'connecting');
     }
-    assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
+    // random() is 0.5 here: no jitter (the first: half of up to 1 s).
+    assert.deepEqual(delays, [500, 3000, 5000, 7000, 7000, 7000, 7000, 7000]);
     d.send('matcher-hello');
     assert.equal(d.state.link.attempt, 0, 'a hello resets the backoff');
   });
 
-  test('backoff jitter stays within ±20%', () => {
-    assert.equal(backoffDelay(LINK_BACKOFF, 0, () => 0), 400);
-    assert.equal(backoffDelay(LINK_BACKOFF, 0, () => 0.999999), 600);
+  test('reconnect jitter: the first within 1 s, the others ±50%', () => {
+    assert.equal(reconnectDelay(0, () => 0), 0);
+    assert.equal(reconnectDelay(0, () => 0.999), 999);
+    assert.equal(reconnectDelay(1, () => 0), 1500);
+    assert.equal(reconnectDelay(1, () => 0.999999), 4500);
+    assert.equal(reconnectDelay(2, () => 0), 2500);
+    assert.equal(reconnectDelay(3, () => 0.999999), 10500);
+    assert.equal(reconnectDelay(9, () => 0), 3500);
   });
 
   test('losing the socket while searching loses the registration; the next hello registers again', () => {
@@ -304,20 +310,64 @@ describe('the matcher socket', () => {
     assert.deepEqual(d.send('matcher-hello'), [{ type: 'send-register' }]);
   });
 
-  test('drain reconnect from the gateway: a new socket at once, then register again', () => {
+  test('drain reconnect from the gateway: a new socket at once, resuming the session, then register again', () => {
     const d = new Driver().toSearching();
     d.send('matcher-queued');
     const effects = d.send('matcher-reconnect', { reason: 'draining' });
     assert.deepEqual(effects, [
       { type: 'close-matcher', cancel: false },
-      { type: 'open-matcher' },
+      { type: 'open-matcher', resume: 's1' },
       { type: 'cancel-timer', name: 'register-retry' },
     ]);
     assert.equal(d.state.link.state, 'connecting');
     assert.equal(d.state.link.draining, true);
     assert.equal(d.state.search.reg, 'waiting');
-    assert.deepEqual(d.send('matcher-hello'), [{ type: 'send-register' }]);
+    // The resumed session says first whether it still waits: the draining
+    // gateway withdrew it, so it is not, and the page registers.
+    assert.deepEqual(d.send('matcher-hello', { session: 's1' }), []);
+    assert.equal(d.state.search.reg, 'resuming');
     assert.equal(d.state.link.draining, false);
+    assert.deepEqual(d.send('matcher-cancelled'), [{ type: 'send-register' }]);
+  });
+
+  test('a socket lost while waiting resumes its session: still queued, or matched meanwhile, without registering twice', () => {
+    const d = new Driver().toSearching();
+    d.send('matcher-queued');
+    d.send('matcher-closed');
+    assert.deepEqual(d.timer('matcher-retry'), [{ type: 'open-matcher', resume: 's1' }]);
+    assert.deepEqual(d.send('matcher-hello', { session: 's1' }), []);
+    d.send('matcher-queued');
+    assert.equal(d.state.search.reg, 'queued');
+    d.send('matcher-closed');
+    d.timer('matcher-retry');
+    d.send('matcher-hello', { session: 's1' });
+    d.send('matcher-matched', { ticket: 't', signaller_url: 'ws://s', peer_name: 'Bob', initiator: true });
+    assert.equal(d.state.phase, 'joining');
+  });
+
+  test('a session the matcher no longer has is forgotten: the next socket starts anew and registers', () => {
+    const d = new Driver().toSearching();
+    d.send('matcher-closed');
+    d.timer('matcher-retry');
+    d.send('matcher-hello', { session: 's1' });
+    d.send('matcher-error', { code: 'expired_resume', message: 'too late' });
+    assert.equal(d.state.link.session, null);
+    d.send('matcher-closed');
+    assert.deepEqual(d.timer('matcher-retry'), [{ type: 'open-matcher' }]);
+    assert.deepEqual(d.send('matcher-hello', { session: 's2' }), [{ type: 'send-register' }]);
+  });
+
+  test('back online: a socket waiting to reconnect goes at once', () => {
+    const d = new Driver().toSearching();
+    d.send('matcher-closed');
+    assert.deepEqual(d.send('online'), [
+      { type: 'cancel-timer', name: 'matcher-retry' },
+      { type: 'open-matcher', resume: 's1' },
+    ]);
+    assert.equal(d.state.link.state, 'connecting');
+    // Up already: nothing to do.
+    d.send('matcher-hello', { session: 's1' });
+    assert.deepEqual(d.send('online'), []);
   });
 
   test('register answered draining: moves the socket like reconnect', () => {
@@ -331,9 +381,9 @@ describe('the matcher socket', () => {
   test('drain reconnect during a call keeps the call and does not register', () => {
     const d = new Driver().toInCall();
     const effects = d.send('matcher-reconnect', { reason: 'draining' });
-    assert.deepEqual(effects, [{ type: 'close-matcher', cancel: false }, { type: 'open-matcher' }]);
+    assert.deepEqual(effects, [{ type: 'close-matcher', cancel: false }, { type: 'open-matcher', resume: 's1' }]);
     assert.equal(d.state.phase, 'in-call');
-    assert.deepEqual(d.send('matcher-hello'), []);
+    assert.deepEqual(d.send('matcher-hello', { session: 's1' }), []);
   });
 
   test('link events in the wrong link state are refused', () => {
@@ -553,6 +603,44 @@ describe('Next', () => {
   });
 });
 
+describe('reconnecting in a call', () => {
+  test('our room socket drops and comes back: reconnecting, then the call as it was', () => {
+    const d = new Driver().toInCall();
+    d.room('room-reconnecting', { until: d.now + 15000 });
+    assert.equal(d.state.room.reconnecting, true);
+    assert.equal(d.state.phase, 'in-call');
+    d.room('room-resumed', { peer_present: true, peer_reconnecting: false });
+    assert.equal(d.state.room.reconnecting, false);
+    assert.equal(d.state.room.peerAway, false);
+  });
+
+  test('the stranger drops and comes back; or never does: peer-left timeout', () => {
+    const d = new Driver().toInCall();
+    d.room('room-peer-reconnecting', { peer_name: 'Bob' });
+    assert.equal(d.state.room.peerAway, true);
+    d.room('room-peer-resumed', { peer_name: 'Bob' });
+    assert.equal(d.state.room.peerAway, false);
+    d.room('room-peer-reconnecting', { peer_name: 'Bob' });
+    d.room('room-peer-left', { reason: 'timeout' });
+    assert.equal(d.state.phase, 'peer-left');
+    assert.equal(d.state.endReason, 'timeout');
+  });
+
+  test('given up after the grace window: lost, with the reason', () => {
+    const d = new Driver().toInCall();
+    d.room('room-reconnecting', { until: d.now + 15000 });
+    d.room('room-lost', { reason: 'could not reconnect to the server within 15 s' });
+    assert.equal(d.state.phase, 'lost');
+    assert.match(d.state.endReason, /could not reconnect/);
+  });
+
+  test('back online in a call: the room socket reconnects now and ICE restarts', () => {
+    const d = new Driver().toInCall();
+    assert.deepEqual(d.send('online'), [{ type: 'room-reconnect-now' }, { type: 'call-restart-ice' }]);
+    assert.equal(d.state.phase, 'in-call');
+  });
+});
+
 describe('Stop everywhere', () => {
   const reach = {
     searching: (d) => d.toSearching(),
@@ -626,6 +714,7 @@ describe('the table as a whole', () => {
     'start', 'next', 'stop', 'send-chat', 'page-hide', 'media-ready', 'media-failed',
     'matcher-hello', 'matcher-closed', 'matcher-reconnect', 'matcher-queued', 'matcher-matched', 'matcher-error', 'matcher-chat',
     'room-joined', 'room-peer-joined', 'room-signal', 'room-chat', 'room-peer-left', 'room-lost', 'room-rejoining', 'room-error',
+    'room-reconnecting', 'room-resumed', 'room-peer-reconnecting', 'room-peer-resumed', 'matcher-cancelled', 'online',
     'call-state', 'call-remote-stream', 'timer:no-show', 'timer:register-retry', 'timer:matcher-retry',
   ];
   const states = () => {

@@ -95,6 +95,17 @@ describe('status line', () => {
   test('joining and in the call', () => {
     assert.deepEqual(statusLine(inRoom('joining'), NOW), ['connecting', 'Found Bob. Connecting…']);
     assert.deepEqual(statusLine(inRoom('joining', { rejoining: true }), NOW), ['reconnecting', 'Reconnecting to Bob…']);
+    // Our room socket dropped: says so, and when it gives up; the call goes on meanwhile.
+    const away = inRoom('in-call', { callState: 'connected', reconnecting: true, reconnectUntil: NOW + 12_000 });
+    assert.deepEqual(statusLine(away, NOW), [
+      'reconnecting',
+      'Reconnecting… (the link to the server dropped; giving up in 12 s)',
+    ]);
+    assert.equal(controls(away, NOW).ticking, true);
+    assert.deepEqual(statusLine(inRoom('in-call', { callState: 'connected', peerAway: true }), NOW), [
+      'reconnecting',
+      'Bob is reconnecting…',
+    ]);
     assert.deepEqual(statusLine(inRoom('in-call'), NOW), ['connecting', 'Found Bob. Waiting for them to join…']);
     assert.deepEqual(statusLine(inRoom('in-call', { peerPresent: true }), NOW), ['connecting', 'Connecting to Bob…']);
     assert.deepEqual(statusLine(inRoom('in-call', { peerPresent: true }), NOW + SLOW_CONNECT_MS + 1), [

@@ -61,6 +61,16 @@ pub enum ErrorCode {
     /// Matchmaking preferences (interests, language, strict) that are not
     /// acceptable; the message names the field.
     BadPreferences,
+    /// A resume credential that does not parse.
+    BadResume,
+    /// A resume credential whose signature does not verify.
+    ForgedResume,
+    /// A resume credential past its expiry, or a session whose grace
+    /// window has passed.
+    ExpiredResume,
+    /// The session was resumed already (on another socket): a credential
+    /// resumes once.
+    ResumeUsed,
 }
 
 /// How an error counts in the `rvc_errors_total{kind}` metric.
@@ -93,7 +103,7 @@ impl ErrorKind {
 
 impl ErrorCode {
     /// Every code, for documentation tests and metric pre-registration.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::BadMessage,
@@ -119,6 +129,10 @@ impl ErrorCode {
         ErrorCode::RoomLogFull,
         ErrorCode::TooManyRooms,
         ErrorCode::BadPreferences,
+        ErrorCode::BadResume,
+        ErrorCode::ForgedResume,
+        ErrorCode::ExpiredResume,
+        ErrorCode::ResumeUsed,
     ];
 
     /// The code as sent on the wire.
@@ -149,6 +163,10 @@ impl ErrorCode {
             ErrorCode::RoomLogFull => "room_log_full",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::BadPreferences => "bad_preferences",
+            ErrorCode::BadResume => "bad_resume",
+            ErrorCode::ForgedResume => "forged_resume",
+            ErrorCode::ExpiredResume => "expired_resume",
+            ErrorCode::ResumeUsed => "resume_used",
         }
     }
 
@@ -170,6 +188,10 @@ impl ErrorCode {
             | ErrorCode::BadTicket
             | ErrorCode::ForgedTicket
             | ErrorCode::ExpiredTicket
+            | ErrorCode::BadResume
+            | ErrorCode::ForgedResume
+            | ErrorCode::ExpiredResume
+            | ErrorCode::ResumeUsed
             | ErrorCode::NoRoom
             | ErrorCode::NotMember
             | ErrorCode::RoomClosed => ErrorKind::AuthRefused,

@@ -37,6 +37,11 @@ pub struct RegisterRequest {
     /// when nothing was asked (and in the entries the scripts write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefs: Option<PoolPreferences>,
+    /// When the user first entered the pool (ms, Redis clock), for a
+    /// session that comes back after its socket dropped: it keeps how long
+    /// it has waited. Absent for a new registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
 }
 
 /// A waiting user's matchmaking wishes as the pairing script reads them
@@ -156,6 +161,12 @@ pub enum RoomBody {
     Joined { node: String },
     /// The sender left the room for good.
     Left { reason: LeaveReason },
+    /// The sender's native session lost its socket (or its node) and may
+    /// resume until `until_ms` (milliseconds since the Unix epoch); the
+    /// room stays open meanwhile.
+    Away { until_ms: u64 },
+    /// The sender's session resumed on a new socket, on signaller `node`.
+    Resumed { node: String },
 }
 
 /// Why a peer left a room.
@@ -170,6 +181,8 @@ pub enum LeaveReason {
     NodeLost,
     /// Its signaller node is shutting down.
     Drained,
+    /// Its session went away and did not resume within the grace window.
+    Timeout,
 }
 
 impl LeaveReason {
@@ -179,6 +192,7 @@ impl LeaveReason {
             LeaveReason::Disconnected => "disconnected",
             LeaveReason::NodeLost => "node_lost",
             LeaveReason::Drained => "drained",
+            LeaveReason::Timeout => "timeout",
         }
     }
 }
@@ -226,6 +240,7 @@ mod tests {
             user: "l:bob".into(),
             reg: "01J".into(),
             prefs: None,
+            since_ms: None,
         };
         assert_eq!(decode::<RegisterRequest>(&encode(&r)).unwrap(), r);
         let with = RegisterRequest {
@@ -235,6 +250,7 @@ mod tests {
                 region: Some("eu".into()),
                 strict: true,
             }),
+            since_ms: Some(1_700_000_000_000),
             ..r
         };
         assert_eq!(decode::<RegisterRequest>(&encode(&with)).unwrap(), with);
@@ -281,6 +297,8 @@ mod tests {
             RoomBody::Left {
                 reason: LeaveReason::NodeLost,
             },
+            RoomBody::Away { until_ms: 9 },
+            RoomBody::Resumed { node: "n2".into() },
         ] {
             let ev = RoomEvent {
                 from: "n:a".into(),

@@ -86,6 +86,14 @@ pub fn binding(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:bind:{user}")
 }
 
+/// A native session whose matching socket closed and that may come back
+/// within the resume grace window: MessagePack `{since, prefs}` (when it
+/// entered the pool, ms, and its wishes as stored, each absent when none);
+/// lapses with the window.
+pub fn parked(user: &UserKey) -> String {
+    format!("{PREFIX}:{{m}}:parked:{user}")
+}
+
 /// The partner `user` just left; not handed to them again while others wait.
 pub fn last_partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:last:{user}")
@@ -386,6 +394,7 @@ mod tests {
         let user = UserKey::legacy("we}ird{name");
         for key in [
             binding(&user),
+            parked(&user),
             register_stream(),
             pool(),
             waiting(&user),

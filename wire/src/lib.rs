@@ -7,6 +7,7 @@
 //!   over Redis streams and pub/sub.
 //! * [`keys`]: every Redis key and channel name.
 //! * [`ticket`]: the signed, expiring room ticket (HMAC-SHA256).
+//! * [`resume`]: the signed credential a dropped signalling session resumes with.
 //! * [`user`]: how a user is identified across services.
 //!
 //! This crate does no I/O, so every service and test can share it freely.
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod limits;
 pub mod matcher_api;
 pub mod preferences;
+pub mod resume;
 pub mod signaller_api;
 pub mod stored;
 pub mod ticket;

@@ -36,6 +36,13 @@ pub struct Join {
     #[serde(rename = "type")]
     pub kind: Option<serde_json::Value>,
     pub ticket: Option<String>,
+    /// Native: resume a session that lost its socket, with the credential
+    /// from `joined`/`resumed`/`reconnect` (instead of a ticket).
+    pub resume: Option<String>,
+    /// Native, with `resume`: the `last_id` of the last event the client
+    /// handled; everything after it is delivered again. Absent: from the
+    /// start of the room.
+    pub last_id: Option<String>,
 }
 
 /// `signal`: an opaque WebRTC signal for the peer. Only `data` is required;
@@ -85,10 +92,46 @@ pub enum SignallerEvent {
         peer_present: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         peer_name: Option<String>,
+        /// The credential to resume this session with if the socket drops.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
+    /// Native: a session resumed on this socket; the events after the
+    /// client's `last_id` follow, then live ones.
+    Resumed {
+        room_code: String,
+        role: String,
+        peer_present: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer_name: Option<String>,
+        /// The peer's session is away (it may still resume).
+        peer_reconnecting: bool,
+        /// A fresh credential: the one just used does not work again.
+        resume: String,
     },
     /// Native: the peer joined after us.
     PeerJoined {
         peer_name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_id: Option<String>,
+    },
+    /// Native: the peer's socket (or node) is gone; it may come back
+    /// within the grace window. The room stays open.
+    PeerReconnecting {
+        peer_name: String,
+        last_id: String,
+    },
+    /// Native: the peer's session is back (on a new socket).
+    PeerResumed {
+        peer_name: String,
+        last_id: String,
+    },
+    /// Native: this node is shutting down; open a new socket (any node)
+    /// and join with `resume` and `last_id`.
+    Reconnect {
+        reason: String,
+        resume: String,
+        last_id: String,
     },
     /// A signal from the peer; `type` and `data` exactly as the peer sent them.
     Signal {
@@ -97,12 +140,17 @@ pub enum SignallerEvent {
         #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
         kind: Option<Box<RawValue>>,
         data: Box<RawValue>,
+        /// Native: this event's room-log id, the client's resume cursor.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_id: Option<String>,
     },
     /// Chat from the peer.
     Chat {
         sender: String,
         message: String,
         timestamp: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_id: Option<String>,
     },
     /// Legacy: the peer's socket closed; the room is over.
     PeerDisconnected {
@@ -112,6 +160,8 @@ pub enum SignallerEvent {
     PeerLeft {
         peer_name: String,
         reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_id: Option<String>,
     },
     /// Something went wrong; `message` is for people, `code` for programs.
     Error {
@@ -200,6 +250,7 @@ mod tests {
             from: "alice".into(),
             kind: Some(RawValue::from_string("\"signal\"".into()).unwrap()),
             data: RawValue::from_string(r#"{"candidate":{"sdpMLineIndex":0}}"#.into()).unwrap(),
+            last_id: None,
         };
         assert_eq!(
             v(&sig.to_json()),
@@ -228,7 +279,8 @@ mod tests {
         assert_eq!(
             v(&SignallerEvent::PeerLeft {
                 peer_name: "b".into(),
-                reason: "left".into()
+                reason: "left".into(),
+                last_id: Some("5-0".into()),
             }
             .to_json())["event"],
             json!("peer-left")

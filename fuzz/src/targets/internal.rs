@@ -100,6 +100,7 @@ fn msgpack_seeds() -> Vec<Vec<u8>> {
             user: "l:bob".into(),
             reg: "01J".into(),
             prefs: None,
+            since_ms: None,
         }),
         encode(&sample_notice()),
         encode(&GatewayMessage::Matched { user: "l:a".into() }),
@@ -233,6 +234,7 @@ fn round_trip(data: &[u8]) {
             region: None,
             strict: v.initiator,
         }),
+        since_ms: Some(v.numbers[0]),
     };
     assert_eq!(
         decode::<RegisterRequest>(&encode(&request)).unwrap(),

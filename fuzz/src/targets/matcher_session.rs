@@ -135,7 +135,10 @@ impl Sim {
                 | Action::Requeue(_)
                 | Action::RefreshWait { .. }
                 | Action::CountMatch { .. }
-                | Action::Release => Vec::new(),
+                | Action::Release
+                | Action::Park => Vec::new(),
+                // Sessions here start anew (`resume: false`): never asked.
+                Action::Unpark => unreachable!("a fresh session is located, not unparked"),
             };
             self.perform(next);
         }
@@ -223,6 +226,7 @@ fn run(data: &[u8]) {
         },
         Identity::Native {
             session: "01SESSION".into(),
+            resume: false,
         },
     ];
     for identity in identities {
@@ -252,6 +256,7 @@ mod tests {
     fn a_seed_notice_is_delivered_with_a_ticket() {
         let mut sim = Sim::open(Identity::Native {
             session: "01S".into(),
+            resume: false,
         });
         let actions = sim.notice(sample_notice());
         assert!(actions

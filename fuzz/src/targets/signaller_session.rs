@@ -163,6 +163,10 @@ impl Sim {
                     assert!(!self.sessions[other].in_room());
                 }
                 RoomBody::Joined { .. } => {}
+                // The peer is native: it is told, once.
+                RoomBody::Away { .. } | RoomBody::Resumed { .. } => {
+                    assert!(sent.len() <= 1, "{theirs:?}");
+                }
             }
         }
         self.perform(other, theirs);
@@ -185,6 +189,9 @@ impl Sim {
                         JoinRequest::Native { ticket, room } => {
                             admit_native(SECRET, &ticket, room.as_deref(), NOW_MS)
                         }
+                        // No session of this simulation has a credential:
+                        // a resume is refused as the room log would.
+                        JoinRequest::Resume { .. } => Err(JoinRefusal::SessionGone),
                         JoinRequest::Legacy { name, room } => {
                             let empty = HashMap::new();
                             let record = if room == ROOM { &self.record } else { &empty };
@@ -214,6 +221,9 @@ impl Sim {
                                 joined_id,
                                 peer,
                                 backlog: self.log.clone(),
+                                resume: None,
+                                resumed: false,
+                                peer_away: None,
                             };
                             Ok(outcome)
                         }
@@ -240,8 +250,25 @@ impl Sim {
                     let next = self.sessions[who].on_declare_failed();
                     self.perform(who, next);
                 }
-                Action::Close { .. } | Action::Watch { .. } | Action::Unwatch | Action::Release => {
+                Action::GoAway => {
+                    let (id, event) = self.append(who, RoomBody::Away { until_ms: NOW_MS });
+                    self.deliver(who, id, &event);
                 }
+                Action::DeclarePeerAway { .. } => {
+                    let next = self.sessions[who].on_declare_failed();
+                    self.perform(who, next);
+                }
+                Action::DeclarePeerTimedOut { .. } => {
+                    let next = self.sessions[who].on_timeout_failed();
+                    self.perform(who, next);
+                }
+                Action::Close { .. }
+                | Action::Watch { .. }
+                | Action::Unwatch
+                | Action::Release
+                | Action::ArmGrace { .. }
+                | Action::DisarmGrace
+                | Action::Reclaim => {}
             }
         }
     }

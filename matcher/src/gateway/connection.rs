@@ -19,7 +19,7 @@ use wire::CloseCode;
 use super::session::{Action, Identity, Session, TicketIssuer, Waiting};
 use super::sockets::{Mailbox, SocketHandle, SocketMsg};
 use super::SharedGateway;
-use crate::store::{Located, Registered, WAIT_REFRESH};
+use crate::store::{Located, Registered, Unparked, WAIT_REFRESH};
 
 /// First wait before recording a location again after Redis failed.
 const LOCATE_RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -81,7 +81,7 @@ pub async fn run(
         // A native client gets its ICE servers (TURN credential minted for
         // this session) with `hello`, and fresh ones before they expire.
         let native_session = match &identity {
-            Identity::Native { session } => Some(session.clone()),
+            Identity::Native { session, .. } => Some(session.clone()),
             Identity::Legacy { .. } => None,
         };
         let mut session = Session::new(identity, issuer);
@@ -330,6 +330,30 @@ impl Connection {
                             .record(since.elapsed().as_secs_f64());
                     }
                     tracing::info!(%user, "matched");
+                }
+                Action::Park => {
+                    let grace = self.gw.settings.resume_grace;
+                    if let Err(e) = Box::pin(store.park(user, &self.location, grace)).await {
+                        tracing::warn!(%user, error = %e, "park failed; released on the next heartbeat");
+                        self.gw
+                            .pending_releases
+                            .lock()
+                            .unwrap()
+                            .push((user.clone(), self.location.clone()));
+                    }
+                }
+                Action::Unpark => {
+                    let result = Box::pin(store.unpark(user, &self.location)).await.map_err(
+                        |e| tracing::warn!(%user, error = %e, "could not take the session back"),
+                    );
+                    if matches!(&result, Ok(back) if *back != Unparked::Gone) {
+                        self.gw.sockets.put(user.clone(), self.handle.clone());
+                    }
+                    queue.extend(self.session.on_unparked(
+                        result,
+                        Instant::now(),
+                        service::clock::now_ms(),
+                    ));
                 }
                 Action::Release => {
                     if let Err(e) = Box::pin(store.release(user, &self.location)).await {

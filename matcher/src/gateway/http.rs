@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -268,16 +268,40 @@ async fn legacy_ws(
     upgrade(gw, ws, client, Identity::Legacy { name }, url).await
 }
 
+/// `WS /ws?resume=<session id>`: a native session coming back.
+#[derive(Debug, serde::Deserialize)]
+struct NativeQuery {
+    resume: Option<String>,
+}
+
 async fn native_ws(
     State(gw): State<SharedGateway>,
     client: ClientIp,
     headers: HeaderMap,
+    Query(query): Query<NativeQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = refusal(&gw, &headers) {
         return refused;
     }
     let url = signaller_url(&gw, &headers);
-    let session = ulid::Ulid::new().to_string();
-    upgrade(gw, ws, client, Identity::Native { session }, url).await
+    let identity = match query.resume {
+        // Session ids are ULIDs: anything else names no session.
+        Some(session) if ulid::Ulid::from_string(&session).is_err() => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "resume must be the session id from hello (a ULID)",
+            )
+                .into_response()
+        }
+        Some(session) => Identity::Native {
+            session,
+            resume: true,
+        },
+        None => Identity::Native {
+            session: ulid::Ulid::new().to_string(),
+            resume: false,
+        },
+    };
+    upgrade(gw, ws, client, identity, url).await
 }

@@ -55,6 +55,8 @@ pub struct GatewaySettings {
     pub ticket_ttl: Duration,
     pub socket: SocketLimits,
     pub drain_grace: Duration,
+    /// How long a native session whose socket closed may come back.
+    pub resume_grace: Duration,
     /// Whether the original React client's API is served.
     pub legacy_api: bool,
     /// This gateway's region and the interest window told to clients.
@@ -79,6 +81,7 @@ impl From<&crate::Config> for GatewaySettings {
                 c.rate_limit.saturating_mul(4),
             ),
             drain_grace: Duration::from_secs(c.drain_grace_secs),
+            resume_grace: Duration::from_secs(c.resume_grace_secs),
             legacy_api: c.legacy_api == crate::config::Switch::On,
             matchmaking: session::Matchmaking {
                 region: c.region.clone(),

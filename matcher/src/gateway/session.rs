@@ -20,7 +20,7 @@ use wire::ticket::{self, Ticket};
 use wire::user::{Role, UserKey};
 use wire::{CloseCode, ErrorCode};
 
-use crate::store::{ChatOutcome, Located, Registered};
+use crate::store::{ChatOutcome, Located, Registered, Unparked};
 
 /// Display name of a native user who gives none.
 pub const DEFAULT_NAME: &str = "Stranger";
@@ -31,15 +31,17 @@ pub enum Identity {
     /// `WS /ws/{name}`: the original React client, identified by its name
     /// (unique among connected legacy users).
     Legacy { name: String },
-    /// `WS /ws`: our own client, identified by a fresh session id.
-    Native { session: String },
+    /// `WS /ws`: our own client, identified by a fresh session id, or
+    /// (`resume`, `WS /ws?resume=<session id>`) by the id of a session
+    /// whose socket closed within the resume grace window.
+    Native { session: String, resume: bool },
 }
 
 impl Identity {
     pub fn user(&self) -> UserKey {
         match self {
             Identity::Legacy { name } => UserKey::legacy(name),
-            Identity::Native { session } => UserKey::native(session),
+            Identity::Native { session, .. } => UserKey::native(session),
         }
     }
 
@@ -133,6 +135,13 @@ pub enum Action {
     CountMatch { since: Option<Instant> },
     /// Forget this socket's location and withdraw the user (the socket is over).
     Release,
+    /// A native socket is over but its session may come back within the
+    /// resume grace window: forget the location, take the user out of the
+    /// pool, keep its registration and pending notice for the window.
+    Park,
+    /// Take back a parked session (its registration or pending notice);
+    /// then call [`Session::on_unparked`].
+    Unpark,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +220,7 @@ impl Session {
     /// The socket is open: greet a native client, record the location.
     pub fn on_open(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
-        if let Identity::Native { session } = &self.identity {
+        if let Identity::Native { session, .. } = &self.identity {
             let ice = self.hello_ice.take();
             actions.push(Action::Send(MatcherEvent::Hello {
                 session: session.clone(),
@@ -220,8 +229,11 @@ impl Session {
                 ice_servers: ice.map(|i| i.ice_servers),
             }));
         }
-        actions.push(Action::Locate {
-            exclusive: self.identity.is_legacy(),
+        actions.push(match self.identity {
+            Identity::Native { resume: true, .. } => Action::Unpark,
+            _ => Action::Locate {
+                exclusive: self.identity.is_legacy(),
+            },
         });
         actions
     }
@@ -237,6 +249,58 @@ impl Session {
             ice_servers: ice.ice_servers,
             ttl: ice.ttl,
         })]
+    }
+
+    /// The result of [`Action::Unpark`]: the session is back (with its
+    /// pending `matched`, or its registration back in the pool, `since`
+    /// now), or it is not parked (its window passed): the client is told
+    /// and the socket closed, so it starts a new session.
+    pub fn on_unparked(
+        &mut self,
+        result: Result<Unparked, ()>,
+        since: Instant,
+        now_ms: u64,
+    ) -> Vec<Action> {
+        if self.state != State::Locating {
+            return Vec::new();
+        }
+        let back = match result {
+            Ok(Unparked::Gone) => {
+                self.state = State::Closed;
+                self.name_taken = true; // Nothing of ours to release.
+                return vec![
+                    send_error(
+                        ErrorCode::ExpiredResume,
+                        "this matching session is over (its resume grace window passed); \
+                         connect without resume to start a new one",
+                    ),
+                    Action::Close(CloseCode::Policy),
+                ];
+            }
+            Ok(back) => back,
+            Err(()) => {
+                self.state = State::Closed;
+                return vec![unavailable(), Action::Close(CloseCode::GoingAway)];
+            }
+        };
+        self.state = State::Open;
+        match back {
+            Unparked::Matched(notice) => self.deliver(notice, now_ms),
+            Unparked::Waiting { reg, name, prefs } => {
+                self.name = name.clone();
+                let interest_wait_ms = self.interest_wait_ms(prefs.as_ref());
+                self.waiting = Some(Waiting {
+                    reg,
+                    name,
+                    prefs,
+                    since,
+                });
+                vec![Action::Send(MatcherEvent::Queued { interest_wait_ms })]
+            }
+            // Not waiting (never was, or a drain withdrew it): say so, so
+            // that a client that was searching registers again.
+            Unparked::Idle | Unparked::Gone => vec![Action::Send(MatcherEvent::Cancelled {})],
+        }
     }
 
     /// The result of [`Action::Locate`] or [`Action::LocateLater`].
@@ -524,8 +588,10 @@ impl Session {
         self.waiting = None;
         if self.name_taken {
             Vec::new()
-        } else {
+        } else if self.identity.is_legacy() {
             vec![Action::Release]
+        } else {
+            vec![Action::Park]
         }
     }
 
@@ -606,6 +672,7 @@ mod tests {
         Session::new(
             Identity::Native {
                 session: "S1".into(),
+                resume: false,
             },
             issuer(),
         )
@@ -914,7 +981,8 @@ mod tests {
             s.on_drain_deadline(),
             vec![Action::Close(CloseCode::GoingAway)]
         );
-        assert_eq!(s.on_closed(), vec![Action::Release]);
+        // A native session may come back elsewhere within the grace window.
+        assert_eq!(s.on_closed(), vec![Action::Park]);
     }
 
     #[test]
@@ -1016,11 +1084,78 @@ mod tests {
 
     #[test]
     fn closing_releases_and_forgets_the_wait() {
-        let mut s = open(native());
+        let mut s = open(legacy("ann"));
         s.on_registered(Ok((Registered::Queued, waiting("R1"))));
         assert_eq!(s.on_closed(), vec![Action::Release]);
         assert!(s.waiting().is_none());
-        assert!(s.on_notice(Some(notice("s:S1", "R1")), NOW).is_empty());
+        assert!(s.on_notice(Some(notice("l:ann", "R1")), NOW).is_empty());
+    }
+
+    #[test]
+    fn a_native_socket_closing_parks_its_session_for_the_grace_window() {
+        let mut s = open(native());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        assert_eq!(s.on_closed(), vec![Action::Park]);
+        assert!(s.waiting().is_none());
+    }
+
+    fn resuming() -> Session {
+        let mut s = Session::new(
+            Identity::Native {
+                session: "S1".into(),
+                resume: true,
+            },
+            issuer(),
+        );
+        let actions = s.on_open();
+        assert_eq!(sent(&actions)[0]["session"], "S1");
+        assert_eq!(actions.last(), Some(&Action::Unpark));
+        s
+    }
+
+    #[test]
+    fn a_resumed_session_gets_its_pending_match_once_or_its_place_back() {
+        let mut s = resuming();
+        let out = sent(&s.on_unparked(
+            Ok(Unparked::Matched(notice("s:S1", "R1"))),
+            Instant::now(),
+            NOW,
+        ));
+        assert_eq!(out[0]["event"], "matched");
+        assert!(s.waiting().is_none());
+
+        let mut s = resuming();
+        let out = sent(&s.on_unparked(
+            Ok(Unparked::Waiting {
+                reg: "R1".into(),
+                name: "ann".into(),
+                prefs: None,
+            }),
+            Instant::now(),
+            NOW,
+        ));
+        assert_eq!(out, vec![serde_json::json!({"event":"queued"})]);
+        assert_eq!(s.waiting().map(|w| w.reg.as_str()), Some("R1"));
+        // It waits as any socket does: refreshed, and parked again on close.
+        assert_eq!(s.on_tick(), vec![Action::RefreshWait { reg: "R1".into() }]);
+        assert_eq!(s.on_closed(), vec![Action::Park]);
+    }
+
+    #[test]
+    fn a_resumed_session_that_was_not_waiting_is_told_so() {
+        let mut s = resuming();
+        let out = sent(&s.on_unparked(Ok(Unparked::Idle), Instant::now(), NOW));
+        assert_eq!(out, vec![serde_json::json!({"event":"cancelled"})]);
+    }
+
+    #[test]
+    fn a_session_back_after_its_grace_window_is_told_to_start_anew() {
+        let mut s = resuming();
+        let actions = s.on_unparked(Ok(Unparked::Gone), Instant::now(), NOW);
+        assert_eq!(error_code(&actions), "expired_resume");
+        assert_eq!(actions.last(), Some(&Action::Close(CloseCode::Policy)));
+        // It held nothing: nothing to release or park.
+        assert!(s.on_closed().is_empty());
     }
 
     #[test]

@@ -57,6 +57,24 @@ pub enum Located {
     NameTaken,
 }
 
+/// The outcome of a native session coming back ([`Store::unpark`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unparked {
+    /// Not parked (never was, or its grace window passed): start anew.
+    Gone,
+    /// Back, with the `matched` notice made while it was gone.
+    Matched(MatchedNotice),
+    /// Back in line for the pool with its registration (`reg`, display
+    /// `name`, wishes `prefs`).
+    Waiting {
+        reg: String,
+        name: String,
+        prefs: Option<PoolPreferences>,
+    },
+    /// Back, neither waiting nor matched.
+    Idle,
+}
+
 /// The outcome of a legacy chat line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChatOutcome {
@@ -185,6 +203,81 @@ impl Store {
         Ok(released == 1)
     }
 
+    /// `user`'s native socket at `location` closed: take the user out of
+    /// the pool but keep its registration, place and pending notice for
+    /// `grace`, so that it may come back ([`Store::unpark`]), unless another
+    /// socket took the user over. `true` when parked.
+    pub async fn park(
+        &self,
+        user: &UserKey,
+        location: &Location,
+        grace: Duration,
+    ) -> Result<bool, StoreError> {
+        let parked: i64 = run(
+            &self.scripts.park,
+            &self.redis,
+            vec![
+                keys::location(user),
+                keys::pool(),
+                keys::gateway_users(&location.gateway),
+                keys::waiting(user),
+                keys::parked(user),
+            ],
+            vec![
+                location.encode(),
+                user.to_string(),
+                grace.as_millis().max(1).to_string(),
+            ],
+        )
+        .await?;
+        Ok(parked == 1)
+    }
+
+    /// A parked native session comes back with its socket at `location`:
+    /// its pending notice, or its place in the pool, exactly once.
+    pub async fn unpark(
+        &self,
+        user: &UserKey,
+        location: &Location,
+    ) -> Result<Unparked, StoreError> {
+        let (back, notice, waiting, prefs): (i64, bytes::Bytes, String, bytes::Bytes) = run(
+            &self.scripts.unpark,
+            &self.redis,
+            vec![
+                keys::parked(user),
+                keys::location(user),
+                keys::gateway_users(&location.gateway),
+                keys::waiting(user),
+                keys::pool(),
+                keys::notice(user),
+                keys::register_stream(),
+            ],
+            vec![
+                location.encode(),
+                user.to_string(),
+                WAITING_TTL.as_millis().to_string(),
+                wire::PROTOCOL_VERSION.to_string(),
+            ],
+        )
+        .await?;
+        if back != 1 {
+            return Ok(Unparked::Gone);
+        }
+        if !notice.is_empty() {
+            return Ok(decode_notice(user, &notice).map_or(Unparked::Idle, Unparked::Matched));
+        }
+        Ok(match wire::stored::WaitingValue::parse(&waiting) {
+            Some(w) if !waiting.is_empty() => Unparked::Waiting {
+                reg: w.reg,
+                name: w.name,
+                prefs: (!prefs.is_empty())
+                    .then(|| internal::decode::<PoolPreferences>(&prefs).ok())
+                    .flatten(),
+            },
+            _ => Unparked::Idle,
+        })
+    }
+
     /// Put `user` in line for the pool under registration `reg`, made from
     /// client address `addr` (a legacy name is bound to it).
     /// `again` marks a registration made before, registered again by a
@@ -204,6 +297,7 @@ impl Store {
             user: user.to_string(),
             reg: reg.to_string(),
             prefs: prefs.cloned(),
+            since_ms: None,
         });
         let args: Vec<Value> = vec![
             reg.into(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use fred::prelude::*;
 
-pub use gateway_ops::{Beat, ChatOutcome, Located, Registered, WAIT_REFRESH};
+pub use gateway_ops::{Beat, ChatOutcome, Located, Registered, Unparked, WAIT_REFRESH};
 pub use scripts::SOURCES as SCRIPT_SOURCES;
 pub use worker_ops::{PairRun, PairSettings};
 

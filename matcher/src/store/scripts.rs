@@ -20,6 +20,8 @@ pub struct Scripts {
     pub take_notice: Script,
     pub refresh_wait: Script,
     pub trim: Script,
+    pub park: Script,
+    pub unpark: Script,
 }
 
 /// The pool library (`P.*`), prefixed to every script that uses it.
@@ -27,7 +29,7 @@ const POOL_LIB: &str = include_str!("lua/pool.lua");
 
 /// The body of every script, by name (for the key-discipline test); `pool`
 /// is the library, not a script of its own.
-pub const SOURCES: [(&str, &str); 12] = [
+pub const SOURCES: [(&str, &str); 14] = [
     ("pool", POOL_LIB),
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
@@ -40,6 +42,8 @@ pub const SOURCES: [(&str, &str); 12] = [
     ("take_notice", include_str!("lua/take_notice.lua")),
     ("refresh_wait", include_str!("lua/refresh_wait.lua")),
     ("trim", include_str!("lua/trim.lua")),
+    ("park", include_str!("lua/park.lua")),
+    ("unpark", include_str!("lua/unpark.lua")),
 ];
 
 impl Default for Scripts {
@@ -70,6 +74,8 @@ impl Default for Scripts {
             take_notice: script("take_notice"),
             refresh_wait: script("refresh_wait"),
             trim: script("trim"),
+            park: script("park"),
+            unpark: script("unpark"),
         }
     }
 }

@@ -81,6 +81,7 @@ impl Store {
                         Some(p) => Value::Bytes(wire::internal::encode(p).into()),
                         None => "".into(),
                     });
+                    args.push(r.since_ms.map_or(String::new(), |t| t.to_string()).into());
                 }
                 None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
             }

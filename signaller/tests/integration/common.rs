@@ -180,3 +180,21 @@ pub async fn expect_error(ws: &mut WsClient, code: &str) -> Value {
 
 /// How long a test waits to be sure nothing more arrives.
 pub const QUIET: Duration = Duration::from_millis(300);
+
+/// `frame` without the resume bookkeeping of native events (`resume`,
+/// `last_id`), for comparing the rest exactly.
+pub fn bare(mut frame: Value) -> Value {
+    if let Some(map) = frame.as_object_mut() {
+        map.remove("resume");
+        map.remove("last_id");
+    }
+    frame
+}
+
+/// The room-log id a native event carries (`last_id`).
+pub fn last_id(frame: &Value) -> wire::internal::StreamId {
+    frame["last_id"]
+        .as_str()
+        .and_then(wire::internal::StreamId::parse)
+        .unwrap_or_else(|| panic!("no last_id in {frame}"))
+}

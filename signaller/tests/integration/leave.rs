@@ -1,6 +1,7 @@
 //! When a peer leaves (close, `leave`, skip, or a crash of its
 //! node) the other peer is told within a bounded time, across nodes, and
-//! the room is closed.
+//! the room is closed; a native peer whose socket closed or whose node
+//! died is first away, and the room closes when its grace window passes.
 
 use std::time::Duration;
 
@@ -19,18 +20,23 @@ use crate::common::*;
 async fn close_leave_skip_and_node_death_tell_the_peer() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let (n1, n2) = two_nodes(&redis).await;
+    let grace = ["--resume-grace-secs", "1"];
+    let (n1, n2) = (node(&redis, &grace).await, node(&redis, &grace).await);
 
-    // Close: ann's socket closes; bob (other node) gets peer-left
-    // `disconnected`; the room is closed for good.
+    // Close: ann's (native) socket closes; bob (other node) is told she is
+    // reconnecting, then, once her grace window passed, peer-left
+    // `timeout`; the room is closed for good.
     let room = new_room();
     let ticket_a = ticket(&room, "s:A", "ann", Role::Initiator);
     let (a, _) = join_native(&n1, &ticket_a).await;
     let (mut b, _) = join_native(&n2, &ticket(&room, "s:B", "bob", Role::Responder)).await;
     a.close().await;
+    assert_eq!(b.recv().await["event"], "peer-reconnecting");
+    let left = b.recv().await;
     assert_eq!(
-        b.recv().await,
-        json!({"event":"peer-left","peer_name":"ann","reason":"disconnected"})
+        (&left["event"], &left["reason"]),
+        (&json!("peer-left"), &json!("timeout")),
+        "{left}"
     );
     b.send_json(&signal(&room, &json!({}))).await;
     expect_error(&mut b, "room_closed").await;
@@ -46,9 +52,11 @@ async fn close_leave_skip_and_node_death_tell_the_peer() {
     let (mut b, _) = join_native(&n2, &ticket(&room, "s:B", "bob", Role::Responder)).await;
     assert_eq!(a.recv().await["event"], "peer-joined");
     a.send_json(&json!({"event":"leave"})).await;
+    let left = b.recv().await;
     assert_eq!(
-        b.recv().await,
-        json!({"event":"peer-left","peer_name":"ann","reason":"left"})
+        (&left["event"], &left["reason"]),
+        (&json!("peer-left"), &json!("left")),
+        "{left}"
     );
     a.expect_silence(QUIET).await;
 
@@ -86,8 +94,9 @@ async fn close_leave_skip_and_node_death_tell_the_peer() {
     new.expect_silence(QUIET).await;
 
     // Node death: ann (native) and dave (legacy) sit on n3, which is
-    // killed; their peers on n1 are told within the bound.
-    let n3 = node(&redis, &[]).await;
+    // killed; their peers on n1 are told within the bound (bob that ann
+    // is reconnecting: she may resume elsewhere).
+    let n3 = node(&redis, &grace).await;
     let bound = super::common::config(&redis, &[]).node_loss_bound();
     let (native_room, legacy) = (new_room(), new_room());
     // Bob learns ann's node from the member list, erin dave's from his
@@ -101,9 +110,11 @@ async fn close_leave_skip_and_node_death_tell_the_peer() {
     let _dave = join_legacy(&n3, "dave", &legacy, "initiator").await;
     let killed = Instant::now();
     n3.kill();
+    let away = b.recv().await;
     assert_eq!(
-        b.recv().await,
-        json!({"event":"peer-left","peer_name":"ann","reason":"node_lost"})
+        (&away["event"], &away["peer_name"]),
+        (&json!("peer-reconnecting"), &json!("ann")),
+        "{away}"
     );
     assert_eq!(
         erin.recv().await,
@@ -116,22 +127,23 @@ async fn close_leave_skip_and_node_death_tell_the_peer() {
         took <= bound + slack,
         "told after {took:?}; bound {bound:?}"
     );
+    assert_eq!(b.recv().await["reason"], "timeout");
     b.expect_silence(QUIET).await;
     erin.expect_silence(QUIET).await;
 
-    // Graceful drain: the draining node's sockets leave their rooms (the
-    // peer gets `drained`) and are closed with 1001.
+    // Graceful drain: the draining node's legacy sockets leave their rooms
+    // (the peer gets `peer-disconnected`) and are closed with 1001.
     let n4 = node(&redis, &[]).await;
     let room = new_room();
-    let (mut a, _) = join_native(&n4, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let (mut b, _) = join_native(&n1, &ticket(&room, "s:B", "bob", Role::Responder)).await;
-    assert_eq!(a.recv().await["event"], "peer-joined");
+    legacy_room(&redis, &room, "fay", "gus");
+    let mut fay = join_legacy(&n4, "fay", &room, "initiator").await;
+    let mut gus = join_legacy(&n1, "gus", &room, "responder").await;
     tokio::time::timeout(testkit::STEP, n4.shutdown())
         .await
         .expect("drain finishes");
-    assert_eq!(a.recv_close().await, Some(1001));
+    assert_eq!(fay.recv_close().await, Some(1001));
     assert_eq!(
-        b.recv().await,
-        json!({"event":"peer-left","peer_name":"ann","reason":"drained"})
+        gus.recv().await,
+        json!({"event":"peer-disconnected","message":"fay has disconnected"})
     );
 }

@@ -13,6 +13,7 @@ mod metrics;
 mod redis_restart;
 mod relay;
 mod replacement;
+mod resume;
 mod room_limits;
 mod security;
 mod startup;

@@ -34,28 +34,29 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
     let room = new_room();
 
     let (mut a, joined) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
+    assert!(joined["resume"].as_str().is_some_and(|r| !r.is_empty()));
     assert_eq!(
-        joined,
+        bare(joined),
         json!({"event":"joined","room_code":room,"role":"initiator","peer_present":false})
     );
     let (mut b, joined) = join_native(&n2, &ticket(&room, "s:B", "bob", Role::Responder)).await;
     assert_eq!(
-        joined,
+        bare(joined),
         json!({"event":"joined","room_code":room,"role":"responder","peer_present":true,"peer_name":"ann"})
     );
     assert_eq!(
-        a.recv().await,
+        bare(a.recv().await),
         json!({"event":"peer-joined","peer_name":"bob"})
     );
 
     a.send_json(&signal(&room, &offer())).await;
     assert_eq!(
-        b.recv().await,
+        bare(b.recv().await),
         json!({"event":"signal","room_code":room,"from":"ann","type":"signal","data":offer()})
     );
     b.send_json(&signal(&room, &answer())).await;
     assert_eq!(
-        a.recv().await,
+        bare(a.recv().await),
         json!({"event":"signal","room_code":room,"from":"bob","type":"signal","data":answer()})
     );
 
@@ -65,10 +66,14 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
         b.send_json(&json!({"event":"signal","data":candidate("b", i)}))
             .await;
     }
+    // Every event carries its room-log id, rising: the resume cursor.
+    let mut cursor = wire::internal::StreamId::default();
     for i in 0..50 {
         let got = b.recv().await;
+        assert!(last_id(&got) > cursor, "{got}");
+        cursor = last_id(&got);
         assert_eq!(
-            got,
+            bare(got),
             json!({"event":"signal","room_code":room,"from":"ann","type":"signal","data":candidate("a", i)}),
             "candidate {i} at B"
         );
@@ -76,7 +81,7 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
     for i in 0..50 {
         let got = a.recv().await;
         assert_eq!(
-            got,
+            bare(got),
             json!({"event":"signal","room_code":room,"from":"bob","data":candidate("b", i)}),
             "candidate {i} at A"
         );

@@ -33,7 +33,7 @@ async fn a_members_second_socket_replaces_the_first_across_nodes() {
 
     let (mut a2, joined) = join_native(&n2, &ticket_a).await;
     assert_eq!(
-        joined,
+        bare(joined),
         json!({"event":"joined","room_code":room,"role":"initiator",
                "peer_present":true,"peer_name":"bob"})
     );
@@ -59,7 +59,7 @@ async fn a_members_second_socket_replaces_the_first_across_nodes() {
     // The room ends as usual when the newer socket leaves.
     a2.send_json(&json!({"event":"leave"})).await;
     assert_eq!(
-        b.recv().await,
+        bare(b.recv().await),
         json!({"event":"peer-left","peer_name":"ann","reason":"left"})
     );
 

@@ -32,6 +32,18 @@ async fn bad_configuration_fails_at_start_with_a_clear_error() {
     assert!(e.starts_with("--closed-room-ttl-secs"), "{e}");
     let e = start_error(&["--max-rooms-per-user", "0"]).await;
     assert!(e.starts_with("--max-rooms-per-user"), "{e}");
+    let e = start_error(&["--resume-grace-secs", "0"]).await;
+    assert!(e.starts_with("--resume-grace-secs"), "{e}");
+    let e = start_error(&[
+        "--room-log-ttl-secs",
+        "60",
+        "--closed-room-ttl-secs",
+        "60",
+        "--resume-grace-secs",
+        "60",
+    ])
+    .await;
+    assert!(e.starts_with("--resume-grace-secs"), "{e}");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let e = start_error(&["--listen", &addr]).await;

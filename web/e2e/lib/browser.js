@@ -67,6 +67,21 @@ export class TestPage {
       window.RTCPeerConnection = Tracked;
     });
     await context.addInitScript(sampleRemoteFrameSource);
+    // Every state the status line goes through, in order (a reconnect may
+    // last less than a polling interval).
+    await context.addInitScript(() => {
+      window.__rvcStates = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const status = document.getElementById('status');
+        if (!status) return;
+        const note = () => {
+          const v = status.dataset.state;
+          if (window.__rvcStates.at(-1) !== v) window.__rvcStates.push(v);
+        };
+        note();
+        new MutationObserver(note).observe(status, { attributes: true, attributeFilter: ['data-state'] });
+      });
+    });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);
     return new TestPage(name, context, page);
@@ -120,6 +135,38 @@ export class TestPage {
       const now = await this.describe();
       throw new Error(`${this.name}: status never became ${list.join('|')} within ${timeout} ms; it is ${now}`, { cause: err });
     }
+  }
+
+  /** How many status-line states were seen so far (a mark for `waitForStates`). */
+  statesSeen() {
+    return this.page.evaluate(() => window.__rvcStates.length);
+  }
+
+  /** Wait until the status line went through `sequence` (in order, others between allowed) after `mark`. */
+  async waitForStates(sequence, mark = 0, timeout = WAIT_MS) {
+    try {
+      await this.page.waitForFunction(
+        ([seq, from]) => {
+          let i = 0;
+          for (const st of window.__rvcStates.slice(from)) if (st === seq[i]) i += 1;
+          return i === seq.length && window.__rvcStates.at(-1) === seq.at(-1);
+        },
+        [sequence, mark],
+        { timeout, polling: 100 },
+      );
+    } catch (err) {
+      const seen = await this.page.evaluate((from) => window.__rvcStates.slice(from), mark).catch(() => '?');
+      throw new Error(`${this.name}: status never went ${sequence.join(' → ')} within ${timeout} ms; it went ${seen}`, { cause: err });
+    }
+  }
+
+  /** The ICE username fragment of the page's last peer connection (changes on an ICE restart). */
+  iceUfrag() {
+    return this.page.evaluate(() => {
+      const pc = window.__rvcPeers.at(-1);
+      const m = pc && pc.localDescription && pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/);
+      return m ? m[1] : null;
+    });
   }
 
   async describe() {

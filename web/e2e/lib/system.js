@@ -97,6 +97,13 @@ class Proc {
     return e ? `${this.name} exited (code ${e.code}, signal ${e.signal})` : `${this.name} is running`;
   }
 
+  /** SIGKILL, as a crash: no clean-up at all. */
+  async kill() {
+    if (this.exited) return;
+    this.child.kill('SIGKILL');
+    await this.exitPromise;
+  }
+
   async stop() {
     if (this.exited) return;
     this.child.kill('SIGTERM');
@@ -217,6 +224,7 @@ function binary(name) {
 export class System {
   constructor() {
     this.procs = [];
+    this.balancers = [];
     this.ticketSecret = randomBytes(32).toString('hex');
     this.redisUrl = null;
   }
@@ -314,6 +322,46 @@ export class System {
     return { port, base, url: `${base}/`, proc };
   }
 
+  /**
+   * A TCP load balancer in front of signaller nodes (as nginx is in the
+   * deployment): each connection goes to the first of `ports` that accepts
+   * it, so clients reach a live node at the same address when one dies.
+   * Returns {port, url (ws URL)}.
+   */
+  async startBalancer(ports) {
+    const port = await freePort();
+    const pipes = new Set();
+    const server = net.createServer((client) => {
+      client.pause();
+      const tryBackend = (i) => {
+        if (i >= ports.length) {
+          client.destroy();
+          return;
+        }
+        const backend = net.connect(ports[i], '127.0.0.1');
+        backend.once('error', () => tryBackend(i + 1));
+        backend.once('connect', () => {
+          backend.removeAllListeners('error');
+          const end = () => {
+            client.destroy();
+            backend.destroy();
+            pipes.delete(end);
+          };
+          pipes.add(end);
+          backend.on('error', end).on('close', end);
+          client.on('error', end).on('close', end);
+          client.pipe(backend);
+          backend.pipe(client);
+          client.resume();
+        });
+      };
+      tryBackend(0);
+    });
+    await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+    this.balancers.push({ server, pipes });
+    return { port, url: `ws://127.0.0.1:${port}/ws` };
+  }
+
   /** Everything that happened on the servers, for a failure report. */
   logs() {
     return this.procs
@@ -327,6 +375,10 @@ export class System {
 
   /** Stop everything, newest first (services before their Redis). */
   async stop() {
+    for (const { server, pipes } of this.balancers) {
+      for (const end of pipes) end();
+      server.close();
+    }
     for (const p of this.procs.slice().reverse()) await p.stop();
   }
 }

@@ -16,8 +16,9 @@
 -- ARGV[2] region window, ARGV[3] interest window, ARGV[4] rematch-after (ms)
 -- ARGV[5] n, the number of entry ids that follow
 -- ARGV[6 .. 5+n] entry ids to acknowledge
--- ARGV[6+n ..] triples of (user key, registration id, wishes: MessagePack
---              PoolPreferences or '')
+-- ARGV[6+n ..] quadruples of (user key, registration id, wishes: MessagePack
+--              PoolPreferences or '', when it first entered the pool, ms, or
+--              '' for now: a session back from a dropped socket keeps it)
 --
 -- Returns the number of users added.
 local windows = { region = tonumber(ARGV[2]), interest = tonumber(ARGV[3]),
@@ -26,11 +27,11 @@ local n = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = 0
-for i = 6 + n, #ARGV - 2, 3 do
-  local user, reg, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 6 + n, #ARGV - 3, 4 do
+  local user, reg, blob, since = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local waiting = redis.call('GET', K.waiting(user))
   if waiting and V.waiting_parse(waiting) == reg then
-    added = added + P.join(user, now, blob, windows)
+    added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, windows)
   end
 end
 for i = 6, 5 + n do

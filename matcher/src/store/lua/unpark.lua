@@ -1,0 +1,43 @@
+-- A native session comes back within its grace window (park.lua), on any
+-- gateway: record the new socket's location, and either take the `matched`
+-- notice that waits for it (made before it could be delivered: exactly
+-- once, as locate.lua does) or put its registration back in line for the
+-- pool, with its wishes and the time it first entered (so it keeps how long
+-- it has waited): a register entry the workers move into the pool. A
+-- session that is not parked (never was, or its window passed) is refused:
+-- the client starts a new one.
+--
+-- KEYS[1] parked key, KEYS[2] location key, KEYS[3] this gateway's user
+-- set, KEYS[4] waiting key, KEYS[5] pool, KEYS[6] notice key,
+-- KEYS[7] register stream
+-- ARGV[1] this socket's location value, ARGV[2] user key,
+-- ARGV[3] waiting lifetime, ms, ARGV[4] protocol version
+--
+-- Returns { 0, '', '', '' } when not parked, else { 1, notice or '',
+-- waiting value or '', wishes or '' } (the waiting value and wishes only
+-- when it is back in line for the pool).
+local parked = redis.call('GET', KEYS[1])
+if not parked then
+  return { 0, '', '', '' }
+end
+parked = cmsgpack.unpack(parked)
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+local notice = redis.call('GET', KEYS[6])
+if notice then
+  redis.call('DEL', KEYS[6])
+  return { 1, notice, '', '' }
+end
+local waiting = redis.call('GET', KEYS[4])
+if not waiting then
+  return { 1, '', '', '' }
+end
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+local reg = V.waiting_parse(waiting)
+redis.call('XADD', KEYS[7], '*', V.register_field, cmsgpack.pack({
+  v = tonumber(ARGV[4]), user = ARGV[2], reg = reg,
+  prefs = parked.prefs and cmsgpack.unpack(parked.prefs) or nil,
+  since_ms = parked.since,
+}))
+return { 1, '', waiting, parked.prefs or '' }
