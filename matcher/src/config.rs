@@ -155,6 +155,41 @@ pub struct Config {
     #[arg(long, env = "RVC_DRAIN_GRACE_SECS", default_value_t = 10)]
     pub drain_grace_secs: u64,
 
+    /// Two users one of whom blocked the other are never paired again for
+    /// this many days.
+    #[arg(long, env = "RVC_BLOCK_DAYS", default_value_t = 30)]
+    pub block_days: u64,
+
+    /// Reports from distinct reporters (distinct identities and addresses)
+    /// within --report-window-mins that ban the reported user.
+    #[arg(long, env = "RVC_BAN_AFTER_REPORTS", default_value_t = 3)]
+    pub ban_after_reports: u32,
+
+    /// The window in which reports about one user add up, minutes.
+    #[arg(long, env = "RVC_REPORT_WINDOW_MINS", default_value_t = 60)]
+    pub report_window_mins: u64,
+
+    /// A first ban's length, s; doubled for each repeat ban within a week.
+    #[arg(long, env = "RVC_BAN_SECS", default_value_t = 3600)]
+    pub ban_secs: u64,
+
+    /// Reports one user may make per hour (mass-reporting is useless).
+    #[arg(long, env = "RVC_REPORTS_PER_HOUR", default_value_t = 20)]
+    pub reports_per_hour: u32,
+
+    /// Where the admin API listens (only when an admin token is set).
+    #[arg(long, env = "RVC_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+
+    /// Bearer token of the admin API; the API is off without one. Prefer
+    /// --admin-token-file.
+    #[arg(long, env = "RVC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin API's bearer token (one trailing newline ignored).
+    #[arg(long, env = "RVC_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
     /// TURN relay URLs handed to clients with a credential minted per
     /// session, comma separated, each `turn:` or `turns:` (e.g.
     /// turn:turn.example.com:3478?transport=udp). Needs --turn-secret or
@@ -232,6 +267,12 @@ impl Config {
         at_least("--notice-ttl-secs", self.notice_ttl_secs, 1)?;
         at_least("--ticket-ttl-secs", self.ticket_ttl_secs, 1)?;
         at_least("--resume-grace-secs", self.resume_grace_secs, 1)?;
+        at_least("--block-days", self.block_days, 1)?;
+        at_least("--ban-after-reports", self.ban_after_reports as u64, 1)?;
+        at_least("--report-window-mins", self.report_window_mins, 1)?;
+        at_least("--ban-secs", self.ban_secs, 1)?;
+        at_least("--reports-per-hour", self.reports_per_hour as u64, 1)?;
+        self.admin_token()?;
         at_least("--idle-timeout-secs", self.idle_timeout_secs, 1)?;
         at_least("--rate-limit", self.rate_limit as u64, 1)?;
         if self.region.chars().count() > 32
@@ -256,6 +297,44 @@ impl Config {
     /// The ICE servers to hand out, checked: URLs of the right scheme, a
     /// TURN secret exactly when there are TURN URLs (one without the other
     /// is a mistake, not a default), the secret file readable.
+    /// The admin API's token, if it is on (from --admin-token-file, else
+    /// --admin-token); at least 16 bytes.
+    pub fn admin_token(&self) -> Result<Option<String>, StartError> {
+        let invalid =
+            |setting: &'static str, reason: String| StartError::Invalid { setting, reason };
+        let (setting, token) = match (&self.admin_token_file, &self.admin_token) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "--admin-token-file",
+                        format!("{}: cannot read: {e}", path.display()),
+                    )
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                ("--admin-token-file", Some(text.to_string()))
+            }
+            (None, token) => ("--admin-token", token.clone()),
+        };
+        match token {
+            Some(t) if t.len() < 16 => Err(invalid(
+                setting,
+                format!("must be at least 16 bytes ({} given)", t.len()),
+            )),
+            t => Ok(t),
+        }
+    }
+
+    /// How reports turn into bans.
+    pub fn report_policy(&self) -> crate::store::ReportPolicy {
+        crate::store::ReportPolicy {
+            reports_per_hour: self.reports_per_hour,
+            window: Duration::from_secs(self.report_window_mins * 60),
+            ban_after: self.ban_after_reports,
+            ban: Duration::from_secs(self.ban_secs),
+        }
+    }
+
     pub fn ice_settings(&self) -> Result<IceSettings, StartError> {
         use crate::gateway::ice_servers::{parse_urls, MIN_TURN_SECRET_BYTES};
         let invalid =

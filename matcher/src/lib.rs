@@ -30,6 +30,8 @@ pub struct Running {
     gateway: Option<(SocketAddr, SharedGateway)>,
     /// Where `--internal-listen` serves metrics and readiness.
     internal: Option<SocketAddr>,
+    /// Where the admin API listens (when a token is set).
+    admin: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     drain: ShutdownTrigger,
     kill: ShutdownTrigger,
@@ -40,6 +42,7 @@ pub struct Running {
 pub async fn spawn(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     let ice = config.ice_settings()?;
+    let admin_token = config.admin_token()?;
     let checked = service::startup::Checked::new(&config.shared)?;
     // Bind first: a port in use is a configuration error to report at once.
     let listener = if config.runs_gateway() {
@@ -108,6 +111,31 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         gateway = Some((addr, gw));
     }
 
+    // The admin API, beside a gateway, only when a token is configured.
+    let mut admin = None;
+    if let (Some(token), true) = (&admin_token, config.runs_gateway()) {
+        let listener = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.admin_listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.admin_listen,
+            source,
+        })?;
+        let app =
+            gateway::admin::router(Arc::new(gateway::admin::Admin::new(store.clone(), token)));
+        let mut stop = kill_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await;
+        }));
+        tracing::info!(%addr, "admin API listening");
+        admin = Some(addr);
+    }
+
     if config.runs_worker() {
         let reader = service::redis_conn::connect_blocking(&checked.redis).await?;
         let worker = Worker::new(store.clone(), reader, WorkerSettings::from(&config));
@@ -134,6 +162,7 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         gateway,
         internal,
+        admin,
         tasks,
         drain,
         kill,
@@ -168,6 +197,11 @@ impl Running {
     /// Where the internal listener (metrics, readiness) listens, if configured.
     pub fn internal_addr(&self) -> Option<SocketAddr> {
         self.internal
+    }
+
+    /// The admin API's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
     }
 
     /// Number of sockets the gateway holds.

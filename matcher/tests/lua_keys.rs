@@ -39,21 +39,24 @@ fn every_stored_value_is_read_alike_in_lua_and_rust() {
         // Waiting value: Lua builds, Rust reads, and back.
         let lua = eval(
             &redis,
-            "return V.waiting(ARGV[1], ARGV[2], ARGV[3])",
-            &["01J", "::1", name],
+            "return V.waiting(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])",
+            &["01J", "::1", "d:01D", "a:::/64", name],
         );
         let w = WaitingValue {
             reg: "01J".into(),
             addr: "::1".into(),
+            identity: "d:01D".into(),
+            address: "a:::/64".into(),
             name: name.into(),
         };
         assert_eq!(lua, w.encode());
         let parsed = eval(
             &redis,
-            "local r, a, n = V.waiting_parse(ARGV[1]) return r .. '|' .. a .. '|' .. n",
+            "local r, a, i, s, n = V.waiting_parse(ARGV[1]) \
+             return r .. '|' .. a .. '|' .. i .. '|' .. s .. '|' .. n",
             &[&w.encode()],
         );
-        assert_eq!(parsed, format!("01J|::1|{name}"));
+        assert_eq!(parsed, format!("01J|::1|d:01D|a:::/64|{name}"));
 
         // Partner value.
         let p = PartnerValue {

@@ -276,6 +276,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     store.ensure_group().await.unwrap();
     store.heartbeat("gw1", Duration::from_secs(30)).await;
     let (a, b) = (UserKey::native("A"), UserKey::native("B"));
+    let who = wire::moderation::Who::address("127.0.0.1");
     for (user, socket) in [(&a, "S1"), (&b, "S2")] {
         let here = Location {
             addr: "127.0.0.1".into(),
@@ -289,14 +290,14 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     }
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", None, false)
+            .register(&a, "RA", "127.0.0.1", "a", &who, None, false)
             .await
             .unwrap(),
         Registered::Queued
     );
     assert_eq!(
         store
-            .register(&b, "RB", "127.0.0.1", "b", None, false)
+            .register(&b, "RB", "127.0.0.1", "b", &who, None, false)
             .await
             .unwrap(),
         Registered::Queued
@@ -319,7 +320,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // (it had not seen the notice yet): refused, the notice waits instead.
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", None, true)
+            .register(&a, "RA", "127.0.0.1", "a", &who, None, true)
             .await
             .unwrap(),
         Registered::AlreadyMatched
@@ -328,7 +329,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // A fresh registration after the match is fine.
     assert_eq!(
         store
-            .register(&a, "RA2", "127.0.0.1", "a", None, false)
+            .register(&a, "RA2", "127.0.0.1", "a", &who, None, false)
             .await
             .unwrap(),
         Registered::Queued

@@ -34,6 +34,22 @@ pub const REDIS_RECONNECTS: &str = "rvc_redis_reconnects_total";
 pub const DRAINS: &str = "rvc_drains_total";
 /// TURN credentials minted, by `via`: [`TURN_CREDENTIAL_VIAS`].
 pub const TURN_CREDENTIALS: &str = "rvc_turn_credentials_issued_total";
+/// Reports users made (stored; each counted once per reporter for bans).
+pub const REPORTS: &str = "rvc_reports_total";
+/// Bans made, by whom (`by`: `reports` or `admin`).
+pub const BANS: &str = "rvc_bans_total";
+/// Blocks users made.
+pub const BLOCKS: &str = "rvc_blocks_total";
+/// Admin API requests, by `action` and `outcome` (`ok`, `unauthorized`, `error`).
+pub const ADMIN_ACTIONS: &str = "rvc_admin_actions_total";
+/// The admin API's actions, for pre-registration.
+pub const ADMIN_ACTION_NAMES: [&str; 5] = [
+    "list_reports",
+    "list_bans",
+    "add_ban",
+    "remove_ban",
+    "stats",
+];
 /// How a TURN credential reached its client: with `hello`, in an
 /// `ice-servers` refresh on the socket, or from `GET /ice-servers`.
 pub const TURN_CREDENTIAL_VIAS: [&str; 3] = ["hello", "refresh", "http"];
@@ -109,6 +125,11 @@ pub fn register(role: Role) {
                 counter!(TURN_CREDENTIALS, "via" => via).increment(0);
             }
             gauge!(POOL_SIZE).increment(0.0);
+            counter!(REPORTS).increment(0);
+            counter!(BLOCKS).increment(0);
+            for by in ["reports", "admin"] {
+                counter!(BANS, "by" => by).increment(0);
+            }
             // Touched, not recorded: listed with empty buckets.
             let _ = histogram!(TIME_TO_MATCH);
         }

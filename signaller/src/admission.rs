@@ -65,6 +65,8 @@ pub enum JoinRefusal {
     RoomLogFull,
     #[error("the service is unavailable; retry shortly")]
     Unavailable,
+    #[error("this user is banned: the session cannot resume")]
+    Banned,
 }
 
 use wire::ErrorCode;
@@ -84,6 +86,7 @@ impl JoinRefusal {
             JoinRefusal::TooManyRooms(_) => ErrorCode::TooManyRooms,
             JoinRefusal::RoomLogFull => ErrorCode::RoomLogFull,
             JoinRefusal::Unavailable => ErrorCode::Unavailable,
+            JoinRefusal::Banned => ErrorCode::Banned,
         }
     }
 }
@@ -152,9 +155,8 @@ pub fn admit_resume(
             return Err(JoinRefusal::WrongRoom);
         }
     }
-    // Moderation hook: a user banned from this room (or from the service)
-    // must not resume. The ban check goes here, refusing before the room
-    // log hands the session its place back; nothing bans yet.
+    // A banned user must not resume: the shell checks the session's ban
+    // (in Redis) right after this, before the room log hands its place back.
     Ok(AdmittedResume {
         admitted: Admitted {
             room,

@@ -384,6 +384,14 @@ impl Connection {
         let resume =
             admission::admit_resume(secret, credential, room_hint, service::clock::now_ms())?;
         let (room, me) = (resume.admitted.room.as_str(), &resume.admitted.me);
+        match shared.room_log.is_banned(me.user.as_str()).await {
+            Ok(true) => return Err(JoinRefusal::Banned),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the user's ban");
+                return Err(JoinRefusal::Unavailable);
+            }
+        }
         // The away session still holds its claim; a claim that lapsed
         // meanwhile is taken again, within the limit.
         let claim = shared.room_log.claim(&me.user, room).await.map_err(|e| {

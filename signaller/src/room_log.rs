@@ -196,6 +196,16 @@ pub struct RoomLog {
     resume: Script,
 }
 
+impl RoomLog {
+    /// Whether the matcher banned this session (after reports, or the
+    /// admin): a banned user cannot resume.
+    pub async fn is_banned(&self, user: &str) -> Result<bool, fred::error::Error> {
+        let key = wire::keys::ban(&wire::moderation::user_subject(user));
+        let n: i64 = self.redis.exists(key).await?;
+        Ok(n > 0)
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     d.as_millis().clamp(1, i64::MAX as u128) as i64
 }

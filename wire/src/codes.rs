@@ -71,6 +71,12 @@ pub enum ErrorCode {
     /// The session was resumed already (on another socket): a credential
     /// resumes once.
     ResumeUsed,
+    /// The user (its identity or its address) is banned for now; the event
+    /// carries `retry_after` (seconds).
+    Banned,
+    /// A report whose reason is not one of the known ones, or whose note is
+    /// too long.
+    BadReport,
 }
 
 /// How an error counts in the `rvc_errors_total{kind}` metric.
@@ -103,7 +109,7 @@ impl ErrorKind {
 
 impl ErrorCode {
     /// Every code, for documentation tests and metric pre-registration.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::BadMessage,
@@ -133,6 +139,8 @@ impl ErrorCode {
         ErrorCode::ForgedResume,
         ErrorCode::ExpiredResume,
         ErrorCode::ResumeUsed,
+        ErrorCode::Banned,
+        ErrorCode::BadReport,
     ];
 
     /// The code as sent on the wire.
@@ -167,6 +175,8 @@ impl ErrorCode {
             ErrorCode::ForgedResume => "forged_resume",
             ErrorCode::ExpiredResume => "expired_resume",
             ErrorCode::ResumeUsed => "resume_used",
+            ErrorCode::Banned => "banned",
+            ErrorCode::BadReport => "bad_report",
         }
     }
 
@@ -183,6 +193,7 @@ impl ErrorCode {
             | ErrorCode::TooManyRooms
             | ErrorCode::BadPreferences
             | ErrorCode::NotJoined
+            | ErrorCode::BadReport
             | ErrorCode::AlreadyJoined => ErrorKind::BadInput,
             ErrorCode::NameTaken
             | ErrorCode::BadTicket
@@ -192,6 +203,7 @@ impl ErrorCode {
             | ErrorCode::ForgedResume
             | ErrorCode::ExpiredResume
             | ErrorCode::ResumeUsed
+            | ErrorCode::Banned
             | ErrorCode::NoRoom
             | ErrorCode::NotMember
             | ErrorCode::RoomClosed => ErrorKind::AuthRefused,
@@ -234,10 +246,12 @@ pub enum CloseCode {
     /// took the name over from a stranger's matching socket, or a member's
     /// newer socket joined the same room (signaller).
     Replaced,
+    /// The user is banned (after the `banned` error event).
+    Banned,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 8] = [
+    pub const ALL: [CloseCode; 9] = [
         CloseCode::GoingAway,
         CloseCode::Unsupported,
         CloseCode::Policy,
@@ -246,6 +260,7 @@ impl CloseCode {
         CloseCode::Idle,
         CloseCode::NameTaken,
         CloseCode::Replaced,
+        CloseCode::Banned,
     ];
 
     /// The number sent in the close frame.
@@ -258,6 +273,7 @@ impl CloseCode {
             CloseCode::Idle => 4408,
             CloseCode::NameTaken => 4409,
             CloseCode::Replaced => 4410,
+            CloseCode::Banned => 4403,
         }
     }
 
@@ -272,6 +288,7 @@ impl CloseCode {
             CloseCode::Idle => "idle timeout",
             CloseCode::NameTaken => "name already connected",
             CloseCode::Replaced => "replaced by a newer connection",
+            CloseCode::Banned => "banned",
         }
     }
 }

@@ -99,6 +99,67 @@ pub fn last_partner(user: &UserKey) -> String {
     format!("{PREFIX}:{{m}}:last:{user}")
 }
 
+/// A ban of `subject` (`d:<device>`, `a:<address>` or `u:<user key>`,
+/// see [`crate::moderation`]): holds the ban's id, lapses when it lifts.
+pub fn ban(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:ban:{subject}")
+}
+
+/// The record of ban `id` (MessagePack [`crate::moderation::Ban`]).
+pub fn ban_record(id: &str) -> String {
+    format!("{PREFIX}:{{m}}:banrec:{id}")
+}
+
+/// Sorted set of ban ids (score: when each lifts, ms), for the admin API.
+pub fn bans() -> String {
+    format!("{PREFIX}:{{m}}:bans")
+}
+
+/// How many times `subject` was banned in the last week (doubles the next ban).
+pub fn ban_count(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:bancount:{subject}")
+}
+
+/// Sorted set of the identities `subject` is never paired with (score:
+/// until when, ms); a block is written in both directions.
+pub fn blocks(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:blocks:{subject}")
+}
+
+/// Whom `user` was last paired with (MessagePack `{room, peer, identity,
+/// address, at}`): the target of a report or block, kept while the room
+/// lasts and for a minute after the user asks for the next partner.
+pub fn met(user: &UserKey) -> String {
+    format!("{PREFIX}:{{m}}:met:{user}")
+}
+
+/// Stream of reports (fields: time, room, reporter and reported identity
+/// and address, reason, note, chat).
+pub fn reports() -> String {
+    format!("{PREFIX}:{{m}}:reports")
+}
+
+/// Sorted sets of who reported `subject` lately, by reporter identity and
+/// by reporter address (score: when, ms): distinct reporters count.
+pub fn reporters(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:reporters:{subject}")
+}
+
+pub fn reporter_addresses(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:reporteraddrs:{subject}")
+}
+
+/// Reports `subject` made in the current hour (the reporter's own limit).
+pub fn report_rate(subject: &str) -> String {
+    format!("{PREFIX}:{{m}}:reportrate:{subject}")
+}
+
+/// The last chat lines of a room whose chat goes through the matcher
+/// (legacy chat), kept for reports.
+pub fn room_chat(code: &str) -> String {
+    format!("{PREFIX}:{{m}}:chat:{code}")
+}
+
 /// Prefix every matcher key starts with (all in the `{m}` slot).
 pub fn matcher_prefix() -> String {
     format!("{PREFIX}:{{m}}:")
@@ -198,8 +259,17 @@ type KeyBuilder = fn(&str) -> String;
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, KeyBuilder); 13] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 22] {
     [
+        ("ban_record", ban_record),
+        ("ban_count", ban_count),
+        ("report_rate", report_rate),
+        ("reporters", reporters),
+        ("reporter_addresses", reporter_addresses),
+        ("room_chat", room_chat),
+        ("ban", ban),
+        ("blocks", blocks),
+        ("met", |u| met(&UserKey::from_raw(u))),
         ("prefs", |u| prefs(&UserKey::from_raw(u))),
         ("interest", interest),
         ("binding", |u| binding(&UserKey::from_raw(u))),
@@ -217,8 +287,9 @@ fn computed_keys() -> [(&'static str, KeyBuilder); 13] {
 }
 
 /// The keys a script names without an argument: `K.<name>`.
-fn fixed_keys() -> [(&'static str, String); 3] {
+fn fixed_keys() -> [(&'static str, String); 4] {
     [
+        ("bans", bans()),
         ("pool", pool()),
         ("pool_fresh", pool_fresh()),
         ("pool_relax", pool_relax()),
@@ -275,13 +346,18 @@ pub fn lua_prelude() -> String {
     let room_sep = lua_string(&ROOM_CODE_SEP.to_string());
     let legacy = lua_string(UserKey::LEGACY_PREFIX);
     lua.push_str(&format!(
-        r"function V.waiting(reg, addr, name) return reg .. {field} .. addr .. {field} .. name end
+        r"function V.waiting(reg, addr, identity, address, name)
+  return reg .. {field} .. addr .. {field} .. identity .. {field} .. address .. {field} .. name
+end
 function V.waiting_parse(v)
-  local i = string.find(v, {field}, 1, true)
-  if not i then return nil end
-  local j = string.find(v, {field}, i + 1, true)
-  if not j then return nil end
-  return string.sub(v, 1, i - 1), string.sub(v, i + 1, j - 1), string.sub(v, j + 1)
+  local parts, from = {{}}, 1
+  for _ = 1, 4 do
+    local i = string.find(v, {field}, from, true)
+    if not i then return nil end
+    parts[#parts + 1] = string.sub(v, from, i - 1)
+    from = i + 1
+  end
+  return parts[1], parts[2], parts[3], parts[4], string.sub(v, from)
 end
 function V.location(addr, gateway, socket) return addr .. {field} .. gateway .. {loc} .. socket end
 function V.location_parse(v)
@@ -305,11 +381,13 @@ function V.partner_parse(v)
   if not n or i + n > #v then return nil end
   return string.sub(v, i + n + 1), string.sub(v, i + 1, i + n)
 end
+function V.user_subject(user) return {user_subject} .. user end
 function V.is_legacy(user) return string.sub(user, 1, {legacy_len}) == {legacy} end
 function V.legacy_room_code(a, b, ulid) return a .. {room_sep} .. b .. {room_sep} .. ulid end
 V.register_field = {register_field}
 ",
         register_field = lua_string(crate::internal::REGISTER_FIELD),
+        user_subject = lua_string(&crate::moderation::user_subject("")),
         legacy_len = UserKey::LEGACY_PREFIX.len(),
     ));
     lua

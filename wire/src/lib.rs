@@ -18,6 +18,7 @@ pub mod internal;
 pub mod keys;
 pub mod limits;
 pub mod matcher_api;
+pub mod moderation;
 pub mod preferences;
 pub mod resume;
 pub mod signaller_api;

@@ -23,6 +23,13 @@ pub struct RegisterBody {
 pub struct RegisterReply {
     pub status: RegisterStatus,
     pub message: String,
+    /// With an error: its machine code (`banned`, …); the original client
+    /// reads `status` and `message` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<crate::ErrorCode>,
+    /// With `banned`: seconds until the ban lifts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +57,14 @@ pub enum MatcherClientMsg {
         peer: Option<String>,
         message: String,
     },
+    /// Report the current partner (or the last one, shortly after a skip).
+    /// `reason` is checked by the session ([`crate::moderation::ReportReason`]).
+    Report {
+        reason: String,
+        note: Option<String>,
+    },
+    /// Never be paired with the current (or last) partner again.
+    Block,
     /// Keep-alive; answered with `pong`.
     Ping,
 }
@@ -68,6 +83,11 @@ impl MatcherClientMsg {
             peer: Option<String>,
             message: String,
         }
+        #[derive(Deserialize)]
+        struct Report {
+            reason: String,
+            note: Option<String>,
+        }
         match event_name(text)?.as_str() {
             "register" => {
                 let r: Register = body(text)?;
@@ -84,6 +104,14 @@ impl MatcherClientMsg {
                     message: c.message,
                 })
             }
+            "report" => {
+                let r: Report = body(text)?;
+                Ok(MatcherClientMsg::Report {
+                    reason: r.reason,
+                    note: r.note,
+                })
+            }
+            "block" => Ok(MatcherClientMsg::Block),
             "ping" => Ok(MatcherClientMsg::Ping),
             other => Err(DecodeError::UnknownEvent(other.to_string())),
         }
@@ -130,7 +158,15 @@ pub enum MatcherEvent {
         /// Seconds the TURN credentials in `iceServers` stay valid.
         #[serde(rename = "iceTtl", default, skip_serializing_if = "Option::is_none")]
         ice_ttl: Option<u64>,
+        /// This browser's device identity (signed by the gateway): the page
+        /// keeps it and presents it again (`/ws?device=`) on every visit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
+    /// Native and legacy: the report was recorded.
+    Reported {},
+    /// Native and legacy: the two will not be paired again.
+    Blocked {},
     /// Native: fresh ICE servers before those given earlier expire (sent
     /// at about 80% of their lifetime; the same shape as `GET /ice-servers`).
     IceServers {
@@ -175,6 +211,9 @@ pub enum MatcherEvent {
     Error {
         code: crate::ErrorCode,
         message: String,
+        /// With `banned`: seconds until the ban lifts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     /// The gateway is shutting down: reconnect (to another node) and register again.
     Reconnect {
@@ -188,6 +227,19 @@ impl MatcherEvent {
         MatcherEvent::Error {
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The `banned` error: the user may come back in `retry_after` seconds.
+    pub fn banned(retry_after: u64) -> Self {
+        MatcherEvent::Error {
+            code: crate::ErrorCode::Banned,
+            message: format!(
+                "you are banned for reports from other users; you may come back in {}",
+                crate::moderation::human_duration(retry_after)
+            ),
+            retry_after: Some(retry_after),
         }
     }
 
@@ -310,6 +362,7 @@ mod tests {
                 protocol: 1,
                 ice_servers: None,
                 ice_ttl: None,
+                device: None,
             },
             MatcherEvent::Hello {
                 session: "s".into(),
@@ -320,7 +373,11 @@ mod tests {
                     credential: Some("c".into()),
                 }]),
                 ice_ttl: Some(3600),
+                device: Some("01D.sig".into()),
             },
+            MatcherEvent::Reported {},
+            MatcherEvent::Blocked {},
+            MatcherEvent::banned(90),
             MatcherEvent::IceServers {
                 ice_servers: vec![IceServer {
                     urls: vec!["stun:s:3478".into()],
@@ -384,6 +441,8 @@ mod tests {
         let r = RegisterReply {
             status: RegisterStatus::Exists,
             message: "m".into(),
+            code: None,
+            retry_after: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

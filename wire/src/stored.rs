@@ -17,28 +17,36 @@ pub const LOCATION_SEP: char = '/';
 pub const ROOM_CODE_SEP: char = '_';
 
 /// The value of a user's waiting key: `<registration id> <client address>
-/// <display name>` (addresses and registration ids hold no spaces).
+/// <identity> <address subject> <display name>` (none but the name holds a
+/// space). The identity and address subject (see [`crate::moderation`])
+/// are what bans and blocks name; the pairing script checks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingValue {
     pub reg: String,
     pub addr: String,
+    pub identity: String,
+    pub address: String,
     pub name: String,
 }
 
 impl WaitingValue {
     pub fn encode(&self) -> String {
         format!(
-            "{}{FIELD_SEP}{}{FIELD_SEP}{}",
-            self.reg, self.addr, self.name
+            "{}{FIELD_SEP}{}{FIELD_SEP}{}{FIELD_SEP}{}{FIELD_SEP}{}",
+            self.reg, self.addr, self.identity, self.address, self.name
         )
     }
 
     pub fn parse(v: &str) -> Option<WaitingValue> {
         let (reg, rest) = v.split_once(FIELD_SEP)?;
-        let (addr, name) = rest.split_once(FIELD_SEP)?;
+        let (addr, rest) = rest.split_once(FIELD_SEP)?;
+        let (identity, rest) = rest.split_once(FIELD_SEP)?;
+        let (address, name) = rest.split_once(FIELD_SEP)?;
         Some(WaitingValue {
             reg: reg.to_string(),
             addr: addr.to_string(),
+            identity: identity.to_string(),
+            address: address.to_string(),
             name: name.to_string(),
         })
     }
@@ -118,6 +126,8 @@ mod tests {
             let w = WaitingValue {
                 reg: "01J".into(),
                 addr: "::1".into(),
+                identity: "d:01D".into(),
+                address: "a:::/64".into(),
                 name: name.into(),
             };
             assert_eq!(WaitingValue::parse(&w.encode()), Some(w));

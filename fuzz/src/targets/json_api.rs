@@ -233,6 +233,10 @@ fn encode_matcher(msg: &MatcherClientMsg) -> String {
         MatcherClientMsg::Chat { peer, message } => {
             json!({"event": "chat", "peer": peer, "message": message})
         }
+        MatcherClientMsg::Report { reason, note } => {
+            json!({"event": "report", "reason": reason, "note": note})
+        }
+        MatcherClientMsg::Block => json!({"event": "block"}),
         MatcherClientMsg::Ping => json!({"event": "ping"}),
     }
     .to_string()

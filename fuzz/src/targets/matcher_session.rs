@@ -130,6 +130,12 @@ impl Sim {
                     self.closed = true;
                     Vec::new()
                 }
+                Action::Report { note, .. } => {
+                    assert!(note.chars().count() <= wire::moderation::MAX_NOTE_CHARS);
+                    self.session
+                        .on_reported(Ok(matcher::store::Reported::NoPartner))
+                }
+                Action::Block => self.session.on_blocked(Ok(false)),
                 Action::Locate { .. }
                 | Action::LocateLater
                 | Action::Requeue(_)

@@ -30,6 +30,8 @@ fn seeds() -> Vec<Vec<u8>> {
             WaitingValue {
                 reg: "01JREG".into(),
                 addr: "::1".into(),
+                identity: "d:01JDEV".into(),
+                address: "a:::/64".into(),
                 name: name.into(),
             }
             .encode(),
@@ -80,6 +82,8 @@ fn run(data: &[u8]) {
     let w = WaitingValue {
         reg: no_space(&p.a),
         addr: no_space(&p.b),
+        identity: format!("d:{}", no_space(&p.a)),
+        address: format!("a:{}", no_space(&p.b)),
         name: p.c.clone(),
     };
     assert_eq!(WaitingValue::parse(&w.encode()), Some(w));

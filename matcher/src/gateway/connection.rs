@@ -12,6 +12,7 @@ use service::client_addr::{AddressKey, ClientIp};
 use service::ws::{ConnId, Inbound, Socket};
 use tracing::Instrument;
 use wire::matcher_api::MatcherEvent;
+use wire::moderation::Who;
 use wire::stored::Location;
 use wire::user::UserKey;
 use wire::CloseCode;
@@ -40,6 +41,8 @@ struct Connection {
     user: UserKey,
     /// The client's address as its per-address limits count it.
     address: AddressKey,
+    /// Whom bans and blocks name: the device (native) or the address.
+    who: Who,
     location: Location,
     /// How other tasks reach this socket; listed in the gateway's sockets
     /// once Redis has recorded the location (it may replace another socket
@@ -66,6 +69,7 @@ pub async fn run(
     identity: Identity,
     client: ClientIp,
     signaller_url: String,
+    device: Option<String>,
     id: ConnId,
 ) {
     let span = tracing::info_span!("socket", socket = %id);
@@ -84,7 +88,14 @@ pub async fn run(
             Identity::Native { session, .. } => Some(session.clone()),
             Identity::Legacy { .. } => None,
         };
+        let who = match &device {
+            Some(device) => Who::device(device, client.key().as_str()),
+            None => Who::address(client.key().as_str()),
+        };
         let mut session = Session::new(identity, issuer);
+        if let Some(device) = &device {
+            session = session.with_device(wire::moderation::sign_device(&gw.secret, device));
+        }
         if let Some(id) = &native_session {
             let ice = gw.mint_ice_servers(id, "hello");
             if !ice.ice_servers.is_empty() {
@@ -98,6 +109,7 @@ pub async fn run(
             socket: Socket::new(ws, gw.settings.socket),
             session: session.with_matchmaking(gw.settings.matchmaking.clone()),
             address: client.key(),
+            who,
             location: Location {
                 addr: client.0.to_string(),
                 gateway: gw.id.clone(),
@@ -129,6 +141,14 @@ pub async fn run(
 impl Connection {
     async fn serve(&mut self, mailbox: &mut Mailbox) -> &'static str {
         let mut drain = self.gw.drain.clone();
+        // A banned identity or address is told so and turned away at once
+        // (if Redis cannot say, the register checks again, atomically).
+        if let Ok(Some(retry_after)) = self.gw.store.ban_left(&self.who).await {
+            let actions = self.session.on_banned(retry_after);
+            if let Flow::End(why) = self.perform(actions).await {
+                return why;
+            }
+        }
         let actions = self.session.on_open();
         if let Flow::End(why) = self.perform(actions).await {
             return why;
@@ -260,7 +280,8 @@ impl Connection {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;
-                    let registered = store.register(user, &reg, addr, &name, prefs.as_ref(), false);
+                    let registered =
+                        store.register(user, &reg, addr, &name, &self.who, prefs.as_ref(), false);
                     let result = match Box::pin(registered).await {
                         Ok(outcome) => {
                             if outcome == Registered::Queued {
@@ -285,7 +306,15 @@ impl Connection {
                 }
                 Action::Requeue(w) => {
                     let addr = &self.location.addr;
-                    let again = store.register(user, &w.reg, addr, &w.name, w.prefs.as_ref(), true);
+                    let again = store.register(
+                        user,
+                        &w.reg,
+                        addr,
+                        &w.name,
+                        &self.who,
+                        w.prefs.as_ref(),
+                        true,
+                    );
                     let result = Box::pin(again).await;
                     let result = result.map_err(|e| {
                         redis_failed(e);
@@ -323,6 +352,31 @@ impl Connection {
                         .map_err(redis_failed);
                     queue.extend(self.session.on_chat_result(result));
                 }
+                Action::Report { reason, note } => {
+                    let policy = &self.gw.settings.report_policy;
+                    let result = Box::pin(store.report(user, &self.who, reason, &note, policy))
+                        .await
+                        .map_err(redis_failed);
+                    if let Ok(crate::store::Reported::Stored { ban, .. }) = &result {
+                        metrics::counter!(service::metrics::REPORTS).increment(1);
+                        if let Some((id, secs)) = ban {
+                            metrics::counter!(service::metrics::BANS, "by" => "reports")
+                                .increment(1);
+                            tracing::info!(ban = %id, secs = secs.as_secs(), "banned after reports");
+                        }
+                    }
+                    queue.extend(self.session.on_reported(result));
+                }
+                Action::Block => {
+                    let for_ = self.gw.settings.block_for;
+                    let result = Box::pin(store.block(user, &self.who, for_))
+                        .await
+                        .map_err(redis_failed);
+                    if result == Ok(true) {
+                        metrics::counter!(service::metrics::BLOCKS).increment(1);
+                    }
+                    queue.extend(self.session.on_blocked(result));
+                }
                 Action::CountMatch { since } => {
                     metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
                     if let Some(since) = since {
@@ -343,7 +397,7 @@ impl Connection {
                     }
                 }
                 Action::Unpark => {
-                    let result = Box::pin(store.unpark(user, &self.location)).await.map_err(
+                    let result = Box::pin(store.unpark(user, &self.location, &self.who)).await.map_err(
                         |e| tracing::warn!(%user, error = %e, "could not take the session back"),
                     );
                     if matches!(&result, Ok(back) if *back != Unparked::Gone) {

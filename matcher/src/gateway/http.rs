@@ -60,6 +60,8 @@ fn reply(status: StatusCode, s: RegisterStatus, message: impl Into<String>) -> R
         Json(RegisterReply {
             status: s,
             message: message.into(),
+            code: None,
+            retry_after: None,
         }),
     )
         .into_response()
@@ -145,6 +147,28 @@ async fn register_http(
             RegisterStatus::Queued,
             format!("{name} added to the matching queue"),
         ),
+        Ok(Registered::Banned { retry_after }) => {
+            let event = wire::matcher_api::MatcherEvent::banned(retry_after);
+            let message = match event {
+                wire::matcher_api::MatcherEvent::Error { message, .. } => message,
+                _ => String::new(),
+            };
+            let mut response = (
+                StatusCode::FORBIDDEN,
+                Json(RegisterReply {
+                    status: RegisterStatus::Error,
+                    message,
+                    code: Some(wire::ErrorCode::Banned),
+                    retry_after: Some(retry_after),
+                }),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after),
+            );
+            response
+        }
         Ok(Registered::BoundElsewhere) => reply(
             StatusCode::CONFLICT,
             RegisterStatus::Error,
@@ -233,6 +257,7 @@ async fn upgrade(
     client: ClientIp,
     identity: Identity,
     url: String,
+    device: Option<String>,
 ) -> Response {
     let permit: SocketPermit = match gw.addresses.admit_socket(&client.key()).await {
         Ok(permit) => permit,
@@ -242,7 +267,7 @@ async fn upgrade(
         let tasks = gw.tasks.clone();
         tasks.spawn(move |id| async move {
             let _permit = permit;
-            connection::run(gw, socket, identity, client, url, id).await
+            connection::run(gw, socket, identity, client, url, device, id).await
         });
     })
 }
@@ -265,13 +290,16 @@ async fn legacy_ws(
             .into_response();
     }
     let url = signaller_url(&gw, &headers);
-    upgrade(gw, ws, client, Identity::Legacy { name }, url).await
+    upgrade(gw, ws, client, Identity::Legacy { name }, url, None).await
 }
 
 /// `WS /ws?resume=<session id>`: a native session coming back.
 #[derive(Debug, serde::Deserialize)]
 struct NativeQuery {
     resume: Option<String>,
+    /// The device identity token from an earlier `hello` (see
+    /// `wire::moderation`); a missing or forged one gets a new identity.
+    device: Option<String>,
 }
 
 async fn native_ws(
@@ -303,5 +331,10 @@ async fn native_ws(
             resume: false,
         },
     };
-    upgrade(gw, ws, client, identity, url).await
+    let device = query
+        .device
+        .as_deref()
+        .and_then(|token| wire::moderation::verify_device(&gw.secret, token))
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    upgrade(gw, ws, client, identity, url, Some(device)).await
 }

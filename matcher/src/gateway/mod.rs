@@ -12,6 +12,7 @@
 //! | `ice_servers.rs` | STUN/TURN servers for the browsers, TURN credentials minted per session (no I/O) |
 //! | `http.rs`, `web.rs` | routes: legacy register, sockets, health, the page |
 
+pub mod admin;
 mod channel;
 mod connection;
 pub mod heartbeat;
@@ -61,6 +62,9 @@ pub struct GatewaySettings {
     pub legacy_api: bool,
     /// This gateway's region and the interest window told to clients.
     pub matchmaking: session::Matchmaking,
+    /// How reports turn into bans, and how long a block lasts.
+    pub report_policy: crate::store::ReportPolicy,
+    pub block_for: Duration,
 }
 
 impl From<&crate::Config> for GatewaySettings {
@@ -87,6 +91,8 @@ impl From<&crate::Config> for GatewaySettings {
                 region: c.region.clone(),
                 interest_wait_ms: c.interest_wait_ms,
             },
+            report_policy: c.report_policy(),
+            block_for: Duration::from_secs(c.block_days * 24 * 3600),
         }
     }
 }
@@ -170,9 +176,19 @@ impl Gateway {
         let reg = ulid::Ulid::new().to_string();
         let since = std::time::Instant::now();
         let prefs = self.settings.matchmaking.pool_preferences(prefs);
+        let who =
+            wire::moderation::Who::address(service::client_addr::AddressKey::of(addr).as_str());
         let outcome = self
             .store
-            .register(&user, &reg, &addr.to_string(), name, prefs.as_ref(), false)
+            .register(
+                &user,
+                &reg,
+                &addr.to_string(),
+                name,
+                &who,
+                prefs.as_ref(),
+                false,
+            )
             .await?;
         if outcome == Registered::Queued {
             metrics::counter!(service::metrics::REGISTRATIONS).increment(1);

@@ -133,6 +133,14 @@ pub enum Action {
     /// Count a delivered match, with how long the user waited since register
     /// on this socket (if known).
     CountMatch { since: Option<Instant> },
+    /// Record a report about the partner met last; then call
+    /// [`Session::on_reported`].
+    Report {
+        reason: wire::moderation::ReportReason,
+        note: String,
+    },
+    /// Block the partner met last; then call [`Session::on_blocked`].
+    Block,
     /// Forget this socket's location and withdraw the user (the socket is over).
     Release,
     /// A native socket is over but its session may come back within the
@@ -172,6 +180,8 @@ pub struct Session {
     name_taken: bool,
     /// ICE servers minted for this session by the shell, given with `hello`.
     hello_ice: Option<IceServers>,
+    /// The device identity token given to a native client with `hello`.
+    device: Option<String>,
 }
 
 impl Session {
@@ -192,7 +202,25 @@ impl Session {
             restoring: false,
             name_taken: false,
             hello_ice: None,
+            device: None,
         }
+    }
+
+    /// Give a native client this device identity token with its `hello`.
+    pub fn with_device(mut self, token: String) -> Session {
+        self.device = Some(token);
+        self
+    }
+
+    /// The socket's identity or address is banned: say so (with when it
+    /// lifts) and close. Nothing was recorded for this socket.
+    pub fn on_banned(&mut self, retry_after: u64) -> Vec<Action> {
+        self.state = State::Closed;
+        self.name_taken = true; // Nothing of ours to release.
+        vec![
+            Action::Send(MatcherEvent::banned(retry_after)),
+            Action::Close(CloseCode::Banned),
+        ]
     }
 
     /// This gateway's matchmaking settings (default: no region, 5 s).
@@ -227,6 +255,7 @@ impl Session {
                 protocol: wire::PROTOCOL_VERSION,
                 ice_ttl: ice.as_ref().map(|i| i.ttl),
                 ice_servers: ice.map(|i| i.ice_servers),
+                device: self.device.clone(),
             }));
         }
         actions.push(match self.identity {
@@ -265,6 +294,7 @@ impl Session {
             return Vec::new();
         }
         let back = match result {
+            Ok(Unparked::Banned { retry_after }) => return self.on_banned(retry_after),
             Ok(Unparked::Gone) => {
                 self.state = State::Closed;
                 self.name_taken = true; // Nothing of ours to release.
@@ -299,7 +329,9 @@ impl Session {
             }
             // Not waiting (never was, or a drain withdrew it): say so, so
             // that a client that was searching registers again.
-            Unparked::Idle | Unparked::Gone => vec![Action::Send(MatcherEvent::Cancelled {})],
+            Unparked::Idle | Unparked::Gone | Unparked::Banned { .. } => {
+                vec![Action::Send(MatcherEvent::Cancelled {})]
+            }
         }
     }
 
@@ -402,6 +434,42 @@ impl Session {
                     message,
                 }]
             }
+            MatcherClientMsg::Report { reason, note } => {
+                match wire::moderation::check_report(&reason, note) {
+                    Ok((reason, note)) => vec![Action::Report { reason, note }],
+                    Err(why) => vec![send_error(ErrorCode::BadReport, why)],
+                }
+            }
+            MatcherClientMsg::Block => vec![Action::Block],
+        }
+    }
+
+    /// The result of [`Action::Report`].
+    pub fn on_reported(&mut self, result: Result<crate::store::Reported, ()>) -> Vec<Action> {
+        use crate::store::Reported;
+        match result {
+            Ok(Reported::Stored { .. }) => vec![Action::Send(MatcherEvent::Reported {})],
+            Ok(Reported::NoPartner) => vec![send_error(
+                ErrorCode::NoPartner,
+                "nobody to report: you can report your partner during a chat and for a minute after it",
+            )],
+            Ok(Reported::RateLimited) => vec![send_error(
+                ErrorCode::RateLimited,
+                "report refused: too many reports this hour",
+            )],
+            Err(()) => vec![unavailable()],
+        }
+    }
+
+    /// The result of [`Action::Block`] (`false`: nobody to block).
+    pub fn on_blocked(&mut self, result: Result<bool, ()>) -> Vec<Action> {
+        match result {
+            Ok(true) => vec![Action::Send(MatcherEvent::Blocked {})],
+            Ok(false) => vec![send_error(
+                ErrorCode::NoPartner,
+                "nobody to block: you can block your partner during a chat and for a minute after it",
+            )],
+            Err(()) => vec![unavailable()],
         }
     }
 
@@ -435,6 +503,13 @@ impl Session {
                 ErrorCode::NameTaken,
                 "this name is registered from another address",
             )],
+            Ok((Registered::Banned { retry_after }, _)) => {
+                self.state = State::Closed;
+                vec![
+                    Action::Send(MatcherEvent::banned(retry_after)),
+                    Action::Close(CloseCode::Banned),
+                ]
+            }
             Err(()) => vec![unavailable()],
         }
     }
@@ -461,7 +536,7 @@ impl Session {
                 self.waiting = None;
                 vec![Action::TakeNotice]
             }
-            Ok(Registered::BoundElsewhere) => {
+            Ok(Registered::BoundElsewhere | Registered::Banned { .. }) => {
                 self.waiting = None;
                 Vec::new()
             }

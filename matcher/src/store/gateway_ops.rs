@@ -7,6 +7,7 @@ use fred::prelude::*;
 use fred::types::Expiration;
 use wire::internal::{self, MatchedNotice, PoolPreferences, RegisterRequest};
 use wire::keys;
+use wire::moderation::Who;
 use wire::stored::Location;
 use wire::user::UserKey;
 
@@ -25,6 +26,10 @@ pub const WAIT_REFRESH: Duration = Duration::from_secs(20);
 /// it is matched (then it lasts as long as the room).
 const BINDING_TTL: Duration = Duration::from_secs(300);
 
+/// How long the last partner may still be reported or blocked once the
+/// user asked for the next one.
+pub const REPORT_AFTER_SKIP: Duration = Duration::from_secs(60);
+
 /// What a register came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registered {
@@ -35,6 +40,10 @@ pub enum Registered {
     AlreadyMatched,
     /// The legacy name is bound to another client address.
     BoundElsewhere,
+    /// The identity or the address is banned for this many more seconds.
+    Banned {
+        retry_after: u64,
+    },
 }
 
 /// What one heartbeat found.
@@ -73,6 +82,8 @@ pub enum Unparked {
     },
     /// Back, neither waiting nor matched.
     Idle,
+    /// Banned (identity, address or session) for this many more seconds.
+    Banned { retry_after: u64 },
 }
 
 /// The outcome of a legacy chat line.
@@ -239,6 +250,7 @@ impl Store {
         &self,
         user: &UserKey,
         location: &Location,
+        who: &Who,
     ) -> Result<Unparked, StoreError> {
         let (back, notice, waiting, prefs): (i64, bytes::Bytes, String, bytes::Bytes) = run(
             &self.scripts.unpark,
@@ -257,9 +269,20 @@ impl Store {
                 user.to_string(),
                 WAITING_TTL.as_millis().to_string(),
                 wire::PROTOCOL_VERSION.to_string(),
+                who.identity.clone(),
+                who.address.clone(),
             ],
         )
         .await?;
+        if back == -2 {
+            let ms = std::str::from_utf8(&notice)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1);
+            return Ok(Unparked::Banned {
+                retry_after: retry_after_secs(ms),
+            });
+        }
         if back != 1 {
             return Ok(Unparked::Gone);
         }
@@ -283,12 +306,14 @@ impl Store {
     /// `again` marks a registration made before, registered again by a
     /// restore: it is refused if it was matched meanwhile. `prefs` travel
     /// with the request to the worker, which puts them beside the pool.
+    #[allow(clippy::too_many_arguments)]
     pub async fn register(
         &self,
         user: &UserKey,
         reg: &str,
         addr: &str,
         name: &str,
+        who: &Who,
         prefs: Option<&PoolPreferences>,
         again: bool,
     ) -> Result<Registered, StoreError> {
@@ -308,8 +333,11 @@ impl Store {
             flag(user.is_legacy()).into(),
             BINDING_TTL.as_millis().to_string().into(),
             flag(again).into(),
+            who.identity.as_str().into(),
+            who.address.as_str().into(),
+            REPORT_AFTER_SKIP.as_millis().to_string().into(),
         ];
-        let outcome: i64 = run(
+        let outcome: Vec<i64> = run(
             &self.scripts.register,
             &self.redis,
             vec![
@@ -317,14 +345,18 @@ impl Store {
                 keys::register_stream(),
                 keys::binding(user),
                 keys::notice(user),
+                keys::met(user),
             ],
             args,
         )
         .await?;
-        Ok(match outcome {
+        Ok(match outcome.first().copied().unwrap_or(-1) {
             1 => Registered::Queued,
             0 => Registered::AlreadyWaiting,
             2 => Registered::AlreadyMatched,
+            -2 => Registered::Banned {
+                retry_after: retry_after_secs(outcome.get(1).copied().unwrap_or(1)),
+            },
             _ => Registered::BoundElsewhere,
         })
     }
@@ -405,6 +437,11 @@ impl Store {
             _ => ChatOutcome::PeerOffline,
         })
     }
+}
+
+/// Seconds until a ban with `ms` left lifts (at least 1).
+pub fn retry_after_secs(ms: i64) -> u64 {
+    (ms.max(1) as u64).div_ceil(1000)
 }
 
 fn flag(on: bool) -> String {

@@ -10,6 +10,7 @@
 
 pub mod channel;
 mod gateway_ops;
+mod moderation_ops;
 pub mod register_reader;
 mod scripts;
 mod worker_ops;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use fred::prelude::*;
 
 pub use gateway_ops::{Beat, ChatOutcome, Located, Registered, Unparked, WAIT_REFRESH};
+pub use moderation_ops::{ReportEntry, ReportPolicy, Reported, Stats};
 pub use scripts::SOURCES as SCRIPT_SOURCES;
 pub use worker_ops::{PairRun, PairSettings};
 

@@ -22,6 +22,9 @@ pub struct Scripts {
     pub trim: Script,
     pub park: Script,
     pub unpark: Script,
+    pub report: Script,
+    pub block: Script,
+    pub ban: Script,
 }
 
 /// The pool library (`P.*`), prefixed to every script that uses it.
@@ -29,7 +32,7 @@ const POOL_LIB: &str = include_str!("lua/pool.lua");
 
 /// The body of every script, by name (for the key-discipline test); `pool`
 /// is the library, not a script of its own.
-pub const SOURCES: [(&str, &str); 14] = [
+pub const SOURCES: [(&str, &str); 17] = [
     ("pool", POOL_LIB),
     ("register", include_str!("lua/register.lua")),
     ("enqueue", include_str!("lua/enqueue.lua")),
@@ -44,6 +47,9 @@ pub const SOURCES: [(&str, &str); 14] = [
     ("trim", include_str!("lua/trim.lua")),
     ("park", include_str!("lua/park.lua")),
     ("unpark", include_str!("lua/unpark.lua")),
+    ("report", include_str!("lua/report.lua")),
+    ("block", include_str!("lua/block.lua")),
+    ("ban", include_str!("lua/ban.lua")),
 ];
 
 impl Default for Scripts {
@@ -76,6 +82,9 @@ impl Default for Scripts {
             trim: script("trim"),
             park: script("park"),
             unpark: script("unpark"),
+            report: script("report"),
+            block: script("block"),
+            ban: script("ban"),
         }
     }
 }

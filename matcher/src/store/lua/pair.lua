@@ -125,13 +125,16 @@ local function compatible(a, b)
   return true
 end
 
--- The user's registration { reg, addr, name } if they can be matched now,
--- else nil (and they are gone from the pool, unless they may still come).
+-- The user's registration { reg, addr, identity, address, name } if they
+-- can be matched now, else nil (and they are gone from the pool, unless
+-- they may still come). A user whose identity or address was banned while
+-- it waited is gone: never handed out.
 local function usable(user)
   local waiting = redis.call('GET', K.waiting(user))
-  if waiting then
-    local reg, addr, name = V.waiting_parse(waiting)
-    local r = { reg = reg, addr = addr, name = name }
+  local reg, addr, identity, address, name
+  if waiting then reg, addr, identity, address, name = V.waiting_parse(waiting) end
+  if reg and redis.call('EXISTS', K.ban(identity), K.ban(address)) == 0 then
+    local r = { reg = reg, addr = addr, identity = identity, address = address, name = name }
     local loc = redis.call('GET', K.location(user))
     if loc then
       local gateway = V.gateway_of(loc)
@@ -158,6 +161,13 @@ local function usable(user)
   return nil
 end
 
+-- Whether the identities of registrations `ra` and `rb` blocked each
+-- other (a block is stored both ways, so one look is enough).
+local function blocked(ra, rb)
+  local until_ms = redis.call('ZSCORE', K.blocks(ra.identity), rb.identity)
+  return until_ms and tonumber(until_ms) > now
+end
+
 -- Pick uniformly among `list` the users compatible with `a` and usable.
 local function pick_among(a, list)
   local eligible = {}
@@ -169,7 +179,7 @@ local function pick_among(a, list)
     local i = math.random(#eligible)
     local wb = eligible[i]
     local rb = usable(wb.user)
-    if rb then return wb, rb end
+    if rb and not blocked(a.r, rb) then return wb, rb end
     eligible[i] = eligible[#eligible]
     eligible[#eligible] = nil
   end
@@ -205,7 +215,7 @@ local function find_partner(a)
         end
         if (k <= 1 or math.random(k) == 1) and compatible(a, wb) then
           local rb = usable(b)
-          if rb then return wb, rb end
+          if rb and not blocked(a.r, rb) then return wb, rb end
         end
       end
     end
@@ -235,7 +245,7 @@ local function find_partner(a)
     local wb = wishes(b)
     if wb and compatible(a, wb) then
       local rb = usable(wb.user)
-      if rb then return wb, rb end
+      if rb and not blocked(a.r, rb) then return wb, rb end
     end
   end
   if n > ENUMERATE_MAX then return nil, false end
@@ -287,6 +297,14 @@ local function make_pair(a, ra, wa, b, rb, wb, ulid)
     redis.call('SET', K.last_partner(a), b, 'PX', last_ttl)
     redis.call('SET', K.last_partner(b), a, 'PX', last_ttl)
   end
+  -- Whom each met, for a report or a block (register shortens it once the
+  -- user asks for the next partner).
+  redis.call('SET', K.met(a), cmsgpack.pack({
+    room = code, peer = b, identity = rb.identity, address = rb.address,
+  }), 'PX', room_ttl)
+  redis.call('SET', K.met(b), cmsgpack.pack({
+    room = code, peer = a, identity = ra.identity, address = ra.address,
+  }), 'PX', room_ttl)
   notify(a, ra, code, true, b, name_b, common)
   notify(b, rb, code, false, a, name_a, common)
   made[#made + 1] = a
@@ -304,6 +322,7 @@ for _ = 1, 4 * (#ARGV - 8) do
   local wa = wishes(a, true)
   local ra = wa and usable(a)
   if ra then
+    wa.r = ra
     local wb, rb, complete = find_partner(wa)
     if wb then
       -- The initiator is a fair coin: the fresh user is usually the one who

@@ -92,3 +92,30 @@ function P.next_relax_in(now)
   if #first == 0 then return -1 end
   return math.max(0, tonumber(first[2]) - now)
 end
+
+-- Ban `subjects` for `ms` from `now` under ban id `id` (a record the admin
+-- API lists and lifts). Users of those subjects waiting now are never
+-- handed out: the pairing script checks bans.
+function P.ban(id, subjects, reason, by, now, ms)
+  for _, subject in ipairs(subjects) do
+    redis.call('SET', K.ban(subject), id, 'PX', math.floor(ms))
+  end
+  redis.call('SET', K.ban_record(id), cmsgpack.pack({
+    id = id, subjects = subjects, reason = reason, by = by,
+    since_ms = now, until_ms = now + math.floor(ms),
+  }), 'PX', math.floor(ms))
+  redis.call('ZADD', K.bans, now + math.floor(ms), id)
+  redis.call('ZREMRANGEBYSCORE', K.bans, '-inf', now)
+end
+
+-- Lift ban `id`; 1 when it was there.
+function P.unban(id)
+  local record = redis.call('GET', K.ban_record(id))
+  redis.call('ZREM', K.bans, id)
+  if not record then return 0 end
+  for _, subject in ipairs(cmsgpack.unpack(record).subjects) do
+    if redis.call('GET', K.ban(subject)) == id then redis.call('DEL', K.ban(subject)) end
+  end
+  redis.call('DEL', K.ban_record(id))
+  return 1
+end

@@ -2,7 +2,7 @@
 -- key (refusing a second registration) and the request on the stream.
 --
 -- KEYS[1] waiting key, KEYS[2] register stream, KEYS[3] binding key,
--- KEYS[4] notice key (all of the user)
+-- KEYS[4] notice key, KEYS[5] met key (all of the user)
 -- ARGV[1] registration id (ULID), ARGV[2] client address, ARGV[3] display name
 -- ARGV[4] MessagePack RegisterRequest for the stream
 -- ARGV[5] lifetime of the waiting key, ms (the user's socket refreshes it)
@@ -11,27 +11,41 @@
 -- ARGV[8] '1' when this registers again a registration made before (a
 --         gateway's restore): refused if it was matched meanwhile, that is
 --         if the user's notice names it
+-- ARGV[9] the user's identity, ARGV[10] its address subject (what bans and
+--         blocks name)
+-- ARGV[11] how long the last partner may still be reported or blocked once
+--          the user asks for the next one, ms
 --
--- Returns 1 when queued, 0 when the user is already waiting, 2 when this
--- registration was already matched (a restore racing the pairing), -1 when
--- the legacy name is bound to another address.
+-- Returns { 1 } when queued, { 0 } when the user is already waiting, { 2 }
+-- when this registration was already matched (a restore racing the
+-- pairing), { -1 } when the legacy name is bound to another address,
+-- { -2, ms left } when the identity or the address is banned.
 --
 -- The stream is never trimmed here: workers delete the entries they have
 -- moved into the pool, so no entry is dropped before a worker reads it.
+local ban = math.max(redis.call('PTTL', K.ban(ARGV[9])), redis.call('PTTL', K.ban(ARGV[10])))
+if ban > 0 then return { -2, ban } end
 local legacy = ARGV[6] == '1'
 if legacy then
   local bound = redis.call('GET', KEYS[3])
-  if bound and bound ~= ARGV[2] then return -1 end
+  if bound and bound ~= ARGV[2] then return { -1 } end
 end
 if ARGV[8] == '1' then
   local notice = redis.call('GET', KEYS[4])
-  if notice and cmsgpack.unpack(notice).reg == ARGV[1] then return 2 end
+  if notice and cmsgpack.unpack(notice).reg == ARGV[1] then return { 2 } end
 end
-if not redis.call('SET', KEYS[1], V.waiting(ARGV[1], ARGV[2], ARGV[3]), 'NX', 'PX', ARGV[5]) then
-  return 0
+local value = V.waiting(ARGV[1], ARGV[2], ARGV[9], ARGV[10], ARGV[3])
+if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[5]) then
+  return { 0 }
 end
 if legacy then
   redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[7])
 end
+-- Asking for the next partner: the last one may be reported or blocked for
+-- a little while more, not for the rest of the room's life.
+local left = redis.call('PTTL', KEYS[5])
+if left > tonumber(ARGV[11]) then
+  redis.call('PEXPIRE', KEYS[5], ARGV[11])
+end
 redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4])
-return 1
+return { 1 }

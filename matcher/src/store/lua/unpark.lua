@@ -11,7 +11,11 @@
 -- set, KEYS[4] waiting key, KEYS[5] pool, KEYS[6] notice key,
 -- KEYS[7] register stream
 -- ARGV[1] this socket's location value, ARGV[2] user key,
--- ARGV[3] waiting lifetime, ms, ARGV[4] protocol version
+-- ARGV[3] waiting lifetime, ms, ARGV[4] protocol version,
+-- ARGV[5] identity and ARGV[6] address subject of the returning client
+--
+-- A banned identity, address or session does not come back:
+-- { -2, ms left, '', '' }.
 --
 -- Returns { 0, '', '', '' } when not parked, else { 1, notice or '',
 -- waiting value or '', wishes or '' } (the waiting value and wishes only
@@ -19,6 +23,11 @@
 local parked = redis.call('GET', KEYS[1])
 if not parked then
   return { 0, '', '', '' }
+end
+local ban = math.max(redis.call('PTTL', K.ban(ARGV[5])), redis.call('PTTL', K.ban(ARGV[6])),
+  redis.call('PTTL', K.ban(V.user_subject(ARGV[2]))))
+if ban > 0 then
+  return { -2, tostring(ban), '', '' }
 end
 parked = cmsgpack.unpack(parked)
 redis.call('DEL', KEYS[1])
