@@ -182,13 +182,14 @@ async fn add_ban(State(admin): State<Arc<Admin>>, body: axum::body::Bytes) -> Re
         )
             .into_response()
     };
-    let ban: NewBan =
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return bad(format!(
+    let ban: NewBan = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return bad(format!(
                 "expected {{\"identity\"|\"address\": .., \"secs\": N, \"reason\": \"..\"}}: {e}"
-            )),
-        };
+            ))
+        }
+    };
     if ban.secs == 0 || ban.secs > 365 * 24 * 3600 {
         return bad("secs must be 1 to 31536000".to_string());
     }

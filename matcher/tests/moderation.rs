@@ -1,0 +1,430 @@
+//! Moderation through the public paths: reports from distinct reporters
+//! ban a user on every gateway (by identity and by address) until the ban
+//! lifts or the admin lifts it; a reporter counts once; blocks hold inside
+//! the pairing even when the two are alone; a user banned while waiting is
+//! never handed out; the admin API needs its token. Each simulated user
+//! comes from its own loopback address (127.0.0.x).
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::{Next, RedisServer, WsClient};
+
+const TOKEN: &str = "admin-token-for-tests-0123";
+
+fn ip(n: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// A native socket from `from`, presenting `device` if given: its first frame.
+async fn native_from(
+    addr: std::net::SocketAddr,
+    from: IpAddr,
+    device: Option<&str>,
+) -> (WsClient, Value) {
+    let path = match device {
+        Some(d) => format!("/ws?device={d}"),
+        None => "/ws".to_string(),
+    };
+    let mut ws = WsClient::connect_from(&common::ws_url(addr, &path), from)
+        .await
+        .expect("connect");
+    let first = ws.recv().await;
+    (ws, first)
+}
+
+/// Register and wait for `queued`.
+async fn register(ws: &mut WsClient, name: &str) {
+    ws.send_json(&json!({"event": "register", "name": name}))
+        .await;
+    ws.recv_event("queued").await;
+}
+
+/// The `banned` refusal a socket gets at once, then its close (4403): the
+/// `retry_after` it says.
+async fn refused_as_banned(ws: &mut WsClient, first: Value) -> u64 {
+    assert_eq!(first["event"], "error", "{first}");
+    assert_eq!(first["code"], "banned", "{first}");
+    let retry_after = first["retry_after"].as_u64().expect("retry_after");
+    assert!(retry_after >= 1, "{first}");
+    assert_eq!(ws.recv_close().await, Some(4403));
+    retry_after
+}
+
+fn admin(addr: std::net::SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// Pair `target` with a fresh reporter from `from` (on `gw`), who reports it.
+async fn reported_by(target: &mut WsClient, gw: std::net::SocketAddr, from: IpAddr, reason: &str) {
+    let (mut reporter, _) = native_from(gw, from, None).await;
+    register(target, "mallory").await;
+    register(&mut reporter, "reporter").await;
+    common::matched_together(target, &mut reporter).await;
+    reporter
+        .send_json(&json!({"event": "report", "reason": reason, "note": "rude"}))
+        .await;
+    assert_eq!(reporter.recv().await["event"], "reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_distinct_reporters_ban_a_user_on_every_gateway_until_the_ban_lifts() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let flags = [
+        "--ban-after-reports",
+        "3",
+        "--ban-secs",
+        "3",
+        "--last-partner-secs",
+        "0",
+        "--admin-token",
+        TOKEN,
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    let g1 = common::start(&redis.url(), "all", &flags).await;
+    let g2 = common::start(&redis.url(), "gateway", &flags).await;
+    let (a1, a2) = (g1.gateway_addr().unwrap(), g2.gateway_addr().unwrap());
+
+    let (mut mallory, hello) = native_from(a1, ip(50), None).await;
+    let device = hello["device"]
+        .as_str()
+        .expect("a device identity")
+        .to_string();
+    // Three reporters, each its own identity and address, on either gateway.
+    reported_by(&mut mallory, a1, ip(51), "harassment").await;
+    reported_by(&mut mallory, a2, ip(52), "harassment").await;
+    // Two counts are no ban yet.
+    let (_ws, first) = native_from(a2, ip(63), Some(&device)).await;
+    assert_eq!(first["event"], "hello", "banned too early: {first}");
+    reported_by(&mut mallory, a1, ip(53), "nudity").await;
+
+    // Banned: the identity from another address, the address with another
+    // identity, on both gateways; the legacy register from the address.
+    for gw in [a1, a2] {
+        let (mut ws, first) = native_from(gw, ip(60), Some(&device)).await;
+        let retry = refused_as_banned(&mut ws, first).await;
+        assert!(retry <= 3, "{retry}");
+        let (mut ws, first) = native_from(gw, ip(50), None).await;
+        refused_as_banned(&mut ws, first).await;
+        let (status, body) = common::post_register_from(gw, "mallory2", ip(50)).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["code"], "banned");
+        assert!(body["retry_after"].as_u64().unwrap() >= 1);
+    }
+    // Someone else from yet another address is welcome.
+    let (_ok, hello) = native_from(a2, ip(61), None).await;
+    assert_eq!(hello["event"], "hello");
+
+    // The ban lifts after its time.
+    testkit::eventually(Duration::from_secs(10), "the ban lifts", || async {
+        let (_ws, first) = native_from(a1, ip(50), Some(&device)).await;
+        (first["event"] == "hello").then_some(())
+    })
+    .await;
+
+    // Three more reports within the week: banned again, twice as long.
+    let (mut mallory, _) = native_from(a1, ip(50), Some(&device)).await;
+    for reporter in [ip(51), ip(52), ip(53)] {
+        reported_by(&mut mallory, a1, reporter, "spam").await;
+    }
+    let (mut ws, first) = native_from(a2, ip(62), Some(&device)).await;
+    let retry = refused_as_banned(&mut ws, first).await;
+    assert!(retry > 3 && retry <= 6, "a repeat ban doubles: {retry}");
+
+    // The admin sees it, and lifts it at once.
+    let http = reqwest::Client::new();
+    let admin_addr = g1.admin_addr().expect("admin API on");
+    let bans: Value = http
+        .get(admin(admin_addr, "/admin/bans"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let identity = format!("d:{}", device.split('.').next().unwrap());
+    let ban = bans["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["subjects"].as_array().unwrap().contains(&json!(identity)))
+        .unwrap_or_else(|| panic!("the ban is listed: {bans}"))
+        .clone();
+    assert_eq!(ban["by"], "reports");
+    let status = http
+        .delete(admin(
+            admin_addr,
+            &format!("/admin/bans/{}", ban["id"].as_str().unwrap()),
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let (_ws, first) = native_from(a2, ip(50), Some(&device)).await;
+    assert_eq!(first["event"], "hello", "{first}");
+    let reports: Value = http
+        .get(admin(admin_addr, "/admin/reports?limit=2"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = &reports["reports"][0];
+    assert_eq!(newest["reason"], "spam", "{reports}");
+    assert_eq!(newest["reported"], json!(identity));
+    assert_eq!(newest["reported_address"], "a:127.0.0.50");
+    assert_eq!(newest["reporter_address"], "a:127.0.0.53");
+    assert_eq!(reports["reports"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mass_reporting_by_one_reporter_counts_once_and_a_report_needs_a_partner() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = common::start(
+        &redis.url(),
+        "all",
+        &[
+            "--ban-after-reports",
+            "2",
+            "--rate-limit",
+            "1000",
+            "--last-partner-secs",
+            "0",
+        ],
+    )
+    .await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut target, _) = native_from(addr, ip(70), None).await;
+    let (mut reporter, _) = native_from(addr, ip(71), None).await;
+    // Nobody met yet: nothing to report or block; a bad report is refused.
+    reporter
+        .send_json(&json!({"event": "report", "reason": "spam"}))
+        .await;
+    assert_eq!(reporter.recv_event("error").await["code"], "no_partner");
+    reporter.send_json(&json!({"event": "block"})).await;
+    assert_eq!(reporter.recv_event("error").await["code"], "no_partner");
+    reporter
+        .send_json(&json!({"event": "report", "reason": "rude"}))
+        .await;
+    let e = reporter.recv_event("error").await;
+    assert_eq!(e["code"], "bad_report");
+    assert!(e["message"].as_str().unwrap().starts_with("reason"), "{e}");
+    reporter
+        .send_json(&json!({"event": "report", "reason": "other", "note": "x".repeat(501)}))
+        .await;
+    assert_eq!(reporter.recv_event("error").await["code"], "bad_report");
+
+    register(&mut target, "t").await;
+    register(&mut reporter, "r").await;
+    common::matched_together(&mut target, &mut reporter).await;
+    for _ in 0..10 {
+        reporter
+            .send_json(&json!({"event": "report", "reason": "spam"}))
+            .await;
+        assert_eq!(reporter.recv().await["event"], "reported");
+    }
+    // New identities from the same address (a fresh browser profile) are
+    // the same reporter.
+    for _ in 0..2 {
+        let (mut again, _) = native_from(addr, ip(71), None).await;
+        register(&mut target, "t").await;
+        register(&mut again, "r2").await;
+        common::matched_together(&mut target, &mut again).await;
+        again
+            .send_json(&json!({"event": "report", "reason": "spam"}))
+            .await;
+        assert_eq!(again.recv().await["event"], "reported");
+    }
+    // Twelve reports, one reporter: one count of the two needed, no ban.
+    let (_ws, first) = native_from(addr, ip(70), None).await;
+    assert_eq!(
+        first["event"], "hello",
+        "one reporter banned someone: {first}"
+    );
+    let kept = redis.command(&["XLEN", &wire::keys::reports()]);
+    assert_eq!(kept.trim(), "12", "every report is kept for the admin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_who_blocked_each_other_are_never_paired_even_alone() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    // No last-partner memory: only the block keeps them apart.
+    let m = common::start(&redis.url(), "all", &["--last-partner-secs", "0"]).await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut a, _) = native_from(addr, ip(80), None).await;
+    let (mut b, _) = native_from(addr, ip(81), None).await;
+    register(&mut a, "a").await;
+    register(&mut b, "b").await;
+    common::matched_together(&mut a, &mut b).await;
+    a.send_json(&json!({"event": "block"})).await;
+    assert_eq!(a.recv().await["event"], "blocked");
+
+    // Alone together, both waiting: never paired (bounded observation).
+    register(&mut a, "a").await;
+    register(&mut b, "b").await;
+    for ws in [&mut a, &mut b] {
+        ws.expect_silence(Duration::from_millis(1500)).await;
+    }
+    // A third user is paired with one of them at once.
+    let (mut c, _) = native_from(addr, ip(82), None).await;
+    register(&mut c, "c").await;
+    let m = c.recv_event_within("matched", Duration::from_secs(3)).await;
+    let partner = m["peer_name"].as_str().unwrap().to_string();
+    assert!(partner == "a" || partner == "b", "{m}");
+    let other = if partner == "a" { &mut b } else { &mut a };
+    other.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_banned_while_waiting_is_never_handed_out() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = common::start(
+        &redis.url(),
+        "all",
+        &["--admin-token", TOKEN, "--admin-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut waiting, hello) = native_from(addr, ip(90), None).await;
+    let device_id = hello["device"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    register(&mut waiting, "w").await;
+    // The admin bans the waiting user's identity.
+    let created: Value = reqwest::Client::new()
+        .post(admin(m.admin_addr().unwrap(), "/admin/bans"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"identity": format!("d:{device_id}"), "secs": 600, "reason": "test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["id"].is_string(), "{created}");
+    let (mut other, _) = native_from(addr, ip(91), None).await;
+    register(&mut other, "o").await;
+    other.expect_silence(Duration::from_millis(1500)).await;
+    if let Some(Next::Json(v)) = waiting.next_within(Duration::from_millis(100)).await {
+        assert_ne!(v["event"], "matched", "{v}");
+    }
+    let user = format!("s:{}", hello["session"].as_str().unwrap());
+    assert_eq!(
+        redis.command(&["ZSCORE", &wire::keys::pool(), &user]),
+        "",
+        "the banned user left the pool"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_its_token_and_is_off_without_one() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let off = common::start(&redis.url(), "gateway", &[]).await;
+    assert_eq!(off.admin_addr(), None, "no token, no admin API");
+    let on = common::start(
+        &redis.url(),
+        "all",
+        &["--admin-token", TOKEN, "--admin-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let at = on.admin_addr().unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/admin/stats", "/admin/reports", "/admin/bans"] {
+        let none = http.get(admin(at, path)).send().await.unwrap().status();
+        assert_eq!(none, 401, "{path} without a token");
+        let wrong = http
+            .get(admin(at, path))
+            .bearer_auth("admin-token-for-tests-0124")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(wrong, 401, "{path} with a wrong token");
+        let ok = http
+            .get(admin(at, path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "{path}");
+    }
+    let stats: Value = http
+        .get(admin(at, "/admin/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for field in [
+        "waiting",
+        "rooms",
+        "sockets_per_gateway",
+        "reports_last_hour",
+        "bans_last_hour",
+    ] {
+        assert!(stats.get(field).is_some(), "{field} in {stats}");
+    }
+    let post = |body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(admin(at, "/admin/bans"))
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, created) =
+        post(json!({"address": "192.0.2.9", "secs": 60, "reason": "spam"})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["subject"], "a:192.0.2.9");
+    let (status, _) = post(json!({"address": "not an ip", "secs": 60})).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(json!({"identity": "d:x", "address": "192.0.2.9", "secs": 60})).await;
+    assert_eq!(status, 400);
+    let delete = |id: String| {
+        let http = http.clone();
+        async move {
+            http.delete(admin(at, &format!("/admin/bans/{id}")))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(delete(id.clone()).await, 200);
+    assert_eq!(delete(id).await, 404);
+    let unauthorized = http
+        .delete(admin(at, "/admin/bans/x"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(unauthorized, 401);
+}
