@@ -46,6 +46,8 @@ class App {
     el.start.addEventListener('click', () => this.dispatch({ type: 'start' }));
     el.next.addEventListener('click', () => this.dispatch({ type: 'next' }));
     el.stop.addEventListener('click', () => this.dispatch({ type: 'stop' }));
+    el.report.addEventListener('click', () => this.dispatch({ type: 'report', reason: el.reportReason.value }));
+    el.block.addEventListener('click', () => this.dispatch({ type: 'block' }));
     document.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && !el.next.disabled) {
         ev.preventDefault();
@@ -119,6 +121,10 @@ class App {
           this.matcher = null;
         }
         return;
+      case 'send-report':
+        return this.matcher ? this.matcher.report(e.reason) : false;
+      case 'send-block':
+        return this.matcher ? this.matcher.block() : false;
       case 'send-register': {
         if (!this.matcher) return false;
         const fields = registerFields(this.interests.current());
@@ -223,13 +229,19 @@ class App {
 
   #openMatcher(resume) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`, resume);
+    const matcher = new MatcherClient(`${scheme}//${location.host}/ws`, resume, loadDevice());
     this.matcher = matcher;
     const forward = (name, type) =>
       matcher.addEventListener(name, (ev) => {
         if (this.matcher === matcher) this.dispatch({ ...ev.detail, type });
       });
+    matcher.addEventListener('hello', (ev) => {
+      // The device identity the gateway signed: presented on every visit.
+      if (this.matcher === matcher && ev.detail.device) saveDevice(ev.detail.device);
+    });
     forward('hello', 'matcher-hello');
+    forward('reported', 'matcher-reported');
+    forward('blocked', 'matcher-blocked');
     forward('ice-servers', 'matcher-ice-servers');
     forward('closed', 'matcher-closed');
     forward('reconnect', 'matcher-reconnect');
@@ -302,6 +314,25 @@ class App {
         this.dispatch({ type: 'call-state', room: id, state: ev.detail.state });
       }
     });
+  }
+}
+
+const DEVICE_KEY = 'rvc.device';
+
+/** This browser's device identity token, if the gateway gave one before. */
+function loadDevice() {
+  try {
+    return window.localStorage.getItem(DEVICE_KEY) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function saveDevice(token) {
+  try {
+    window.localStorage.setItem(DEVICE_KEY, token);
+  } catch {
+    // Private browsing: a new identity next visit.
   }
 }
 

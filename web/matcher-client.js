@@ -27,10 +27,14 @@ export class MatcherClient extends EventTarget {
   /**
    * @param {string} url  e.g. ws://host/ws
    * @param {string} [resume]  the session to continue
+   * @param {string} [device]  this browser's device identity (from an earlier hello)
    */
-  constructor(url, resume) {
+  constructor(url, resume, device) {
     super();
-    this.url = resume ? `${url}?resume=${encodeURIComponent(resume)}` : url;
+    const query = [];
+    if (resume) query.push(`resume=${encodeURIComponent(resume)}`);
+    if (device) query.push(`device=${encodeURIComponent(device)}`);
+    this.url = query.length ? `${url}?${query.join('&')}` : url;
     this.ws = null;
     this.session = null;
     this.pingTimer = null;
@@ -78,6 +82,16 @@ export class MatcherClient extends EventTarget {
     return this.#send({ event: 'cancel' });
   }
 
+  /** Report the stranger met last (`reason`: nudity, harassment, spam, underage, other). */
+  report(reason) {
+    return this.#send({ event: 'report', reason });
+  }
+
+  /** Never be paired with the stranger met last again. */
+  block() {
+    return this.#send({ event: 'block' });
+  }
+
   #send(frame) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.session === null) return false;
     this.ws.send(JSON.stringify(frame));
@@ -97,9 +111,15 @@ export class MatcherClient extends EventTarget {
         this.session = msg.session;
         clearInterval(this.pingTimer);
         this.pingTimer = setInterval(() => this.#send({ event: 'ping' }), PING_EVERY_MS);
-        this.#emit('hello', { session: msg.session, iceServers: msg.iceServers });
+        this.#emit('hello', {
+          session: msg.session,
+          iceServers: msg.iceServers,
+          ...(msg.device ? { device: msg.device } : {}),
+        });
         break;
       case 'ice-servers':
+      case 'reported':
+      case 'blocked':
       case 'queued':
       case 'cancelled':
       case 'matched':

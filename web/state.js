@@ -175,6 +175,10 @@ export function initialState() {
      * refreshes; the shell hands it to each new call. Never from the URL.
      */
     iceServers: [],
+    /** When the last room ended: its stranger may be reported or blocked for a minute more. */
+    lastRoomEndedAt: 0,
+    /** While banned: when the ban lifts (ms), for the notice. */
+    bannedUntil: 0,
   };
 }
 
@@ -186,6 +190,10 @@ const AFTER_MATCH = {
   stop: onStop,
   'matcher-matched': onMatchedElsewhere,
   'matcher-error': onMatcherError,
+  report: onReport,
+  block: onBlock,
+  'matcher-reported': onReported,
+  'matcher-blocked': onBlocked,
 };
 
 /** The room socket reconnecting, and the stranger's doing so. */
@@ -222,6 +230,10 @@ const PAGE = {
     'matcher-error': onMatcherError,
     'timer:register-retry': onRegisterRetry,
     'timer:interest-window': onInterestWindowOver,
+    report: onReport,
+    block: onBlock,
+    'matcher-reported': onReported,
+    'matcher-blocked': onBlocked,
   },
   joining: { ...AFTER_MATCH, ...ROOM_EVENTS_WHILE_JOINING },
   'in-call': {
@@ -262,7 +274,14 @@ const LINK_EVENTS = new Set([
 ]);
 
 /** Frames from the matcher: only while its socket is up. */
-const MATCHER_FRAMES = new Set(['matcher-queued', 'matcher-cancelled', 'matcher-matched', 'matcher-error']);
+const MATCHER_FRAMES = new Set([
+  'matcher-queued',
+  'matcher-cancelled',
+  'matcher-matched',
+  'matcher-error',
+  'matcher-reported',
+  'matcher-blocked',
+]);
 
 /** Room and call events name their room; those of another room are refused. */
 const ROOM_SCOPED = (type) => type.startsWith('room-') || type.startsWith('call-');
@@ -541,6 +560,29 @@ function onMatcherError(s, ev, ctx) {
     }
     case 'no_partner':
       return s;
+    case 'banned': {
+      // Reports from other users banned us: say why and until when; stop
+      // looking (the socket is closed by the server, and would be refused).
+      const secs = Number.isFinite(ev.retry_after) ? ev.retry_after : 0;
+      const notice = {
+        text: `You are banned for now after reports from other users. You may come back in ${humanWait(secs)}.`,
+        kind: 'error',
+      };
+      ctx.effects.push(
+        { type: 'cancel-timer', name: 'register-retry' },
+        { type: 'cancel-timer', name: 'matcher-retry' },
+        { type: 'close-matcher', cancel: false },
+      );
+      const left = leaveRoom(s, ctx, true);
+      return {
+        ...left,
+        phase: 'idle',
+        notice,
+        search: null,
+        bannedUntil: ctx.now + secs * 1000,
+        link: initialState().link,
+      };
+    }
     case 'expired_resume': {
       // The matcher session we came back for is over (its grace window
       // passed): forget it; the socket closes, and the next one starts anew.
@@ -818,7 +860,53 @@ function leaveAndSearch(s, ctx, line) {
 function leaveRoom(s, ctx, leave) {
   if (!s.room) return s;
   ctx.effects.push({ type: 'cancel-timer', name: 'no-show' }, { type: 'close-room', leave });
-  return { ...s, room: null };
+  return { ...s, room: null, lastRoomEndedAt: ctx.now };
+}
+
+/** How long the stranger met last may still be reported once the room is over (the server's minute). */
+export const REPORT_AFTER_MS = 60000;
+
+/** The report reasons the server knows. */
+export const REPORT_REASONS = Object.freeze(['nudity', 'harassment', 'spam', 'underage', 'other']);
+
+/** Whether a report or block about the stranger met last can be made now. */
+export function canModerate(s, now) {
+  if (s.link.state !== 'up') return false;
+  if (s.room) return true;
+  if (s.phase === 'peer-left' || s.phase === 'lost') return true;
+  return s.phase === 'searching' && s.lastRoomEndedAt > 0 && now - s.lastRoomEndedAt < REPORT_AFTER_MS;
+}
+
+function onReport(s, ev, ctx) {
+  if (!REPORT_REASONS.includes(ev.reason)) return { refused: `unknown report reason ${ev.reason}` };
+  if (!canModerate(s, ctx.now)) return { refused: 'nobody to report now' };
+  ctx.effects.push({ type: 'send-report', reason: ev.reason });
+  return s;
+}
+
+function onBlock(s, _ev, ctx) {
+  if (!canModerate(s, ctx.now)) return { refused: 'nobody to block now' };
+  ctx.effects.push({ type: 'send-block' });
+  return s;
+}
+
+function onReported(s, _ev, ctx) {
+  ctx.effects.push({ type: 'chat-system', text: 'Thank you: your report was sent to the moderators.' });
+  return s;
+}
+
+function onBlocked(s, _ev, ctx) {
+  ctx.effects.push({ type: 'chat-system', text: `Blocked: you will not be paired with ${s.peerName} again.` });
+  return s;
+}
+
+/** "2 h 5 min", "40 s": a wait told to a person. */
+export function humanWait(secs) {
+  if (secs < 60) return `${secs} s`;
+  if (secs < 3600) return `${Math.ceil(secs / 60)} min`;
+  const h = Math.floor(secs / 3600);
+  const m = Math.ceil((secs % 3600) / 60);
+  return m ? `${h} h ${m} min` : `${h} h`;
 }
 
 /** What to say when the stranger is gone, by the server's reason. */

@@ -9,7 +9,7 @@
 // relay-refused, peer-left, lost. A call carried by the TURN relay says
 // "Connected via relay".
 
-import { allowed, peerLeftLine } from './state.js';
+import { allowed, canModerate, peerLeftLine } from './state.js';
 import { commonLine } from './interests.js';
 
 /** How long a register may go unanswered before the status line says so. */
@@ -115,6 +115,7 @@ export function controls(state, now) {
     stopEnabled: allowed(state, 'stop'),
     nameDisabled: p === 'starting',
     chatEnabled: allowed(state, 'send-chat'),
+    moderationEnabled: canModerate(state, now),
     peerLabel: inRoom ? state.peerName : null,
     common: inRoom ? commonLine(state.commonInterests) : '',
     placeholderHidden: inRoom && state.room.remoteStream,
@@ -168,6 +169,9 @@ export class View {
       start: $('start'),
       next: $('next'),
       stop: $('stop'),
+      report: $('report'),
+      reportReason: $('report-reason'),
+      block: $('block'),
       localVideo: $('local-video'),
       remoteVideo: $('remote-video'),
       remotePlaceholder: $('remote-placeholder'),
@@ -199,6 +203,9 @@ export class View {
     el.next.disabled = !c.nextEnabled;
     el.next.classList.toggle('btn--attention', c.nextAttention);
     el.stop.disabled = !c.stopEnabled;
+    el.report.disabled = !c.moderationEnabled;
+    el.reportReason.disabled = !c.moderationEnabled;
+    el.block.disabled = !c.moderationEnabled;
     el.name.disabled = c.nameDisabled;
     this.doc.body.dataset.phase = c.phase;
 

@@ -300,11 +300,11 @@ export class System {
    * @param {number} [o.port]  a given port (e.g. to restart a gateway where it was)
    * @param {{url: string, secret: string, ttlSecs?: number}} [o.turn]  hand out this TURN server
    */
-  async startMatcher({ role = 'all', signallerUrl, name = 'matcher', port: wanted, turn } = {}) {
+  async startMatcher({ role = 'all', signallerUrl, name = 'matcher', port: wanted, turn, host = '127.0.0.1', extraArgs = [] } = {}) {
     const port = wanted || (await freePort());
     const args = [
       '--role', role,
-      '--listen', `127.0.0.1:${port}`,
+      '--listen', `${host}:${port}`,
       '--redis-url', this.redisUrl,
       '--ticket-secret', this.ticketSecret,
       ...NO_ADDRESS_LIMITS,
@@ -315,6 +315,7 @@ export class System {
       if (turn.ttlSecs) args.push('--turn-ttl-secs', String(turn.ttlSecs));
     }
     if (WEB_DIR) args.push('--web-dir', path.resolve(WEB_DIR));
+    args.push(...extraArgs);
     const proc = new Proc(`${name}(${role}):${port}`, binary('matcher'), args);
     this.procs.push(proc);
     const base = `http://127.0.0.1:${port}`;
