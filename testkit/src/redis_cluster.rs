@@ -372,7 +372,7 @@ fn slot_owners(port: u16) -> Vec<(u16, u16)> {
         })
         .collect();
     // Sorted descending by start so that `find(start <= slot)` is right.
-    owners.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    owners.sort_unstable_by_key(|&(start, _)| std::cmp::Reverse(start));
     owners
 }
 
