@@ -227,6 +227,7 @@ fn system_roots() -> Result<rustls::RootCertStore, String> {
 fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
     let mut config = target.config.clone();
     config.fail_fast = false;
+    let clustered = config.server.is_clustered();
     let mut builder = Builder::from_config(config);
     builder
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
@@ -234,8 +235,11 @@ fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
             // One attempt: during an outage a caller hears "unavailable"
-            // within the command timeout instead of after retries.
-            c.max_command_attempts = 1;
+            // within the command timeout instead of after retries. On a
+            // cluster fred counts following a MOVED or ASK redirection
+            // (a slot that moved or is moving) as another attempt: allow
+            // a few, still within the command timeout.
+            c.max_command_attempts = if clustered { 4 } else { 1 };
             c.tcp = fred::types::config::TcpConfig {
                 nodelay: Some(true),
                 ..Default::default()
@@ -311,6 +315,22 @@ pub async fn connect_subscriber(target: &RedisTarget) -> Result<SubscriberClient
     // Detached: re-subscribes after every reconnect for as long as the client lives.
     drop(client.manage_subscriptions());
     Ok(client)
+}
+
+/// A client for sharded pub/sub (`SSUBSCRIBE`), used by the signaller's
+/// room fan-out. A plain client rather than a [`SubscriberClient`]: the
+/// fan-out tracks its shard channels itself and subscribes them again, one
+/// per command, after reconnects and slot moves (fred's own re-subscribe
+/// sends one `SSUBSCRIBE` per slot with every channel of that slot, whose
+/// several replies it cannot match to one command, and never notices a
+/// slot that moved).
+pub async fn connect_shard_subscriber(target: &RedisTarget) -> Result<Client, BadRedisUrl> {
+    let mut builder = builder(target, false);
+    // As in `connect_subscriber`: publications go through a broadcast
+    // channel; give a lagging receiver ample room.
+    builder.with_performance_config(|p| p.broadcast_channel_capacity = 65_536);
+    let client = builder.build().map_err(|e| target.refused(e.details()))?;
+    Ok(start(client).await)
 }
 
 /// Returns once Redis has run every command queued before on `subscriber`'s

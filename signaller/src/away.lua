@@ -6,7 +6,8 @@
 --
 -- KEYS[1]  the room's members (hash, see join.lua); the mark is away:<user>
 -- KEYS[2]  the room log (stream)
--- ARGV[1]  the room channel
+-- ARGV[1]  the room channel (a shard channel: SPUBLISH; it carries the
+--          room's hash tag, so it is in the slot of KEYS)
 -- ARGV[2]  the Away event (MessagePack RoomEvent)
 -- ARGV[3]  lifetime of log and members, ms
 -- ARGV[4]  the fence: a members field that must hold ARGV[5] (the
@@ -36,5 +37,5 @@ redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return {'ok', id}

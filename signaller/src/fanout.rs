@@ -1,6 +1,13 @@
 //! Fan-out: the node's one Redis subscriber and the dispatcher that routes
 //! room publications to the local sockets of each room.
 //!
+//! Rooms use sharded pub/sub (`SSUBSCRIBE`, and `SPUBLISH` in the room
+//! scripts): a room's channel lives in the room's hash slot, so on a Redis
+//! Cluster a publication goes only to the shard that serves the room (and
+//! its replicas) instead of being broadcast over the cluster bus to every
+//! node, as a classic `PUBLISH` is. A single Redis (7.0 or later) serves
+//! sharded pub/sub just the same.
+//!
 //! The node subscribes to a room channel when the first local socket joins
 //! the room and unsubscribes when the last one leaves. Subscribing and
 //! unsubscribing are done by one task in the order asked, so a join racing
@@ -11,21 +18,36 @@
 //! Pub/sub is at-most-once. When the subscriber reconnects or lags, every
 //! local socket is told to resync from its room log, so nothing is lost.
 //!
+//! A shard channel is dropped by its node when the slot moves (resharding)
+//! or the node fails (failover): the server pushes an `sunsubscribe`,
+//! which fred swallows, and fred does not subscribe again. So on a cluster
+//! the manager checks, every [`SLOT_CHECK`] and on every cluster change
+//! fred reports, which node serves each subscribed room's slot; a room
+//! whose node changed (or whose subscription failed) is subscribed again
+//! on its new node, and its sockets resync from the room log. Delivery stays
+//! exactly-once: a socket skips entries at or below the last id it has.
+//!
 //! A joiner reads the room log right after [`Fanout::join`], so the
 //! subscription must be in force at Redis by then: see [`subscribe`].
 
-use service::redis_conn::confirm_subscriptions;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use fred::types::Message;
+use fred::types::config::Server;
+use fred::types::{ClusterStateChange, Message};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wire::internal::RoomEvent;
 
 use crate::mailbox::{ConnId, Mailbox};
+
+/// How often, on a cluster, the manager checks that every room's channel
+/// is still subscribed on the node serving its slot (one `CLUSTER SLOTS`).
+/// Bounds how late a moved room is noticed; what it published meanwhile is
+/// read back from the log.
+pub const SLOT_CHECK: Duration = Duration::from_millis(500);
 
 /// Room channel → the local sockets in that room.
 type Registry = Arc<Mutex<HashMap<String, HashMap<ConnId, Mailbox>>>>;
@@ -61,7 +83,7 @@ pub struct Fanout {
 
 impl Fanout {
     /// Start the subscription manager and the dispatcher on `subscriber`.
-    pub fn start(subscriber: SubscriberClient) -> (Fanout, Vec<JoinHandle<()>>) {
+    pub fn start(subscriber: Client) -> (Fanout, Vec<JoinHandle<()>>) {
         let registry = Registry::default();
         // Taken before anything is subscribed, so no publication is missed.
         let messages = subscriber.message_rx();
@@ -107,132 +129,195 @@ impl Fanout {
     }
 }
 
-/// Subscribe and unsubscribe, in the order asked; restore after reconnects.
+/// Where a subscribed channel is known to be in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    /// Confirmed by the node serving the slot then (`None`: not a cluster).
+    On(Option<Server>),
+    /// Not known to be in force (the subscribe failed, or the connection
+    /// was lost): subscribed again at the next check.
+    Lost,
+}
+
+/// Subscribe and unsubscribe, in the order asked; restore after reconnects
+/// and slot moves.
 async fn manage(
-    subscriber: SubscriberClient,
+    subscriber: Client,
     registry: Registry,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut subscribed: HashMap<String, Held> = HashMap::new();
     let mut reconnects = subscriber.reconnect_rx();
+    let mut changes = subscriber.cluster_change_rx();
+    let clustered = subscriber.is_clustered();
+    let mut ticks = tokio::time::interval(SLOT_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
-                // Whatever else is queued is handled with it: one PING then
-                // confirms all their SUBSCRIBEs (see `subscribe`), so many
-                // sockets joining at once wait one round trip, not one each.
-                let mut batch = vec![command];
-                while let Ok(command) = commands.try_recv() {
-                    batch.push(command);
-                }
-                run_batch(&subscriber, &registry, &mut subscribed, batch).await;
+                run(&subscriber, &registry, &mut subscribed, command).await;
             }
             event = reconnects.recv() => match event {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    restore(&subscriber, &registry, &mut subscribed).await;
+                    // Every subscription went with the old connections.
+                    for held in subscribed.values_mut() {
+                        *held = Held::Lost;
+                    }
+                    check(&subscriber, &registry, &mut subscribed, false).await;
+                    tracing::info!(rooms = subscribed.len(), "room subscriptions restored after reconnect");
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            change = changes.recv(), if clustered => match change {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    log_change(change.ok());
+                    check(&subscriber, &registry, &mut subscribed, false).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = ticks.tick(), if clustered => {
+                check(&subscriber, &registry, &mut subscribed, true).await;
+            }
         }
     }
 }
 
-/// Subscribe to `channels`; returns once Redis has processed the SUBSCRIBE.
+fn log_change(change: Option<Vec<ClusterStateChange>>) {
+    tracing::info!(?change, "cluster changed; checking room subscriptions");
+}
+
+/// The node serving `channel`'s slot, as the subscriber last saw the
+/// cluster (`None` when not a cluster).
+fn owner(subscriber: &Client, channel: &str) -> Option<Server> {
+    let slot = fred::util::redis_keyslot(channel.as_bytes());
+    subscriber
+        .cached_cluster_state()
+        .and_then(|state| state.get_server(slot).cloned())
+}
+
+/// Subscribe to `channel`'s shard; returns once Redis has confirmed it,
+/// with the node it is in force on.
 ///
-/// fred 10 resolves `subscribe` as soon as the command is queued on the
-/// subscriber's connection, before it is even written: Redis answers
-/// SUBSCRIBE out of band, so fred completes it unanswered
-/// (`Command::has_no_responses`, `Connection::push_command`) and drops the
-/// confirmation when it comes. A caller that then reads the room log on
-/// another connection can read it before Redis has subscribed us, and an
-/// event published in between reaches neither that read nor this node: it
-/// was lost for good. A PING on the same connection is answered only after
-/// Redis has run every command queued before it, the SUBSCRIBE included
-/// (PING is allowed in subscribed mode; its RESP2 reply there, `["pong",
-/// ""]`, is not mistaken for a subscription reply).
-async fn subscribe(
-    subscriber: &SubscriberClient,
-    channels: impl Into<fred::types::MultipleStrings> + Send,
-) -> Result<(), fred::error::Error> {
-    subscriber.subscribe(channels).await?;
-    confirm_subscriptions(subscriber).await
+/// fred waits for the `SSUBSCRIBE` reply (unlike `SUBSCRIBE`, which it
+/// completes as soon as it is queued), following a `MOVED` to the slot's
+/// node; so once this returns, every later publication on the channel
+/// reaches this node, and a joiner may read the room log. One channel per
+/// command: fred matches each reply to one command, and a multi-channel
+/// `SSUBSCRIBE` has one reply per channel.
+async fn subscribe(subscriber: &Client, channel: &str) -> Result<Held, fred::error::Error> {
+    subscriber.ssubscribe(channel).await?;
+    Ok(Held::On(owner(subscriber, channel)))
 }
 
-/// Run `batch` in order; joins that needed a new subscription are answered
-/// once Redis has confirmed it.
-async fn run_batch(
-    subscriber: &SubscriberClient,
+/// Run one command.
+async fn run(
+    subscriber: &Client,
     registry: &Registry,
-    subscribed: &mut HashSet<String>,
-    batch: Vec<Command>,
+    subscribed: &mut HashMap<String, Held>,
+    command: Command,
 ) {
-    // Channels subscribed in this batch, not confirmed yet.
-    let mut fresh: HashSet<String> = HashSet::new();
-    let mut waiting = Vec::new();
-    for command in batch {
-        match command {
-            Command::Join {
-                channel,
-                conn,
-                mailbox,
-                done,
-            } => {
-                registry
-                    .lock()
-                    .unwrap()
-                    .entry(channel.clone())
-                    .or_default()
-                    .insert(conn, mailbox);
-                if fresh.contains(&channel) {
-                    waiting.push((channel, conn, done));
-                } else if subscribed.contains(&channel) {
+    match command {
+        Command::Join {
+            channel,
+            conn,
+            mailbox,
+            done,
+        } => {
+            registry
+                .lock()
+                .unwrap()
+                .entry(channel.clone())
+                .or_default()
+                .insert(conn, mailbox);
+            let was_lost = match subscribed.get(&channel) {
+                Some(Held::On(_)) => {
                     let _ = done.send(Ok(()));
-                } else {
-                    // Resolves once queued on the connection, in order.
-                    match subscriber.subscribe(channel.as_str()).await {
-                        Ok(()) => {
-                            subscribed.insert(channel.clone());
-                            fresh.insert(channel.clone());
-                            waiting.push((channel, conn, done));
-                        }
-                        Err(e) => {
-                            remove(registry, &channel, conn);
-                            let _ = done.send(Err(e.into()));
-                        }
+                    return;
+                }
+                Some(Held::Lost) => true,
+                None => false,
+            };
+            match subscribe(subscriber, &channel).await {
+                Ok(held) => {
+                    subscribed.insert(channel.clone(), held);
+                    if was_lost {
+                        // The sockets already there missed what came
+                        // while it was not in force.
+                        resync(registry, &channel);
                     }
+                    let _ = done.send(Ok(()));
+                }
+                Err(e) => {
+                    // Not known to be subscribed: the joiner is refused; the
+                    // others in the room (if any) are restored by the next
+                    // check.
+                    if remove(registry, &channel, conn) {
+                        subscribed.remove(&channel);
+                    } else {
+                        subscribed.insert(channel, Held::Lost);
+                    }
+                    let _ = done.send(Err(e.into()));
                 }
             }
-            Command::Leave { channel, conn } => {
-                if remove(registry, &channel, conn) && subscribed.remove(&channel) {
-                    fresh.remove(&channel);
-                    if let Err(e) = subscriber.unsubscribe(channel.as_str()).await {
-                        // Still tracked by the client: dropped after the
-                        // next reconnect (below).
-                        tracing::warn!(error = %e, "unsubscribe failed");
-                    }
+        }
+        Command::Leave { channel, conn } => {
+            if remove(registry, &channel, conn) && subscribed.remove(&channel).is_some() {
+                if let Err(e) = subscriber.sunsubscribe(channel.as_str()).await {
+                    // At worst the node keeps receiving a room nobody
+                    // here is in: its publications are routed to no one.
+                    tracing::warn!(error = %e, "unsubscribe failed");
                 }
             }
         }
     }
-    if waiting.is_empty() {
-        return;
+}
+
+/// Subscribe again every room whose subscription is lost or whose slot is
+/// served by another node than the one it was confirmed on, then have
+/// those rooms' sockets resync from their logs (after the subscription is
+/// in force, so that nothing falls between). With `sync`, the cluster's
+/// slot map is read first.
+async fn check(
+    subscriber: &Client,
+    registry: &Registry,
+    subscribed: &mut HashMap<String, Held>,
+    sync: bool,
+) {
+    if sync && !subscribed.is_empty() {
+        if let Err(e) = subscriber.sync_cluster().await {
+            tracing::debug!(error = %e, "cluster slot map not read; checking with the cached one");
+        }
     }
-    let confirmed = confirm_subscriptions(subscriber).await;
-    for (channel, conn, done) in waiting {
-        match &confirmed {
-            Ok(()) => {
-                let _ = done.send(Ok(()));
+    let mut moved = Vec::new();
+    for (channel, held) in subscribed.iter() {
+        let stale = match held {
+            Held::Lost => true,
+            Held::On(server) => server.is_some() && *server != owner(subscriber, channel),
+        };
+        if stale {
+            moved.push(channel.clone());
+        }
+    }
+    let mut restored = 0usize;
+    for channel in moved {
+        match subscribe(subscriber, &channel).await {
+            Ok(held) => {
+                subscribed.insert(channel.clone(), held);
+                resync(registry, &channel);
+                restored += 1;
             }
             Err(e) => {
-                // Not known to be subscribed: the joiner is refused, and the
-                // channel is asked for again by the next join.
-                if remove(registry, &channel, conn) {
-                    subscribed.remove(&channel);
-                }
-                let _ = done.send(Err(e.clone().into()));
+                tracing::warn!(error = %e, "room channel not subscribed again yet; retried at the next check");
+                subscribed.insert(channel, Held::Lost);
             }
         }
+    }
+    if restored > 0 {
+        tracing::info!(
+            rooms = restored,
+            "room channels subscribed again on their current node"
+        );
     }
 }
 
@@ -251,35 +336,13 @@ fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
     }
 }
 
-/// After a reconnect: subscribe to every room with a local socket again
-/// (before anyone reads the log back), drop subscriptions nobody needs,
-/// then have every socket resync from its room log.
-async fn restore(
-    subscriber: &SubscriberClient,
-    registry: &Registry,
-    subscribed: &mut HashSet<String>,
-) {
-    let wanted: Vec<String> = registry.lock().unwrap().keys().cloned().collect();
-    if !wanted.is_empty() {
-        if let Err(e) = subscribe(subscriber, wanted.clone()).await {
-            tracing::warn!(error = %e, "resubscribe after reconnect failed");
+/// Have the sockets of one room read their room log again.
+fn resync(registry: &Registry, channel: &str) {
+    if let Some(conns) = registry.lock().unwrap().get(channel) {
+        for mailbox in conns.values() {
+            mailbox.request_resync();
         }
     }
-    let stale: Vec<String> = subscriber
-        .tracked_channels()
-        .into_iter()
-        .map(|c| c.to_string())
-        .filter(|c| !registry.lock().unwrap().contains_key(c))
-        .collect();
-    if !stale.is_empty() {
-        let _ = subscriber.unsubscribe(stale).await;
-    }
-    *subscribed = wanted.into_iter().collect();
-    resync_all(registry);
-    tracing::info!(
-        rooms = subscribed.len(),
-        "room subscriptions restored after reconnect"
-    );
 }
 
 fn resync_all(registry: &Registry) {

@@ -14,7 +14,8 @@
 --          away:<user key> -> grace deadline (ms) while that user's native
 --          session is away (away.lua, resume.lua)
 -- KEYS[2]  the room log (stream)
--- ARGV[1]  the room channel
+-- ARGV[1]  the room channel (a shard channel: SPUBLISH; it carries the
+--          room's hash tag, so it is in the slot of KEYS)
 -- ARGV[2]  the joining user key
 -- ARGV[3]  the node its socket is on
 -- ARGV[4]  its display name
@@ -73,5 +74,5 @@ redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[5])
+redis.call('SPUBLISH', ARGV[1], id .. ' ' .. ARGV[5])
 return {'ok', id, peer, peer_node, peer_name, redis.call('XRANGE', KEYS[2], '-', id), replacing}

@@ -30,7 +30,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use service::health::Health;
 use service::origin::AllowedOrigins;
@@ -59,7 +58,7 @@ pub struct RunningNode {
     internal: Option<SocketAddr>,
     shared: Arc<Shared>,
     health: Health,
-    subscriber: SubscriberClient,
+    subscriber: fred::prelude::Client,
     conns: ConnTasks,
     /// Stops accepting and drains the sockets.
     drain: ShutdownTrigger,
@@ -138,7 +137,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
 
     let redis = checked.connect(service::metrics::Role::Signaller).await?;
-    let subscriber = service::redis_conn::connect_subscriber(&checked.redis).await?;
+    let subscriber = service::redis_conn::connect_shard_subscriber(&checked.redis).await?;
     let mut tasks = Vec::new();
     let secret = match checked.secret {
         Some(secret) => TicketSecret::configured(secret),

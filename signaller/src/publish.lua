@@ -3,7 +3,9 @@
 --
 -- KEYS[1]  the room log (stream)            wire::keys::room_log
 -- KEYS[2]  the room's members (hash)        wire::keys::room_members (see join.lua)
--- ARGV[1]  the room channel                 wire::keys::room_channel
+-- ARGV[1]  the room channel                 wire::keys::room_channel (a shard
+--          channel: SPUBLISH; it carries the room's hash tag, so it is in
+--          the slot of KEYS)
 -- ARGV[2]  the event (MessagePack RoomEvent)
 -- ARGV[3]  lifetime of log and members, ms
 -- ARGV[4]  '' or the most bytes the log may hold with this event in it
@@ -62,5 +64,5 @@ else
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return {'ok', id}

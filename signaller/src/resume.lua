@@ -9,7 +9,8 @@
 --
 -- KEYS[1]  the room's members (hash, see join.lua)
 -- KEYS[2]  the room log (stream)
--- ARGV[1]  the room channel
+-- ARGV[1]  the room channel (a shard channel: SPUBLISH; it carries the
+--          room's hash tag, so it is in the slot of KEYS)
 -- ARGV[2]  the resuming user key
 -- ARGV[3]  the connection the credential names (the session's last)
 -- ARGV[4]  the new connection (<node>/<connection id>)
@@ -70,5 +71,5 @@ redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[6])
+redis.call('SPUBLISH', ARGV[1], id .. ' ' .. ARGV[6])
 return {'ok', id, peer, peer_node, peer_name, peer_away, redis.call('XRANGE', KEYS[2], ARGV[10], id)}

@@ -2,6 +2,10 @@
 //!
 //! * [`RedisServer`]: a private `redis-server` on a free loopback port, killed
 //!   when dropped. Every Redis-touching test uses one; nothing assumes 6379.
+//! * [`RedisCluster`]: a private 6-node Redis Cluster (3 primaries, 3
+//!   replicas) on free loopback ports, killed when dropped; with resharding
+//!   and primary kills for the cluster tests. [`TestRedis`] lets a test
+//!   helper take either.
 //! * [`TurnServer`]: a private coturn `turnserver` on a free loopback port
 //!   with REST API credentials, killed when dropped, and
 //!   [`turn_server::allocate_and_relay`], a real TURN client run against it.
@@ -12,10 +16,12 @@
 
 pub mod panics;
 pub mod prometheus;
+mod redis_cluster;
 mod redis_server;
 pub mod turn_server;
 mod ws_client;
 
+pub use redis_cluster::RedisCluster;
 pub use redis_server::{RedisServer, Reply};
 pub use turn_server::TurnServer;
 pub use ws_client::{handshake_from, Next, Refused, WsClient};
@@ -23,6 +29,38 @@ pub use ws_client::{handshake_from, Next, Refused, WsClient};
 use std::net::{IpAddr, SocketAddr};
 
 use std::time::Duration;
+
+/// What a test helper needs of a Redis, single server or cluster: its URL
+/// for the services, and commands for setting up and checking state (on a
+/// cluster, sent to the node that serves the key).
+pub trait TestRedis {
+    /// The `--redis-url` of the services under test.
+    fn url(&self) -> String;
+
+    /// Run one command and return its whole reply, parsed.
+    fn query(&self, args: &[&str]) -> Reply;
+
+    /// Every key matching `pattern` (`KEYS`; on a cluster, of every primary).
+    fn keys(&self, pattern: &str) -> Vec<String> {
+        self.query(&["KEYS", pattern])
+            .items()
+            .iter()
+            .map(Reply::text)
+            .collect()
+    }
+
+    /// Run one command and return its reply as one line: text and integers
+    /// as they are, nil as empty, an error as `-<message>`.
+    fn command(&self, args: &[&str]) -> String {
+        match self.query(args) {
+            Reply::Text(t) => t,
+            Reply::Int(i) => i.to_string(),
+            Reply::Nil => String::new(),
+            Reply::Error(e) => format!("-{e}"),
+            Reply::Array(items) => format!("*{}", items.len()),
+        }
+    }
+}
 
 /// How long a test waits for anything that should happen "at once".
 pub const STEP: Duration = Duration::from_secs(10);

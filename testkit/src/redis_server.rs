@@ -176,7 +176,7 @@ impl Reply {
     }
 }
 
-fn read_reply(r: &mut impl BufRead) -> Reply {
+pub(crate) fn read_reply(r: &mut impl BufRead) -> Reply {
     let mut line = String::new();
     r.read_line(&mut line).expect("read redis");
     let line = line.trim_end_matches("\r\n");
@@ -216,6 +216,20 @@ fn ping(port: u16) -> bool {
     }
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+}
+
+impl crate::TestRedis for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+
+    fn query(&self, args: &[&str]) -> Reply {
+        RedisServer::query(self, args)
+    }
+
+    fn command(&self, args: &[&str]) -> String {
+        RedisServer::command(self, args)
+    }
 }
 
 impl Drop for RedisServer {

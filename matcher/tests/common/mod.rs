@@ -3,6 +3,8 @@
 //! real WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod atomicity;
+
 use std::net::{IpAddr, SocketAddr};
 
 use clap::Parser;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{json, Value};
 use signaller::{Config, RunningNode};
-use testkit::{RedisServer, WsClient};
+use testkit::{TestRedis, WsClient};
 use wire::ticket::Ticket;
 use wire::user::Role;
 
@@ -21,7 +21,7 @@ pub const NODE_TTL_MS: &str = "500";
 /// Redis, the test secret, fast liveness, per-address limits off (every
 /// simulated user of a test comes from 127.0.0.1), each unless `extra`
 /// sets it; plus `extra` flags.
-pub fn args(redis: &RedisServer, extra: &[&str]) -> Vec<String> {
+pub fn args(redis: &impl TestRedis, extra: &[&str]) -> Vec<String> {
     let url = redis.url();
     let mut args = vec!["signaller".to_string()];
     for (flag, value) in [
@@ -44,12 +44,12 @@ pub fn args(redis: &RedisServer, extra: &[&str]) -> Vec<String> {
 }
 
 /// A node's configuration: [`args`], parsed.
-pub fn config(redis: &RedisServer, extra: &[&str]) -> Config {
+pub fn config(redis: &impl TestRedis, extra: &[&str]) -> Config {
     Config::parse_from(args(redis, extra))
 }
 
 /// Start a node.
-pub async fn node(redis: &RedisServer, extra: &[&str]) -> RunningNode {
+pub async fn node(redis: &impl TestRedis, extra: &[&str]) -> RunningNode {
     // Logs show with RUST_LOG=... and --nocapture.
     if std::env::var_os("RUST_LOG").is_some() {
         service::logging::init(service::logging::LogFormat::Text);
@@ -61,7 +61,7 @@ pub async fn node(redis: &RedisServer, extra: &[&str]) -> RunningNode {
 
 /// Two nodes on `redis` with the default test flags, for peers on
 /// different nodes.
-pub async fn two_nodes(redis: &RedisServer) -> (RunningNode, RunningNode) {
+pub async fn two_nodes(redis: &impl TestRedis) -> (RunningNode, RunningNode) {
     (node(redis, &[]).await, node(redis, &[]).await)
 }
 
@@ -110,7 +110,7 @@ pub fn ticket_with(
 
 /// Write a room record as the matcher's pairing script does, for two
 /// legacy users.
-pub fn legacy_room(redis: &RedisServer, room: &str, initiator: &str, responder: &str) {
+pub fn legacy_room(redis: &impl TestRedis, room: &str, initiator: &str, responder: &str) {
     let key = wire::keys::room(room);
     let (ki, kr) = (
         wire::user::UserKey::legacy(initiator).to_string(),

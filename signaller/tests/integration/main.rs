@@ -6,6 +6,7 @@ mod common;
 
 mod address_limits;
 mod bad_input;
+mod cluster;
 mod fanout;
 mod leave;
 mod legacy_flow;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::{Next, RedisServer};
+use testkit::{Next, RedisServer, TestRedis};
 use wire::user::Role;
 
 use crate::common::*;
@@ -29,8 +29,12 @@ fn candidate(from: &str, i: u32) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let (n1, n2) = two_nodes(&redis).await;
+    cross_node_relay(&RedisServer::start()).await;
+}
+
+/// The body of the test above, on any Redis (also run on the cluster).
+pub async fn cross_node_relay(redis: &impl TestRedis) {
+    let (n1, n2) = two_nodes(redis).await;
     let room = new_room();
 
     let (mut a, joined) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
@@ -104,8 +108,12 @@ async fn cross_node_relay_keeps_order_and_payload_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_sent_before_the_peer_joins_are_delivered_once_in_order() {
     let _panics = testkit::panics::guard();
-    let redis = RedisServer::start();
-    let (n1, n2) = two_nodes(&redis).await;
+    before_join_backlog(&RedisServer::start()).await;
+}
+
+/// The body of the test above, on any Redis (also run on the cluster).
+pub async fn before_join_backlog(redis: &impl TestRedis) {
+    let (n1, n2) = two_nodes(redis).await;
     let room = new_room();
 
     let (mut a, _) = join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
