@@ -84,7 +84,7 @@ def check_manifests():
     check("kustomization lists every manifest", sorted(kust["resources"]) == sorted(p.name for p in files),
           f"listed {sorted(kust['resources'])}, present {[p.name for p in files]}")
     for f in files:
-        r = subprocess.run(["kubernetes-validate", "--strict", "--quiet", str(f)], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", str(f)], capture_output=True, text=True)
         check(f"kubernetes-validate --strict {f.name}", r.returncode == 0, (r.stdout + r.stderr).strip())
 
     objs = [d for f in files for d in docs_of(f)]
