@@ -78,6 +78,52 @@ def help_of(binary):
 
 
 # ---------------------------------------------------------------- manifests
+def manifests_by_kind():
+    by_kind = {}
+    for f in sorted(K8S.glob("*.yaml")):
+        if f.name != "kustomization.yaml":
+            for o in docs_of(f):
+                by_kind.setdefault(o["kind"], {})[o["metadata"]["name"]] = o
+    return by_kind
+
+
+def pod_process(dep, by_kind, redis_url, tmp, ports):
+    """The command line and environment a Deployment's container gets in
+    Kubernetes (its args, ConfigMaps, env, Secret files), moved onto this
+    machine: listen addresses on free loopback ports, the Secret files
+    written under tmp, the Redis URL pointed at the test's redis-server."""
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    cmd = list(c.get("command") or []) + list(c.get("args") or [])
+    env = {}
+    for ef in c.get("envFrom", []):
+        env.update(by_kind["ConfigMap"][ef["configMapRef"]["name"]]["data"])
+    for e in c.get("env", []):
+        src = e.get("valueFrom", {})
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "fieldRef" in src:
+            env[e["name"]] = dep["metadata"]["name"] + "-test-pod"
+        elif "secretKeyRef" in src:
+            ref = src["secretKeyRef"]
+            env[e["name"]] = redis_url if ref["name"] == "rvc-redis" else by_kind["Secret"][ref["name"]]["stringData"][ref["key"]]
+    for m in c.get("volumeMounts", []):
+        vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == m["name"])
+        data = by_kind["Secret"][vol["secret"]["secretName"]]["stringData"]
+        keys = [i["path"] for i in vol["secret"].get("items", [])] or list(data)
+        folder = tmp / "secrets" / dep["metadata"]["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in keys:
+            (folder / k).write_text(data[k] + "\n")
+        for k, v in env.items():
+            if k.endswith("_FILE") and v.startswith(m["mountPath"].rstrip("/") + "/"):
+                env[k] = str(folder / v.rsplit("/", 1)[1])
+    env["RVC_INTERNAL_LISTEN"] = f"127.0.0.1:{ports['internal']}"
+    if "--listen" in cmd:
+        cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{ports['public']}"
+    cmd[0] = str(BIN / cmd[0])
+    return cmd, env
+
+
 def check_manifests():
     files = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
     kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
@@ -87,10 +133,7 @@ def check_manifests():
         r = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", str(f)], capture_output=True, text=True)
         check(f"kubernetes-validate --strict {f.name}", r.returncode == 0, (r.stdout + r.stderr).strip())
 
-    objs = [d for f in files for d in docs_of(f)]
-    by_kind = {}
-    for o in objs:
-        by_kind.setdefault(o["kind"], {})[o["metadata"]["name"]] = o
+    by_kind = manifests_by_kind()
     helps = {b: help_of(b) for b in ("matcher", "signaller")}
     configmaps = by_kind.get("ConfigMap", {})
     secrets = by_kind.get("Secret", {})
@@ -262,6 +305,8 @@ def wait_for(what, fn, secs):
             last = fn()
             if last:
                 return last
+        except RuntimeError:  # gave up for good (a process exited)
+            raise
         except Exception as e:  # not up yet
             last = e
         time.sleep(0.2)
@@ -289,19 +334,23 @@ def check_live(tmp, exprs, reported):
     try:
         redis = free_port()
         start("redis", ["redis-server", "--port", str(redis), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        secret = "deploy-check-ticket-secret-0123456789abcdef"
-        common = {
-            "RVC_REDIS_URL": f"redis://127.0.0.1:{redis}", "RVC_TICKET_SECRET": secret,
-            # Every simulated user comes from 127.0.0.1: per-address limits off.
-            "RVC_IP_RATE_LIMIT": "0", "RVC_MAX_SOCKETS_PER_IP": "0", "RVC_MAX_CONNECTIONS_PER_IP": "0",
-            "RUST_LOG": "warn",
-        }
-        gw, gwi, wi, sig, sigi, prom = (free_port() for _ in range(6))
+        prom = free_port()
         wait_for("redis-server", lambda: socket.create_connection(("127.0.0.1", redis), 1).close() or True, 10)
-        start("gateway", [BIN / "matcher", "--role", "gateway", "--listen", f"127.0.0.1:{gw}", "--internal-listen", f"127.0.0.1:{gwi}",
-                          "--turn-urls", "turn:127.0.0.1:3478?transport=udp", "--turn-secret", "deploy-check-turn-secret"], common)
-        start("worker", [BIN / "matcher", "--role", "worker", "--internal-listen", f"127.0.0.1:{wi}"], common)
-        start("signaller", [BIN / "signaller", "--listen", f"127.0.0.1:{sig}", "--internal-listen", f"127.0.0.1:{sigi}"], common)
+        # Each role as its Deployment configures it (the manifests' own
+        # settings and Secret files), one pod each.
+        by_kind = manifests_by_kind()
+        ports = {}
+        for dep in ("matcher-gateway", "matcher-worker", "signaller"):
+            ports[dep] = {"public": free_port(), "internal": free_port()}
+            cmd, env = pod_process(by_kind["Deployment"][dep], by_kind, f"redis://127.0.0.1:{redis}", tmp, ports[dep])
+            # Test-only: every simulated user comes from 127.0.0.1.
+            env.update({"RVC_IP_RATE_LIMIT": "0", "RVC_MAX_SOCKETS_PER_IP": "0", "RUST_LOG": "warn"})
+            start(dep, cmd, env)
+        gw, gwi = ports["matcher-gateway"]["public"], ports["matcher-gateway"]["internal"]
+        wi = ports["matcher-worker"]["internal"]
+        sig, sigi = ports["signaller"]["public"], ports["signaller"]["internal"]
+        secret = by_kind["Secret"]["rvc-secrets"]["stringData"]["ticket-secret"]
+        common = {"RVC_TICKET_SECRET": secret}
         # Rules as shipped, evaluated every second instead of every 15.
         rules = yaml.safe_load((PROM / "rvc-rules.yml").read_text())
         for g in rules["groups"]:
@@ -317,8 +366,19 @@ def check_live(tmp, exprs, reported):
             ]}))
         start("prometheus", ["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{prom}"])
-        for port in (gwi, wi, sigi):
-            wait_for(f"readiness on :{port}", lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 20)
+        def ready(dep, p):
+            proc = dict(procs)[dep]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{dep} exited with {proc.returncode}: "
+                                   + (tmp / f"{dep}.log").read_text().strip()[-500:])
+            return get(f"http://127.0.0.1:{p['internal']}/readyz")[0] == 200
+
+        for dep, p in ports.items():
+            try:
+                wait_for(f"{dep} (started with its manifest's settings) ready", lambda: ready(dep, p), 20)
+            except TimeoutError as e:
+                raise RuntimeError(str(e)) from None
+            check(f"{dep} starts with its manifest's settings and Secret files, and is ready", True)
         t0 = time.monotonic()
         wait_for("Prometheus scraping all three targets", lambda: len([
             t for t in json.loads(get(f"http://127.0.0.1:{prom}/api/v1/targets")[1])["data"]["activeTargets"]
