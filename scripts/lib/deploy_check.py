@@ -12,8 +12,10 @@ scripts/test-deploy, which installs them and builds the binaries):
    every alert), `promtool check config`;
 3. metric names: every rvc_ metric the rules and the dashboard use is
    reported by the binaries, or is in PLANNED below;
-4. live: a real Prometheus scrapes a running matcher gateway, matcher
-   worker and signaller (a private redis-server) while the load generator
+4. live: a matcher gateway, a matcher worker and a signaller start with
+   their Deployments' own settings and Secret files (a private
+   redis-server) and must become ready; a real Prometheus scrapes them
+   while the load generator
    drives a little traffic; then every rule is healthy in Prometheus's own
    rule engine, every PromQL expression of the rules and the dashboard
    evaluates without error through /api/v1/query, every dashboard
