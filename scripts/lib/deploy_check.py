@@ -49,9 +49,9 @@ GRAFANA = ROOT / "deploy" / "grafana"
 BIN = Path(os.environ.get("DEPLOY_CHECK_BIN_DIR", ROOT / "target" / "debug"))
 
 # Metrics the rules and dashboard use before the binaries report them
-# (moderation, being built). Once a binary reports one, it is checked like
+# (none now). Once a binary reports one, it is checked like
 # any other (it must then return data); remove it from here then.
-PLANNED = {"rvc_reports_total", "rvc_bans_total"}
+PLANNED: set = set()
 # Metrics that come from outside the binaries.
 EXTERNAL = {"up", "kube_pod_status_ready"}
 # Grafana's own variables, as Grafana would expand them for the test's
