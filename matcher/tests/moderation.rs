@@ -428,3 +428,113 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
         .status();
     assert_eq!(unauthorized, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_keeps_the_rooms_last_chat_lines_and_a_reporter_is_rate_limited() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = common::start(
+        &redis.url(),
+        "all",
+        &[
+            "--reports-per-hour",
+            "3",
+            "--ban-after-reports",
+            "100",
+            "--rate-limit",
+            "1000",
+        ],
+    )
+    .await;
+    let addr = m.gateway_addr().unwrap();
+    // Legacy users chat through the matcher: the room's lines are kept.
+    let mut ann = common::legacy_user_from(addr, "ann", ip(100)).await;
+    let mut bob = common::legacy_user_from(addr, "bob", ip(101)).await;
+    let (a, _) = common::matched_together(&mut ann, &mut bob).await;
+    let room = a["room_code"].as_str().unwrap().to_string();
+    for line in ["hello", "you are rude"] {
+        bob.send_json(&json!({"event": "chat", "peer": "ann", "message": line}))
+            .await;
+        assert_eq!(ann.recv_event("chat").await["message"], line);
+    }
+    ann.send_json(&json!({"event": "report", "reason": "harassment"}))
+        .await;
+    assert_eq!(ann.recv_event("reported").await["event"], "reported");
+    let entry = redis.query(&["XREVRANGE", &wire::keys::reports(), "+", "-", "COUNT", "1"]);
+    let fields: Vec<String> = entry.items()[0].items()[1]
+        .items()
+        .iter()
+        .map(|r| r.text())
+        .collect();
+    let field = |name: &str| {
+        let i = fields.iter().position(|f| f == name).unwrap();
+        fields[i + 1].clone()
+    };
+    assert_eq!(field("room"), room);
+    assert_eq!(field("reported_address"), "a:127.0.0.101");
+    let chat: Vec<String> = serde_json::from_str(&field("chat")).unwrap();
+    assert_eq!(
+        chat,
+        vec!["bob: hello".to_string(), "bob: you are rude".to_string()]
+    );
+    // Three reports an hour: the fourth is refused by name.
+    for _ in 0..2 {
+        ann.send_json(&json!({"event": "report", "reason": "spam"}))
+            .await;
+        assert_eq!(ann.recv_event("reported").await["event"], "reported");
+    }
+    ann.send_json(&json!({"event": "report", "reason": "spam"}))
+        .await;
+    let e = ann.recv_event("error").await;
+    assert_eq!(e["code"], "rate_limited", "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_user_cannot_resume_its_matching_session_from_elsewhere() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let m = common::start(
+        &redis.url(),
+        "all",
+        &["--admin-token", TOKEN, "--admin-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let addr = m.gateway_addr().unwrap();
+    let (mut ws, hello) = native_from(addr, ip(110), None).await;
+    let session = hello["session"].as_str().unwrap().to_string();
+    let device = hello["device"].as_str().unwrap().to_string();
+    register(&mut ws, "w").await;
+    ws.close().await;
+    let parked = wire::keys::parked(&wire::user::UserKey::native(&session));
+    testkit::eventually(testkit::STEP, "the session is parked", || async {
+        (redis.command(&["EXISTS", &parked]) == "1").then_some(())
+    })
+    .await;
+    // Banned while away (by identity).
+    let identity = format!("d:{}", device.split('.').next().unwrap());
+    let status = reqwest::Client::new()
+        .post(admin(m.admin_addr().unwrap(), "/admin/bans"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"identity": identity, "secs": 600, "reason": "test"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    // Back with its session, but from another address and without its
+    // device identity: the session's own registration names the banned
+    // identity, so the resume is refused.
+    let mut back = WsClient::connect_from(
+        &common::ws_url(addr, &format!("/ws?resume={session}")),
+        ip(111),
+    )
+    .await
+    .unwrap();
+    let first = back.recv().await;
+    let first = if first["event"] == "hello" {
+        back.recv().await
+    } else {
+        first
+    };
+    refused_as_banned(&mut back, first).await;
+}

@@ -259,8 +259,9 @@ type KeyBuilder = fn(&str) -> String;
 /// The per-user and per-gateway keys a Lua script computes itself (for users
 /// it picks at random, or reads from another key), by the name the scripts
 /// call them: `K.<name>(x)`.
-fn computed_keys() -> [(&'static str, KeyBuilder); 22] {
+fn computed_keys() -> [(&'static str, KeyBuilder); 23] {
     [
+        ("parked", |u| parked(&UserKey::from_raw(u))),
         ("ban_record", ban_record),
         ("ban_count", ban_count),
         ("report_rate", report_rate),

@@ -6,7 +6,10 @@
 --
 -- A registration enters the pool only while the user's waiting key still
 -- names it: a user who cancelled, disconnected or was already matched is not
--- put back by a late or re-delivered stream entry (idempotent on replay). A
+-- put back by a late or re-delivered stream entry (idempotent on replay).
+-- Nor while its session is parked (its socket dropped before the entry was
+-- read): it would be found without a socket and lose its registration; its
+-- return (unpark.lua) announces it again. A
 -- user already in the pool is made fresh again (a legacy socket arriving
 -- after its register announces itself this way).
 --
@@ -30,7 +33,8 @@ local added = 0
 for i = 6 + n, #ARGV - 3, 4 do
   local user, reg, blob, since = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local waiting = redis.call('GET', K.waiting(user))
-  if waiting and V.waiting_parse(waiting) == reg then
+  if waiting and V.waiting_parse(waiting) == reg
+      and redis.call('EXISTS', K.parked(user)) == 0 then
     added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, windows)
   end
 end

@@ -14,7 +14,8 @@
 -- ARGV[3] waiting lifetime, ms, ARGV[4] protocol version,
 -- ARGV[5] identity and ARGV[6] address subject of the returning client
 --
--- A banned identity, address or session does not come back:
+-- A banned identity, address or session (the client's now, or its
+-- registration's) does not come back:
 -- { -2, ms left, '', '' }.
 --
 -- Returns { 0, '', '', '' } when not parked, else { 1, notice or '',
@@ -24,8 +25,17 @@ local parked = redis.call('GET', KEYS[1])
 if not parked then
   return { 0, '', '', '' }
 end
+-- Banned: the returning client's identity or address, the session, or the
+-- identity and address its registration was made with.
 local ban = math.max(redis.call('PTTL', K.ban(ARGV[5])), redis.call('PTTL', K.ban(ARGV[6])),
   redis.call('PTTL', K.ban(V.user_subject(ARGV[2]))))
+local registered = redis.call('GET', KEYS[4])
+if registered then
+  local _, _, identity, address = V.waiting_parse(registered)
+  if identity then
+    ban = math.max(ban, redis.call('PTTL', K.ban(identity)), redis.call('PTTL', K.ban(address)))
+  end
+end
 if ban > 0 then
   return { -2, tostring(ban), '', '' }
 end
