@@ -238,8 +238,10 @@ fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
             // within the command timeout instead of after retries. On a
             // cluster fred counts following a MOVED or ASK redirection
             // (a slot that moved or is moving) as another attempt: allow
-            // a few, still within the command timeout.
-            c.max_command_attempts = if clustered { 4 } else { 1 };
+            // several, still within the command timeout: while a slot
+            // migrates under traffic a command may be sent on (ASK) more
+            // than a few times, and giving up then loses a relay.
+            c.max_command_attempts = if clustered { 16 } else { 1 };
             c.tcp = fred::types::config::TcpConfig {
                 nodelay: Some(true),
                 ..Default::default()

@@ -183,6 +183,17 @@ pub enum Claim {
     Refused,
 }
 
+/// Retries of an append refused while its slot migrates (≈ 2 s in all).
+const MIGRATION_RETRIES: u32 = 12;
+
+/// Whether Redis refused a command, before running it, because its slot
+/// is migrating between cluster nodes (`TRYAGAIN`, or a redirection fred
+/// gave up following).
+fn is_migration(e: &fred::error::Error) -> bool {
+    let d = e.details();
+    d.contains("TRYAGAIN") || d.contains("ASK") || d.contains("MOVED") || d.contains("CLUSTERDOWN")
+}
+
 /// Appends to and reads room logs.
 #[derive(Clone)]
 pub struct RoomLog {
@@ -470,24 +481,41 @@ impl RoomLog {
             }
         };
         let (fence, fence_value) = writer.fence();
-        let reply: Value = self
-            .publish
-            .evalsha_with_reload(
-                &self.redis,
-                vec![wire::keys::room_log(room), wire::keys::room_members(room)],
-                vec![
-                    Value::from(wire::keys::room_channel(room)),
-                    Value::from(&wire::internal::encode(event)[..]),
-                    Value::from(ms(self.limits.ttl)),
-                    Value::from(limit),
-                    Value::from(closes),
-                    Value::from(fence),
-                    Value::from(fence_value),
-                    Value::from(ms(self.limits.closed_ttl)),
-                    Value::from(if writer.strict() { "1" } else { "" }),
-                ],
-            )
-            .await?;
+        let encoded = wire::internal::encode(event);
+        let args = vec![
+            Value::from(wire::keys::room_channel(room)),
+            Value::from(&encoded[..]),
+            Value::from(ms(self.limits.ttl)),
+            Value::from(limit),
+            Value::from(closes),
+            Value::from(fence),
+            Value::from(fence_value),
+            Value::from(ms(self.limits.closed_ttl)),
+            Value::from(if writer.strict() { "1" } else { "" }),
+        ];
+        let mut attempt = 0u32;
+        let reply: Value = loop {
+            let result = self
+                .publish
+                .evalsha_with_reload(
+                    &self.redis,
+                    vec![wire::keys::room_log(room), wire::keys::room_members(room)],
+                    args.clone(),
+                )
+                .await;
+            match result {
+                Ok(reply) => break reply,
+                // A slot in the middle of a migration (Redis Cluster) refuses
+                // a script whose keys are split between the two nodes with
+                // TRYAGAIN, before running it: nothing was written, so a
+                // short, bounded retry is safe and lets the relay go on.
+                Err(e) if attempt < MIGRATION_RETRIES && is_migration(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let (status, mut parts) = status(reply);
         match status.as_str() {
             "ok" => {
