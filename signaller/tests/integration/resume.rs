@@ -443,6 +443,29 @@ async fn a_user_who_left_cannot_resume() {
     );
 }
 
+/// A user the matcher banned (after reports, or the admin) cannot resume:
+/// the ban of its session is checked before the room hands its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_user_cannot_resume() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let n1 = node(&redis, &[]).await;
+    let url = native_url(&n1);
+    let room = new_room();
+    let ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
+    let mut bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let credential = ann.resume.clone();
+    ann.ws.close().await;
+    assert_eq!(bob.recv().await["event"], "peer-reconnecting");
+    // The matcher's ban of this session, as its report script writes it.
+    let ban = wire::keys::ban(&wire::moderation::user_subject("s:A"));
+    redis.command(&["SET", &ban, "01BAN", "PX", "60000"]);
+    refused(
+        &try_resume(&url, &resume_frame(&credential, None)).await,
+        "banned",
+    );
+}
+
 /// Past the grace window a session is gone: the peer is told `peer-left`
 /// `timeout`, and the credential no longer resumes (also when nobody was
 /// left to declare the timeout: both away).
