@@ -210,7 +210,8 @@ impl AddressLimits {
         let interval_us = (1_000_000 / u64::from(s.rate)).max(1);
         let reply: Result<Vec<i64>, fred::error::Error> = tokio::time::timeout(
             CHECK_TIMEOUT,
-            self.inner.rate_script.evalsha_with_reload(
+            crate::redis_conn::run_script(
+                &self.inner.rate_script,
                 &self.inner.redis,
                 vec![wire::keys::address_rate(address.as_str())],
                 // Every request costs one.
@@ -331,7 +332,8 @@ impl Inner {
         let lease_ms = self.settings.lease.as_millis().max(1) as i64;
         let reply: Vec<i64> = tokio::time::timeout(
             CHECK_TIMEOUT,
-            self.sockets_script.evalsha_with_reload(
+            crate::redis_conn::run_script(
+                &self.sockets_script,
                 &self.redis,
                 vec![
                     wire::keys::address_sockets(address.as_str(), self.service),

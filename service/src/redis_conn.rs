@@ -31,6 +31,13 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the start-up TLS check waits for a connection and a handshake.
 const TLS_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The longest reconnect back-off of every client made here.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(2_000);
+
+/// Retries of a script Redis Cluster refused while its slot migrates
+/// (about 1.5 s in all, on top of the redirections fred follows).
+const MIGRATION_RETRIES: u32 = 12;
+
 /// Why a Redis URL was refused at start. `url` never holds the password.
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: {reason}")]
@@ -230,7 +237,12 @@ fn builder(target: &RedisTarget, for_blocking: bool) -> Builder {
     let clustered = config.server.is_clustered();
     let mut builder = Builder::from_config(config);
     builder
-        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            50,
+            MAX_RECONNECT_DELAY.as_millis() as u32,
+            2,
+        ))
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
@@ -348,6 +360,45 @@ pub async fn confirm_subscriptions(
 ) -> Result<(), fred::error::Error> {
     let _: fred::types::Value = subscriber.ping(None).await?;
     Ok(())
+}
+
+/// Run `script` (`EVALSHA`, loading it on `NOSCRIPT`), every service's one
+/// way to run a script. On Redis Cluster a slot in the middle of a
+/// migration refuses a script whose keys are split between the two nodes
+/// (`TRYAGAIN`, or a redirection fred gave up following) before running
+/// it: nothing was written, so it is retried a bounded number of times.
+pub async fn run_script<R, K, V>(
+    script: &fred::types::scripts::Script,
+    redis: &Client,
+    keys: K,
+    args: V,
+) -> Result<R, fred::error::Error>
+where
+    R: FromValue,
+    K: Into<fred::types::MultipleKeys> + Clone + Send,
+    V: TryInto<fred::types::MultipleValues> + Clone + Send,
+    V::Error: Into<fred::error::Error> + Send,
+{
+    let mut attempt = 0u32;
+    loop {
+        match script
+            .evalsha_with_reload(redis, keys.clone(), args.clone())
+            .await
+        {
+            Err(e) if attempt < MIGRATION_RETRIES && is_migration(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether Redis refused a command, before running it, because its slot
+/// is migrating between cluster nodes.
+fn is_migration(e: &fred::error::Error) -> bool {
+    let d = e.details();
+    d.contains("TRYAGAIN") || d.contains("ASK") || d.contains("MOVED") || d.contains("CLUSTERDOWN")
 }
 
 /// Whether Redis answers a `PING` within half a second.

@@ -26,10 +26,10 @@ use tokio::time::Instant;
 
 use crate::mailbox::{ConnId, Mailbox};
 
-/// The longest reconnect back-off of a Redis client (`service::redis_conn`:
-/// exponential, at most 2 s), plus a margin: after an outage, another node
-/// may be back this much later than this one.
-pub const RECONNECT_SKEW: Duration = Duration::from_millis(2_500);
+/// The longest reconnect back-off of a Redis client, plus a margin: after
+/// an outage, another node may be back this much later than this one.
+pub const RECONNECT_SKEW: Duration =
+    Duration::from_millis(service::redis_conn::MAX_RECONNECT_DELAY.as_millis() as u64 + 500);
 
 /// Handle to this node's heartbeat and its watch list.
 #[derive(Clone)]

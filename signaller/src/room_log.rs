@@ -183,17 +183,6 @@ pub enum Claim {
     Refused,
 }
 
-/// Retries of an append refused while its slot migrates (≈ 2 s in all).
-const MIGRATION_RETRIES: u32 = 12;
-
-/// Whether Redis refused a command, before running it, because its slot
-/// is migrating between cluster nodes (`TRYAGAIN`, or a redirection fred
-/// gave up following).
-fn is_migration(e: &fred::error::Error) -> bool {
-    let d = e.details();
-    d.contains("TRYAGAIN") || d.contains("ASK") || d.contains("MOVED") || d.contains("CLUSTERDOWN")
-}
-
 /// Appends to and reads room logs.
 #[derive(Clone)]
 pub struct RoomLog {
@@ -247,19 +236,18 @@ impl RoomLog {
 
     /// Count `room` among `user`'s rooms, unless that would pass the limit.
     pub async fn claim(&self, user: &UserKey, room: &str) -> Result<Claim, RoomLogError> {
-        let reply: String = self
-            .claim
-            .evalsha_with_reload(
-                &self.redis,
-                vec![wire::keys::user_rooms(user)],
-                vec![
-                    Value::from(room),
-                    Value::from(service::clock::now_ms() as i64),
-                    Value::from(ms(self.limits.ttl)),
-                    Value::from(self.limits.max_rooms_per_user as i64),
-                ],
-            )
-            .await?;
+        let reply: String = service::redis_conn::run_script(
+            &self.claim,
+            &self.redis,
+            vec![wire::keys::user_rooms(user)],
+            vec![
+                Value::from(room),
+                Value::from(service::clock::now_ms() as i64),
+                Value::from(ms(self.limits.ttl)),
+                Value::from(self.limits.max_rooms_per_user as i64),
+            ],
+        )
+        .await?;
         match reply.as_str() {
             "new" => Ok(Claim::New),
             "held" => Ok(Claim::Held),
@@ -290,24 +278,24 @@ impl RoomLog {
                 node: self.node.clone(),
             },
         };
-        let reply: Value = self
-            .join
-            .evalsha_with_reload(
-                &self.redis,
-                vec![wire::keys::room_members(room), wire::keys::room_log(room)],
-                vec![
-                    Value::from(wire::keys::room_channel(room)),
-                    Value::from(me.user.as_str()),
-                    Value::from(self.node.as_str()),
-                    Value::from(me.name.as_str()),
-                    Value::from(&wire::internal::encode(&joined)[..]),
-                    Value::from(ms(self.limits.ttl)),
-                    Value::from(self.limits.budget_bytes as i64),
-                    Value::from(conn),
-                    Value::from(PEER_JOIN_RESERVE_BYTES),
-                ],
-            )
-            .await?;
+        let args = vec![
+            Value::from(wire::keys::room_channel(room)),
+            Value::from(me.user.as_str()),
+            Value::from(self.node.as_str()),
+            Value::from(me.name.as_str()),
+            Value::from(&wire::internal::encode(&joined)[..]),
+            Value::from(ms(self.limits.ttl)),
+            Value::from(self.limits.budget_bytes as i64),
+            Value::from(conn),
+            Value::from(PEER_JOIN_RESERVE_BYTES),
+        ];
+        let reply: Value = service::redis_conn::run_script(
+            &self.join,
+            &self.redis,
+            vec![wire::keys::room_members(room), wire::keys::room_log(room)],
+            args,
+        )
+        .await?;
         let (status, mut parts) = status(reply);
         match status.as_str() {
             "closed" => return Ok(JoinReply::Closed),
@@ -358,22 +346,22 @@ impl RoomLog {
             body: RoomBody::Away { until_ms },
         };
         let (fence, fence_value) = writer.fence();
-        let reply: Value = self
-            .away
-            .evalsha_with_reload(
-                &self.redis,
-                vec![wire::keys::room_members(room), wire::keys::room_log(room)],
-                vec![
-                    Value::from(wire::keys::room_channel(room)),
-                    Value::from(&wire::internal::encode(&event)[..]),
-                    Value::from(ms(self.limits.ttl)),
-                    Value::from(fence),
-                    Value::from(fence_value),
-                    Value::from(user),
-                    Value::from(until_ms as i64),
-                ],
-            )
-            .await?;
+        let args = vec![
+            Value::from(wire::keys::room_channel(room)),
+            Value::from(&wire::internal::encode(&event)[..]),
+            Value::from(ms(self.limits.ttl)),
+            Value::from(fence),
+            Value::from(fence_value),
+            Value::from(user),
+            Value::from(until_ms as i64),
+        ];
+        let reply: Value = service::redis_conn::run_script(
+            &self.away,
+            &self.redis,
+            vec![wire::keys::room_members(room), wire::keys::room_log(room)],
+            args,
+        )
+        .await?;
         let (status, mut parts) = status(reply);
         match status.as_str() {
             "ok" => {
@@ -412,25 +400,25 @@ impl RoomLog {
             ms: after.ms,
             seq: after.seq.saturating_add(1),
         };
-        let reply: Value = self
-            .resume
-            .evalsha_with_reload(
-                &self.redis,
-                vec![wire::keys::room_members(room), wire::keys::room_log(room)],
-                vec![
-                    Value::from(wire::keys::room_channel(room)),
-                    Value::from(me.user.as_str()),
-                    Value::from(from_conn),
-                    Value::from(conn),
-                    Value::from(self.node.as_str()),
-                    Value::from(&wire::internal::encode(&resumed)[..]),
-                    Value::from(ms(self.limits.ttl)),
-                    Value::from(self.limits.budget_bytes as i64),
-                    Value::from(service::clock::now_ms() as i64),
-                    Value::from(first.to_string()),
-                ],
-            )
-            .await?;
+        let args = vec![
+            Value::from(wire::keys::room_channel(room)),
+            Value::from(me.user.as_str()),
+            Value::from(from_conn),
+            Value::from(conn),
+            Value::from(self.node.as_str()),
+            Value::from(&wire::internal::encode(&resumed)[..]),
+            Value::from(ms(self.limits.ttl)),
+            Value::from(self.limits.budget_bytes as i64),
+            Value::from(service::clock::now_ms() as i64),
+            Value::from(first.to_string()),
+        ];
+        let reply: Value = service::redis_conn::run_script(
+            &self.resume,
+            &self.redis,
+            vec![wire::keys::room_members(room), wire::keys::room_log(room)],
+            args,
+        )
+        .await?;
         let (status, mut parts) = status(reply);
         let mut text = || parts.next().and_then(|v| v.as_string()).unwrap_or_default();
         match status.as_str() {
@@ -493,29 +481,13 @@ impl RoomLog {
             Value::from(ms(self.limits.closed_ttl)),
             Value::from(if writer.strict() { "1" } else { "" }),
         ];
-        let mut attempt = 0u32;
-        let reply: Value = loop {
-            let result = self
-                .publish
-                .evalsha_with_reload(
-                    &self.redis,
-                    vec![wire::keys::room_log(room), wire::keys::room_members(room)],
-                    args.clone(),
-                )
-                .await;
-            match result {
-                Ok(reply) => break reply,
-                // A slot in the middle of a migration (Redis Cluster) refuses
-                // a script whose keys are split between the two nodes with
-                // TRYAGAIN, before running it: nothing was written, so a
-                // short, bounded retry is safe and lets the relay go on.
-                Err(e) if attempt < MIGRATION_RETRIES && is_migration(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let reply: Value = service::redis_conn::run_script(
+            &self.publish,
+            &self.redis,
+            vec![wire::keys::room_log(room), wire::keys::room_members(room)],
+            args,
+        )
+        .await?;
         let (status, mut parts) = status(reply);
         match status.as_str() {
             "ok" => {

@@ -382,6 +382,10 @@ function V.partner_parse(v)
   if not n or i + n > #v then return nil end
   return string.sub(v, i + n + 1), string.sub(v, i + 1, i + n)
 end
+function V.now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 function V.user_subject(user) return {user_subject} .. user end
 function V.is_legacy(user) return string.sub(user, 1, {legacy_len}) == {legacy} end
 function V.legacy_room_code(a, b, ulid) return a .. {room_sep} .. b .. {room_sep} .. ulid end

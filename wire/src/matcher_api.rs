@@ -235,10 +235,7 @@ impl MatcherEvent {
     pub fn banned(retry_after: u64) -> Self {
         MatcherEvent::Error {
             code: crate::ErrorCode::Banned,
-            message: format!(
-                "you are banned for reports from other users; you may come back in {}",
-                crate::moderation::human_duration(retry_after)
-            ),
+            message: crate::moderation::banned_message(retry_after),
             retry_after: Some(retry_after),
         }
     }

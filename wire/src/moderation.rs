@@ -165,6 +165,14 @@ pub struct Ban {
     pub by: String,
 }
 
+/// What a banned user is told (socket event and legacy reply alike).
+pub fn banned_message(retry_after: u64) -> String {
+    format!(
+        "you are banned for reports from other users; you may come back in {}",
+        human_duration(retry_after)
+    )
+}
+
 /// "2 h 5 min", "40 s": a wait told to a person.
 pub fn human_duration(secs: u64) -> String {
     match secs {

@@ -148,11 +148,7 @@ async fn register_http(
             format!("{name} added to the matching queue"),
         ),
         Ok(Registered::Banned { retry_after }) => {
-            let event = wire::matcher_api::MatcherEvent::banned(retry_after);
-            let message = match event {
-                wire::matcher_api::MatcherEvent::Error { message, .. } => message,
-                _ => String::new(),
-            };
+            let message = wire::moderation::banned_message(retry_after);
             let mut response = (
                 StatusCode::FORBIDDEN,
                 Json(RegisterReply {

@@ -149,9 +149,7 @@ impl Gateway {
         session: &str,
         via: &'static str,
     ) -> wire::matcher_api::IceServers {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = service::clock::now_ms() / 1000;
         if self.ice.issues_credentials() {
             metrics::counter!(service::metrics::TURN_CREDENTIALS, "via" => via).increment(1);
         }

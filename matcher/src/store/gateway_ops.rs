@@ -428,6 +428,7 @@ impl Store {
                 name.to_string(),
                 message.to_string(),
                 sent_ms.to_string(),
+                wire::moderation::REPORT_CHAT_LINES.to_string(),
             ],
         )
         .await?;

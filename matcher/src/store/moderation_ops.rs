@@ -64,8 +64,11 @@ pub struct Stats {
 impl Store {
     /// Seconds until `who`'s ban lifts, if its identity or address is banned.
     pub async fn ban_left(&self, who: &Who) -> Result<Option<u64>, StoreError> {
-        let identity: i64 = self.redis.pttl(keys::ban(&who.identity)).await?;
-        let address: i64 = self.redis.pttl(keys::ban(&who.address)).await?;
+        // One round trip for both: this runs on every socket's connect.
+        let pipeline = self.redis.pipeline();
+        let _: () = pipeline.pttl(keys::ban(&who.identity)).await?;
+        let _: () = pipeline.pttl(keys::ban(&who.address)).await?;
+        let (identity, address): (i64, i64) = pipeline.all().await?;
         let ms = identity.max(address);
         Ok((ms > 0).then(|| retry_after_secs(ms)))
     }

@@ -89,7 +89,8 @@ impl Default for Scripts {
     }
 }
 
-/// Run `script` (EVALSHA, loading it on NOSCRIPT).
+/// Run `script` ([`service::redis_conn::run_script`]: EVALSHA, loading it
+/// on NOSCRIPT, retried while a cluster slot migrates).
 pub async fn run<R, K, V>(
     script: &Script,
     redis: &Client,
@@ -98,9 +99,9 @@ pub async fn run<R, K, V>(
 ) -> Result<R, fred::error::Error>
 where
     R: FromValue,
-    K: Into<MultipleKeys> + Send,
-    V: TryInto<MultipleValues> + Send,
+    K: Into<MultipleKeys> + Clone + Send,
+    V: TryInto<MultipleValues> + Clone + Send,
     V::Error: Into<fred::error::Error> + Send,
 {
-    script.evalsha_with_reload(redis, keys, args).await
+    service::redis_conn::run_script(script, redis, keys, args).await
 }

@@ -9,8 +9,7 @@
 local met = redis.call('GET', KEYS[1])
 if not met then return 0 end
 met = cmsgpack.unpack(met)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = V.now()
 local ms = tonumber(ARGV[2])
 for _, pair in ipairs({ { ARGV[1], met.identity }, { met.identity, ARGV[1] } }) do
   local key = K.blocks(pair[1])

@@ -5,7 +5,7 @@
 --
 -- KEYS[1] partner key of the sender
 -- ARGV[1] sender's user key, ARGV[2] sender's display name, ARGV[3] message,
--- ARGV[4] sent at, ms
+-- ARGV[4] sent at, ms, ARGV[5] chat lines kept per room (for reports)
 --
 -- Returns 1 when relayed, 0 with no partner, -1 when the partner is offline.
 -- The room's last lines are kept (a few minutes) for a report about it.
@@ -21,7 +21,7 @@ local loc = redis.call('GET', K.location(peer))
 if not loc then return -1 end
 local lines = K.room_chat(room)
 redis.call('LPUSH', lines, cjson.encode({ from = ARGV[2], message = ARGV[3], sent_ms = tonumber(ARGV[4]) }))
-redis.call('LTRIM', lines, 0, 19)
+redis.call('LTRIM', lines, 0, tonumber(ARGV[5]) - 1)
 redis.call('PEXPIRE', lines, 600000)
 redis.call('PUBLISH', K.gateway_channel(V.gateway_of(loc)), cmsgpack.pack({
   kind = 'chat', to = peer, sender = ARGV[2], message = ARGV[3], sent_ms = tonumber(ARGV[4]),

@@ -27,8 +27,7 @@
 local windows = { region = tonumber(ARGV[2]), interest = tonumber(ARGV[3]),
                   rematch = tonumber(ARGV[4]) }
 local n = tonumber(ARGV[5])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = V.now()
 local added = 0
 for i = 6 + n, #ARGV - 3, 4 do
   local user, reg, blob, since = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]

@@ -51,8 +51,7 @@ local grace, notice_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rematch_after, interest_wait = tonumber(ARGV[5]), tonumber(ARGV[6])
 local region_wait = tonumber(ARGV[7])
 math.randomseed(tonumber(ARGV[8]))
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = V.now()
 
 -- Draws before a search gives up sampling; candidates looked at one by one
 -- when sampling failed; delay before a sampled search is tried again, ms.

@@ -23,7 +23,10 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 local since = redis.call('ZSCORE', KEYS[2], ARGV[2])
 local prefs = redis.call('GET', K.prefs(ARGV[2]))
-P.leave(ARGV[2])
+P.leave(ARGV[2], {
+  has_prefs = prefs ~= false,
+  interests = prefs and (cmsgpack.unpack(prefs).interests or {}) or {},
+})
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PEXPIRE', KEYS[4], ARGV[3])
 end

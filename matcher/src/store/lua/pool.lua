@@ -108,6 +108,15 @@ function P.ban(id, subjects, reason, by, now, ms)
   redis.call('ZREMRANGEBYSCORE', K.bans, '-inf', now)
 end
 
+-- Milliseconds until the longest ban of `subjects` lifts (0: none).
+function P.ban_left(subjects)
+  local left = 0
+  for _, subject in ipairs(subjects) do
+    left = math.max(left, redis.call('PTTL', K.ban(subject)))
+  end
+  return left
+end
+
 -- Lift ban `id`; 1 when it was there.
 function P.unban(id)
   local record = redis.call('GET', K.ban_record(id))

@@ -23,7 +23,7 @@
 --
 -- The stream is never trimmed here: workers delete the entries they have
 -- moved into the pool, so no entry is dropped before a worker reads it.
-local ban = math.max(redis.call('PTTL', K.ban(ARGV[9])), redis.call('PTTL', K.ban(ARGV[10])))
+local ban = P.ban_left({ ARGV[9], ARGV[10] })
 if ban > 0 then return { -2, ban } end
 local legacy = ARGV[6] == '1'
 if legacy then
@@ -42,10 +42,8 @@ if legacy then
   redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[7])
 end
 -- Asking for the next partner: the last one may be reported or blocked for
--- a little while more, not for the rest of the room's life.
-local left = redis.call('PTTL', KEYS[5])
-if left > tonumber(ARGV[11]) then
-  redis.call('PEXPIRE', KEYS[5], ARGV[11])
-end
+-- a little while more, not for the rest of the room's life (LT: only
+-- ever shortened).
+redis.call('PEXPIRE', KEYS[5], ARGV[11], 'LT')
 redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4])
 return { 1 }

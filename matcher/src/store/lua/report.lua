@@ -17,8 +17,7 @@
 local met = redis.call('GET', KEYS[1])
 if not met then return { 0 } end
 met = cmsgpack.unpack(met)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = V.now()
 
 local rate = K.report_rate(ARGV[1])
 local made = redis.call('INCR', rate)

@@ -27,15 +27,16 @@ if not parked then
 end
 -- Banned: the returning client's identity or address, the session, or the
 -- identity and address its registration was made with.
-local ban = math.max(redis.call('PTTL', K.ban(ARGV[5])), redis.call('PTTL', K.ban(ARGV[6])),
-  redis.call('PTTL', K.ban(V.user_subject(ARGV[2]))))
 local registered = redis.call('GET', KEYS[4])
+local subjects = { ARGV[5], ARGV[6], V.user_subject(ARGV[2]) }
 if registered then
   local _, _, identity, address = V.waiting_parse(registered)
   if identity then
-    ban = math.max(ban, redis.call('PTTL', K.ban(identity)), redis.call('PTTL', K.ban(address)))
+    subjects[#subjects + 1] = identity
+    subjects[#subjects + 1] = address
   end
 end
+local ban = P.ban_left(subjects)
 if ban > 0 then
   return { -2, tostring(ban), '', '' }
 end
@@ -48,7 +49,7 @@ if notice then
   redis.call('DEL', KEYS[6])
   return { 1, notice, '', '' }
 end
-local waiting = redis.call('GET', KEYS[4])
+local waiting = registered
 if not waiting then
   return { 1, '', '', '' }
 end
