@@ -126,11 +126,13 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
         })?;
         let app =
             gateway::admin::router(Arc::new(gateway::admin::Admin::new(store.clone(), token)));
+        // The same accept loop as the public port (header timeout, request
+        // deadline, connection caps).
         let mut stop = kill_rx.clone();
+        let connections = config.shared.connections.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
+            let stop = async move { stop.wait().await };
+            service::listener::serve(listener, app, &connections, stop).await;
         }));
         tracing::info!(%addr, "admin API listening");
         admin = Some(addr);

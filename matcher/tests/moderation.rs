@@ -54,8 +54,49 @@ async fn refused_as_banned(ws: &mut WsClient, first: Value) -> u64 {
     retry_after
 }
 
-fn admin(addr: std::net::SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
+/// One admin API request (`token`: the bearer token, if any): status and
+/// JSON body (`Null` when there is none).
+async fn admin(
+    at: std::net::SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("http://{at}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the admin API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn admin_get(at: std::net::SocketAddr, path: &str) -> Value {
+    let (status, body) = admin(at, reqwest::Method::GET, path, None, Some(TOKEN)).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+async fn admin_post(at: std::net::SocketAddr, body: Value) -> (u16, Value) {
+    admin(
+        at,
+        reqwest::Method::POST,
+        "/admin/bans",
+        Some(body),
+        Some(TOKEN),
+    )
+    .await
+}
+
+async fn admin_delete(at: std::net::SocketAddr, id: &str) -> u16 {
+    let path = format!("/admin/bans/{id}");
+    admin(at, reqwest::Method::DELETE, &path, None, Some(TOKEN))
+        .await
+        .0
 }
 
 /// Pair `target` with a fresh reporter from `from` (on `gw`), who reports it.
@@ -137,17 +178,8 @@ async fn three_distinct_reporters_ban_a_user_on_every_gateway_until_the_ban_lift
     assert!(retry > 3 && retry <= 6, "a repeat ban doubles: {retry}");
 
     // The admin sees it, and lifts it at once.
-    let http = reqwest::Client::new();
     let admin_addr = g1.admin_addr().expect("admin API on");
-    let bans: Value = http
-        .get(admin(admin_addr, "/admin/bans"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bans = admin_get(admin_addr, "/admin/bans").await;
     let identity = format!("d:{}", device.split('.').next().unwrap());
     let ban = bans["bans"]
         .as_array()
@@ -157,28 +189,13 @@ async fn three_distinct_reporters_ban_a_user_on_every_gateway_until_the_ban_lift
         .unwrap_or_else(|| panic!("the ban is listed: {bans}"))
         .clone();
     assert_eq!(ban["by"], "reports");
-    let status = http
-        .delete(admin(
-            admin_addr,
-            &format!("/admin/bans/{}", ban["id"].as_str().unwrap()),
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_eq!(
+        admin_delete(admin_addr, ban["id"].as_str().unwrap()).await,
+        200
+    );
     let (_ws, first) = native_from(a2, ip(50), Some(&device)).await;
     assert_eq!(first["event"], "hello", "{first}");
-    let reports: Value = http
-        .get(admin(admin_addr, "/admin/reports?limit=2"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reports = admin_get(admin_addr, "/admin/reports?limit=2").await;
     let newest = &reports["reports"][0];
     assert_eq!(newest["reason"], "spam", "{reports}");
     assert_eq!(newest["reported"], json!(identity));
@@ -308,17 +325,12 @@ async fn a_user_banned_while_waiting_is_never_handed_out() {
         .to_string();
     register(&mut waiting, "w").await;
     // The admin bans the waiting user's identity.
-    let created: Value = reqwest::Client::new()
-        .post(admin(m.admin_addr().unwrap(), "/admin/bans"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"identity": format!("d:{device_id}"), "secs": 600, "reason": "test"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(created["id"].is_string(), "{created}");
+    let (status, created) = admin_post(
+        m.admin_addr().unwrap(),
+        json!({"identity": format!("d:{device_id}"), "secs": 600, "reason": "test"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
     let (mut other, _) = native_from(addr, ip(91), None).await;
     register(&mut other, "o").await;
     other.expect_silence(Duration::from_millis(1500)).await;
@@ -346,35 +358,23 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
     )
     .await;
     let at = on.admin_addr().unwrap();
-    let http = reqwest::Client::new();
+    let get = reqwest::Method::GET;
     for path in ["/admin/stats", "/admin/reports", "/admin/bans"] {
-        let none = http.get(admin(at, path)).send().await.unwrap().status();
+        let none = admin(at, get.clone(), path, None, None).await.0;
         assert_eq!(none, 401, "{path} without a token");
-        let wrong = http
-            .get(admin(at, path))
-            .bearer_auth("admin-token-for-tests-0124")
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let wrong = admin(
+            at,
+            get.clone(),
+            path,
+            None,
+            Some("admin-token-for-tests-0124"),
+        )
+        .await
+        .0;
         assert_eq!(wrong, 401, "{path} with a wrong token");
-        let ok = http
-            .get(admin(at, path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), 200, "{path}");
+        admin_get(at, path).await;
     }
-    let stats: Value = http
-        .get(admin(at, "/admin/stats"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = admin_get(at, "/admin/stats").await;
     for field in [
         "waiting",
         "rooms",
@@ -384,48 +384,27 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
     ] {
         assert!(stats.get(field).is_some(), "{field} in {stats}");
     }
-    let post = |body: Value| {
-        let http = http.clone();
-        async move {
-            let r = http
-                .post(admin(at, "/admin/bans"))
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, created) =
-        post(json!({"address": "192.0.2.9", "secs": 60, "reason": "spam"})).await;
+    let (status, created) = admin_post(
+        at,
+        json!({"address": "192.0.2.9", "secs": 60, "reason": "spam"}),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["subject"], "a:192.0.2.9");
-    let (status, _) = post(json!({"address": "not an ip", "secs": 60})).await;
+    let (status, _) = admin_post(at, json!({"address": "not an ip", "secs": 60})).await;
     assert_eq!(status, 400);
-    let (status, _) = post(json!({"identity": "d:x", "address": "192.0.2.9", "secs": 60})).await;
+    let (status, _) = admin_post(
+        at,
+        json!({"identity": "d:x", "address": "192.0.2.9", "secs": 60}),
+    )
+    .await;
     assert_eq!(status, 400);
-    let delete = |id: String| {
-        let http = http.clone();
-        async move {
-            http.delete(admin(at, &format!("/admin/bans/{id}")))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     let id = created["id"].as_str().unwrap().to_string();
-    assert_eq!(delete(id.clone()).await, 200);
-    assert_eq!(delete(id).await, 404);
-    let unauthorized = http
-        .delete(admin(at, "/admin/bans/x"))
-        .send()
+    assert_eq!(admin_delete(at, &id).await, 200);
+    assert_eq!(admin_delete(at, &id).await, 404);
+    let unauthorized = admin(at, reqwest::Method::DELETE, "/admin/bans/x", None, None)
         .await
-        .unwrap()
-        .status();
+        .0;
     assert_eq!(unauthorized, 401);
 }
 
@@ -459,7 +438,7 @@ async fn a_report_keeps_the_rooms_last_chat_lines_and_a_reporter_is_rate_limited
     }
     ann.send_json(&json!({"event": "report", "reason": "harassment"}))
         .await;
-    assert_eq!(ann.recv_event("reported").await["event"], "reported");
+    assert_eq!(ann.recv().await["event"], "reported");
     let entry = redis.query(&["XREVRANGE", &wire::keys::reports(), "+", "-", "COUNT", "1"]);
     let fields: Vec<String> = entry.items()[0].items()[1]
         .items()
@@ -481,7 +460,7 @@ async fn a_report_keeps_the_rooms_last_chat_lines_and_a_reporter_is_rate_limited
     for _ in 0..2 {
         ann.send_json(&json!({"event": "report", "reason": "spam"}))
             .await;
-        assert_eq!(ann.recv_event("reported").await["event"], "reported");
+        assert_eq!(ann.recv().await["event"], "reported");
     }
     ann.send_json(&json!({"event": "report", "reason": "spam"}))
         .await;
@@ -512,15 +491,12 @@ async fn a_banned_user_cannot_resume_its_matching_session_from_elsewhere() {
     .await;
     // Banned while away (by identity).
     let identity = format!("d:{}", device.split('.').next().unwrap());
-    let status = reqwest::Client::new()
-        .post(admin(m.admin_addr().unwrap(), "/admin/bans"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"identity": identity, "secs": 600, "reason": "test"}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 201);
+    let (status, created) = admin_post(
+        m.admin_addr().unwrap(),
+        json!({"identity": identity, "secs": 600, "reason": "test"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
     // Back with its session, but from another address and without its
     // device identity: the session's own registration names the banned
     // identity, so the resume is refused.

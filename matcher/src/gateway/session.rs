@@ -215,8 +215,13 @@ impl Session {
     /// The socket's identity or address is banned: say so (with when it
     /// lifts) and close. Nothing was recorded for this socket.
     pub fn on_banned(&mut self, retry_after: u64) -> Vec<Action> {
-        self.state = State::Closed;
         self.name_taken = true; // Nothing of ours to release.
+        self.refuse_banned(retry_after)
+    }
+
+    /// Tell a banned user so (with when it lifts) and close the socket.
+    fn refuse_banned(&mut self, retry_after: u64) -> Vec<Action> {
+        self.state = State::Closed;
         vec![
             Action::Send(MatcherEvent::banned(retry_after)),
             Action::Close(CloseCode::Banned),
@@ -293,30 +298,30 @@ impl Session {
         if self.state != State::Locating {
             return Vec::new();
         }
-        let back = match result {
-            Ok(Unparked::Banned { retry_after }) => return self.on_banned(retry_after),
+        match result {
+            Ok(Unparked::Banned { retry_after }) => self.on_banned(retry_after),
             Ok(Unparked::Gone) => {
                 self.state = State::Closed;
                 self.name_taken = true; // Nothing of ours to release.
-                return vec![
+                vec![
                     send_error(
                         ErrorCode::ExpiredResume,
                         "this matching session is over (its resume grace window passed); \
                          connect without resume to start a new one",
                     ),
                     Action::Close(CloseCode::Policy),
-                ];
+                ]
             }
-            Ok(back) => back,
             Err(()) => {
                 self.state = State::Closed;
-                return vec![unavailable(), Action::Close(CloseCode::GoingAway)];
+                vec![unavailable(), Action::Close(CloseCode::GoingAway)]
             }
-        };
-        self.state = State::Open;
-        match back {
-            Unparked::Matched(notice) => self.deliver(notice, now_ms),
-            Unparked::Waiting { reg, name, prefs } => {
+            Ok(Unparked::Matched(notice)) => {
+                self.state = State::Open;
+                self.deliver(notice, now_ms)
+            }
+            Ok(Unparked::Waiting { reg, name, prefs }) => {
+                self.state = State::Open;
                 self.name = name.clone();
                 let interest_wait_ms = self.interest_wait_ms(prefs.as_ref());
                 self.waiting = Some(Waiting {
@@ -329,7 +334,8 @@ impl Session {
             }
             // Not waiting (never was, or a drain withdrew it): say so, so
             // that a client that was searching registers again.
-            Unparked::Idle | Unparked::Gone | Unparked::Banned { .. } => {
+            Ok(Unparked::Idle) => {
+                self.state = State::Open;
                 vec![Action::Send(MatcherEvent::Cancelled {})]
             }
         }
@@ -503,13 +509,8 @@ impl Session {
                 ErrorCode::NameTaken,
                 "this name is registered from another address",
             )],
-            Ok((Registered::Banned { retry_after }, _)) => {
-                self.state = State::Closed;
-                vec![
-                    Action::Send(MatcherEvent::banned(retry_after)),
-                    Action::Close(CloseCode::Banned),
-                ]
-            }
+            // Located already: the close releases what was recorded.
+            Ok((Registered::Banned { retry_after }, _)) => self.refuse_banned(retry_after),
             Err(()) => vec![unavailable()],
         }
     }
