@@ -25,6 +25,28 @@ pub const POOL_SIZE: &str = "rvc_pool_size";
 pub const RELAYED: &str = "rvc_signals_relayed_total";
 /// Seconds from publish (stamped by the sender's node) to delivery.
 pub const RELAY_LATENCY: &str = "rvc_relay_latency_seconds";
+/// Seconds spent in one stage of a user's path, by `stage`: where the
+/// time from register to `matched`, and from a signal to its delivery,
+/// goes ([`MATCHER_STAGES`], [`SIGNALLER_STAGES`]). Finer buckets than the
+/// other histograms: most stages take microseconds.
+pub const STAGE: &str = "rvc_stage_seconds";
+/// The matcher's stages, in the order a registration goes through them:
+/// `register` (register frame read → register script replied, gateway),
+/// `stream_wait` (register accepted → a worker read it from the stream),
+/// `pairing` (the worker's pairing step, one round trip, per call),
+/// `inbox` (pairing step published → the gateway's inbox got it),
+/// `deliver` (inbox got it → `matched` written to the socket).
+pub const MATCHER_STAGES: [&str; 5] = ["register", "stream_wait", "pairing", "inbox", "deliver"];
+/// The signaller's stages of one relayed message: `append` (frame read →
+/// the room script replied, sender's node), `fanout` (published → the
+/// receiving node got it), `dispatch` (received → written to the peer's
+/// socket).
+pub const SIGNALLER_STAGES: [&str; 3] = ["append", "fanout", "dispatch"];
+/// Bucket bounds of [`STAGE`], seconds: 10 µs to 1 s.
+pub const STAGE_BUCKETS: [f64; 22] = [
+    0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
+    0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
 /// Errors by `kind`: bad_input, auth_refused, redis, rate_limited
 /// ([`error_kinds`]).
 pub const ERRORS: &str = "rvc_errors_total";
@@ -132,10 +154,16 @@ pub fn register(role: Role) {
             }
             // Touched, not recorded: listed with empty buckets.
             let _ = histogram!(TIME_TO_MATCH);
+            for stage in MATCHER_STAGES {
+                let _ = histogram!(STAGE, "stage" => stage);
+            }
         }
         Role::Signaller => {
             counter!(RELAYED).increment(0);
             let _ = histogram!(RELAY_LATENCY);
+            for stage in SIGNALLER_STAGES {
+                let _ = histogram!(STAGE, "stage" => stage);
+            }
         }
     }
 }
@@ -146,6 +174,8 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(STAGE.into()), &STAGE_BUCKETS)
+                .expect("bucket list is not empty")
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
                     &[
