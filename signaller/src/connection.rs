@@ -8,6 +8,7 @@
 //! decisions are the session's; this file only does I/O.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,10 @@ use crate::admission::{self, JoinRefusal, Member};
 use crate::fanout::Fanout;
 use crate::mailbox::{self, ConnId, Delivery, Inbox, Mailbox};
 use crate::presence::Presence;
-use crate::room_log::{Appended, Claim, JoinReply, ResumeReply, RoomLog, Writer};
+use crate::room_log::{AppendOptions, Appended, Claim, JoinReply, ResumeReply, RoomLog, Writer};
 use crate::secret::TicketSecret;
 use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, PublishRefusal, Session};
+use crate::stages::{self, RelayMetrics};
 
 /// Most queued deliveries handled (and written with one flush) at once.
 const DELIVERY_BATCH: usize = 64;
@@ -49,6 +51,8 @@ pub struct Shared {
     pub resume_grace: Duration,
     /// How long a resume credential is valid (a room's lifetime).
     pub resume_valid: Duration,
+    /// The relay counter and stage histograms, looked up once.
+    pub metrics: RelayMetrics,
 }
 
 /// Whether to keep serving the socket.
@@ -63,7 +67,10 @@ struct Connection {
     socket: Socket,
     session: Session,
     shared: Arc<Shared>,
-    mailbox: Mailbox,
+    /// The socket's queue from the node's shared tasks, made when the
+    /// session first needs one (a join, a watch): most idle sockets never
+    /// join, and an unused queue would cost each of them its buffer.
+    mailbox: Option<(Mailbox, Inbox)>,
     /// This connection across the cluster (`<node>/<connection id>`): the
     /// room log takes writes for our user from its newest connection only.
     token: String,
@@ -71,22 +78,21 @@ struct Connection {
     grace_at: Option<tokio::time::Instant>,
     /// The node's drain was handled already.
     draining: bool,
+    /// When the frame being handled was read (the append stage starts).
+    read_at: Option<Instant>,
+    /// When this socket's appends last set the room's lifetime again
+    /// (see [`crate::room_log::Limits::refresh_every`]).
+    refreshed: Option<Instant>,
 }
 
-/// Count a live signal or chat handed to this socket, and how long it took
-/// from the sender's node (stamped at publish) to here.
-fn record_relay(event: &RoomEvent, actions: &[Action]) {
-    let relayed = actions.iter().any(|a| {
+/// Whether `actions` hand a signal or chat to the client.
+fn relays(actions: &[Action]) -> bool {
+    actions.iter().any(|a| {
         matches!(
             a,
             Action::Send(SignallerEvent::Signal { .. } | SignallerEvent::Chat { .. })
         )
-    });
-    if relayed {
-        metrics::counter!(service::metrics::RELAYED).increment(1);
-        let age_ms = service::clock::now_ms().saturating_sub(event.sent_ms);
-        metrics::histogram!(service::metrics::RELAY_LATENCY).record(age_ms as f64 / 1000.0);
-    }
+    })
 }
 
 /// Serve one upgraded socket until it closes (or the node stops).
@@ -97,19 +103,20 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
         tracing::info!(legacy, "socket opened");
         let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "signaller");
         open.increment(1.0);
-        let (mailbox, mut inbox) = mailbox::new();
         let mut conn = Connection {
             id,
             socket: Socket::new(socket, shared.limits),
             session: Session::new(dialect, shared.node.clone()),
             token: format!("{}/{id}", shared.node),
             shared,
-            mailbox,
+            mailbox: None,
             grace_at: None,
             draining: false,
+            read_at: None,
+            refreshed: None,
         };
-        let why = conn.serve(&mut inbox).await;
-        conn.finish().await;
+        let why = conn.serve().await;
+        Box::pin(conn.finish()).await;
         open.decrement(1.0);
         tracing::info!(why, "socket closed");
     }
@@ -118,42 +125,40 @@ pub async fn run(socket: WebSocket, dialect: Dialect, shared: Arc<Shared>, id: C
 }
 
 impl Connection {
-    async fn serve(&mut self, inbox: &mut Inbox) -> &'static str {
+    async fn serve(&mut self) -> &'static str {
         let mut drain = self.shared.drain.clone();
         let actions = self.session.on_open();
-        if let Flow::End(why) = self.perform(actions).await {
+        if let Flow::End(why) = Box::pin(self.perform(actions)).await {
             return why;
         }
         loop {
             // Not `biased`: a client sending fast must not starve the
             // delivery of what its peer sends (both wait in bounded places).
-            let grace_at = self.grace_at;
+            // What each branch then does is boxed (`Box::pin`): a socket
+            // waits here nearly all its life, and its task keeps the size
+            // of the largest state it can be in, so the writes, Redis calls
+            // and timers of handling a frame are allocated only while a
+            // frame is handled, not held by every idle socket.
+            let grace = grace_timer(self.grace_at);
             let flow = tokio::select! {
                 // A native session told to reconnect is served on until it
                 // has moved (its newer socket replaces this one) or closes.
                 _ = drain.wait(), if !self.draining => {
                     self.draining = true;
                     let actions = self.session.on_drain();
-                    self.perform(actions).await
+                    Box::pin(self.perform(actions)).await
                 }
-                _ = tokio::time::sleep_until(grace_at.unwrap_or_else(tokio::time::Instant::now)),
-                    if grace_at.is_some() => {
+                _ = grace, if self.grace_at.is_some() => {
                     self.grace_at = None;
                     let actions = self.session.on_grace_expired(service::clock::now_ms());
-                    self.perform(actions).await
+                    Box::pin(self.perform(actions)).await
                 }
                 // Cancel-safe: a delivery winning the race loses no frame.
-                inbound = self.socket.next() => self.on_inbound(inbound).await,
-                Some(delivery) = inbox.rx.recv() => {
-                    let mut actions = self.on_delivery(delivery);
-                    // Whatever else is queued already goes out in the same write.
-                    for _ in 1..DELIVERY_BATCH {
-                        let Ok(delivery) = inbox.rx.try_recv() else { break };
-                        actions.extend(self.on_delivery(delivery));
-                    }
-                    self.perform(actions).await
-                }
-                _ = inbox.resync.wanted() => self.resync().await,
+                inbound = self.socket.next() => Box::pin(self.on_inbound(inbound)).await,
+                woken = next_delivery(&mut self.mailbox) => match woken {
+                    Woken::Delivery(delivery) => Box::pin(self.deliver(delivery)).await,
+                    Woken::Resync => Box::pin(self.resync()).await,
+                },
             };
             if let Flow::End(why) = flow {
                 return why;
@@ -161,15 +166,48 @@ impl Connection {
         }
     }
 
-    fn on_delivery(&mut self, delivery: Delivery) -> Vec<Action> {
-        match delivery {
-            Delivery::Event(id, event) => {
-                let actions = self.session.on_room_event(id, &event);
-                record_relay(&event, &actions);
-                actions
-            }
-            Delivery::NodeLost(node) => self.session.on_node_lost(&node),
+    /// The sending side of this socket's queue (made on first use).
+    fn mailbox(&mut self) -> Mailbox {
+        self.mailbox.get_or_insert_with(mailbox::new).0.clone()
+    }
+
+    /// Handle `first` and whatever else is queued already (up to a batch),
+    /// written with one flush.
+    async fn deliver(&mut self, first: Delivery) -> Flow {
+        let mut received = Vec::new();
+        let mut actions = self.on_delivery(first, &mut received);
+        for _ in 1..DELIVERY_BATCH {
+            let Some((_, inbox)) = self.mailbox.as_mut() else {
+                break;
+            };
+            let Ok(delivery) = inbox.rx.try_recv() else {
+                break;
+            };
+            actions.extend(self.on_delivery(delivery, &mut received));
         }
+        let flow = self.perform(actions).await;
+        for at in received {
+            self.shared.metrics.dispatch(at);
+        }
+        flow
+    }
+
+    /// What a delivery means; `received` collects when the dispatcher got
+    /// each live signal or chat relayed to the client (the dispatch stage
+    /// ends once it is written).
+    fn on_delivery(&mut self, delivery: Delivery, received: &mut Vec<u64>) -> Vec<Action> {
+        let (id, event, at) = match delivery {
+            Delivery::Event(id, event) => (id, event, None),
+            Delivery::Live(id, event, at) => (id, event, Some(at)),
+            Delivery::NodeLost(node) => return self.session.on_node_lost(&node),
+        };
+        let actions = self.session.on_room_event(id, &event);
+        if relays(&actions) {
+            let age_ms = service::clock::now_ms().saturating_sub(event.sent_ms);
+            self.shared.metrics.relayed(age_ms);
+            received.extend(at);
+        }
+        actions
     }
 
     /// After the socket ended: leave the room (if still in it) and detach.
@@ -184,7 +222,10 @@ impl Connection {
 
     async fn on_inbound(&mut self, inbound: Inbound) -> Flow {
         let actions = match inbound {
-            Inbound::Text(text) => self.session.on_text(text.as_str()),
+            Inbound::Text(text) => {
+                self.read_at = Some(Instant::now());
+                self.session.on_text(text.as_str())
+            }
             Inbound::RateLimited(text) => self.session.on_rate_limited(text.as_str()),
             Inbound::End(reason) => return Flow::End(reason.as_str()),
         };
@@ -238,21 +279,41 @@ impl Connection {
                         user: &me.user,
                         conn: &self.token,
                     };
-                    let refusal =
-                        match Box::pin(self.shared.room_log.append(room, &event, writer)).await {
-                            Ok(Appended::Logged(_)) => continue,
-                            Ok(Appended::Closed) => PublishRefusal::RoomClosed,
-                            Ok(Appended::Fenced) => PublishRefusal::Replaced,
-                            Ok(Appended::LogFull) => PublishRefusal::LogFull,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "relay failed");
-                                queue.push_front(Action::Send(SignallerEvent::error(
-                                    wire::ErrorCode::Unavailable,
-                                    "could not relay that message; retry shortly",
-                                )));
-                                continue;
+                    let refresh = self.refreshed.is_none_or(|at| {
+                        at.elapsed() >= self.shared.room_log.limits().refresh_every()
+                    });
+                    let options = AppendOptions {
+                        refresh,
+                        stamp_us: Some(stages::now_us()),
+                    };
+                    let appended = Box::pin(
+                        self.shared
+                            .room_log
+                            .append_with(room, &event, writer, options),
+                    )
+                    .await;
+                    let refusal = match appended {
+                        Ok(Appended::Logged(_)) => {
+                            if refresh {
+                                self.refreshed = Some(Instant::now());
                             }
-                        };
+                            if let Some(read_at) = self.read_at.take() {
+                                self.shared.metrics.append(read_at.elapsed());
+                            }
+                            continue;
+                        }
+                        Ok(Appended::Closed) => PublishRefusal::RoomClosed,
+                        Ok(Appended::Fenced) => PublishRefusal::Replaced,
+                        Ok(Appended::LogFull) => PublishRefusal::LogFull,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "relay failed");
+                            queue.push_front(Action::Send(SignallerEvent::error(
+                                wire::ErrorCode::Unavailable,
+                                "could not relay that message; retry shortly",
+                            )));
+                            continue;
+                        }
+                    };
                     tracing::info!(?refusal, "relay refused by the room log");
                     let actions = self.session.on_publish_refused(&event.body, refusal);
                     for action in actions.into_iter().rev() {
@@ -265,9 +326,8 @@ impl Connection {
                 }
                 Action::Release => Box::pin(self.release()).await,
                 Action::Watch { node } => {
-                    self.shared
-                        .presence
-                        .watch(&node, self.id, self.mailbox.clone())
+                    let mailbox = self.mailbox();
+                    self.shared.presence.watch(&node, self.id, mailbox)
                 }
                 Action::Unwatch => self.shared.presence.unwatch(self.id),
                 Action::DeclarePeerLost { user, name, node } => {
@@ -403,11 +463,7 @@ impl Connection {
                 shared.room_log.limits().max_rooms_per_user,
             ));
         }
-        if let Err(e) = shared
-            .fanout
-            .join(room, self.id, self.mailbox.clone())
-            .await
-        {
+        if let Err(e) = shared.fanout.join(room, self.id, self.mailbox()).await {
             tracing::warn!(error = %e, "cannot subscribe");
             return Err(JoinRefusal::Unavailable);
         }
@@ -561,12 +617,9 @@ impl Connection {
     /// Subscribe to `room`, then run the join script as `me`; a refused
     /// join is unsubscribed again.
     async fn enter(&mut self, room: &str, me: &Member) -> Result<JoinOutcome, JoinRefusal> {
+        let mailbox = self.mailbox();
         let shared = &self.shared;
-        if let Err(e) = shared
-            .fanout
-            .join(room, self.id, self.mailbox.clone())
-            .await
-        {
+        if let Err(e) = shared.fanout.join(room, self.id, mailbox).await {
             tracing::warn!(error = %e, "cannot subscribe");
             return Err(JoinRefusal::Unavailable);
         }
@@ -715,9 +768,60 @@ impl Connection {
     }
 }
 
+/// What woke a socket from its queue.
+enum Woken {
+    Delivery(Delivery),
+    Resync,
+}
+
+/// The next delivery or resync request of a socket's queue; never, while
+/// it has none. Cancel-safe (both waits are).
+async fn next_delivery(mailbox: &mut Option<(Mailbox, Inbox)>) -> Woken {
+    let Some((_, inbox)) = mailbox else {
+        return std::future::pending().await;
+    };
+    // Not `biased`, as the socket's own select.
+    tokio::select! {
+        // The queue never closes: the connection holds a sender.
+        Some(delivery) = inbox.rx.recv() => Woken::Delivery(delivery),
+        _ = inbox.resync.wanted() => Woken::Resync,
+    }
+}
+
+/// A timer for the peer's grace deadline, boxed only while one is armed
+/// (see the select in [`Connection::serve`]).
+fn grace_timer(
+    at: Option<tokio::time::Instant>,
+) -> futures_util::future::Either<Pin<Box<tokio::time::Sleep>>, std::future::Pending<()>> {
+    match at {
+        Some(at) => futures_util::future::Either::Left(Box::pin(tokio::time::sleep_until(at))),
+        None => futures_util::future::Either::Right(std::future::pending()),
+    }
+}
+
 fn written(result: Result<(), Gone>) -> Flow {
     match result {
         Ok(()) => Flow::Continue,
         Err(Gone(reason)) => Flow::End(reason.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every socket's task holds this future for the socket's whole life,
+    /// most of it idle: what handling a frame needs (writes, Redis calls,
+    /// timers) must be boxed, not carried by every idle socket. (Inlined,
+    /// it was 7,888 bytes; with only the Redis calls boxed, 2,208.)
+    #[test]
+    fn an_idle_sockets_task_is_small() {
+        let size = future_size(run);
+        assert!(size <= 1024, "connection::run is {size} bytes");
     }
 }

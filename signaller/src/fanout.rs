@@ -42,6 +42,7 @@ use tokio::task::JoinHandle;
 use wire::internal::RoomEvent;
 
 use crate::mailbox::{ConnId, Mailbox};
+use crate::stages::{self, RelayMetrics};
 
 /// How often, on a cluster, the manager checks that every room's channel
 /// is still subscribed on the node serving its slot (one `CLUSTER SLOTS`).
@@ -90,7 +91,7 @@ impl Fanout {
         let (commands, rx) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(manage(subscriber, registry.clone(), rx)),
-            tokio::spawn(dispatch(messages, registry.clone())),
+            tokio::spawn(dispatch(messages, registry.clone(), RelayMetrics::new())),
         ];
         (Fanout { commands, registry }, tasks)
     }
@@ -354,10 +355,14 @@ fn resync_all(registry: &Registry) {
 }
 
 /// Route each publication to the local sockets of its room.
-async fn dispatch(mut messages: broadcast::Receiver<Message>, registry: Registry) {
+async fn dispatch(
+    mut messages: broadcast::Receiver<Message>,
+    registry: Registry,
+    metrics: RelayMetrics,
+) {
     loop {
         match messages.recv().await {
-            Ok(message) => route(&registry, &message),
+            Ok(message) => route(&registry, &message, &metrics),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
@@ -370,11 +375,13 @@ async fn dispatch(mut messages: broadcast::Receiver<Message>, registry: Registry
     }
 }
 
-fn route(registry: &Registry, message: &Message) {
+fn route(registry: &Registry, message: &Message, metrics: &RelayMetrics) {
+    let received_us = stages::mono_us();
     let Some(bytes) = message.value.as_bytes() else {
         return;
     };
-    let Some((id, payload)) = wire::internal::split_room_publication(bytes) else {
+    let Some((id, stamp_us, payload)) = wire::internal::split_stamped_room_publication(bytes)
+    else {
         tracing::warn!("unframed publication on a room channel; ignored");
         return;
     };
@@ -385,9 +392,12 @@ fn route(registry: &Registry, message: &Message) {
             return;
         }
     };
+    if stamp_us > 0 {
+        metrics.fanout(stamp_us, stages::now_us());
+    }
     if let Some(conns) = registry.lock().unwrap().get(&*message.channel) {
         for mailbox in conns.values() {
-            mailbox.deliver(id, event.clone());
+            mailbox.deliver_live(id, event.clone(), received_us);
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod room_log;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod stages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +175,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         drain: drain_rx.clone(),
         resume_grace: config.resume_grace(),
         resume_valid: config.room_log_ttl(),
+        metrics: stages::RelayMetrics::new(),
     });
     let health = Health::new(redis.clone());
     let conns = ConnTasks::default();

@@ -24,6 +24,9 @@ pub const CAPACITY: usize = 1024;
 pub enum Delivery {
     /// An entry of the connection's room log, published live.
     Event(StreamId, Arc<RoomEvent>),
+    /// The same, with when the node's dispatcher received it
+    /// ([`crate::stages::mono_us`], for the dispatch stage).
+    Live(StreamId, Arc<RoomEvent>, u64),
     /// A signaller node stopped heartbeating.
     NodeLost(Arc<str>),
 }
@@ -83,7 +86,16 @@ pub fn new() -> (Mailbox, Inbox) {
 impl Mailbox {
     /// Queue a room event; if the queue is full, ask for a resync instead.
     pub fn deliver(&self, id: StreamId, event: Arc<RoomEvent>) {
-        match self.tx.try_send(Delivery::Event(id, event)) {
+        self.queue(Delivery::Event(id, event));
+    }
+
+    /// [`Mailbox::deliver`], with when the dispatcher received it.
+    pub fn deliver_live(&self, id: StreamId, event: Arc<RoomEvent>, received_us: u64) {
+        self.queue(Delivery::Live(id, event, received_us));
+    }
+
+    fn queue(&self, delivery: Delivery) {
+        match self.tx.try_send(delivery) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.resync.request(),
             Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -17,12 +17,19 @@
 -- ARGV[8]  lifetime of a closed room's log, ms
 -- ARGV[9]  '1': a fence field that is missing does not hold (the away mark
 --          a timeout is fenced on is gone once the session resumed)
+-- ARGV[10] '1': set both lifetimes to ARGV[3] again. The writer asks for it
+--          once per refresh period (see room_log.rs, `Limits::refresh_every`;
+--          the lifetime it passes is the live lifetime plus that period), so
+--          a message costs no PEXPIRE at all most of the time; a key this
+--          script finds gone and makes again always gets its lifetime.
+-- ARGV[11] '' or '@<µs>': the sender's publish stamp, put after the id in
+--          the publication (the receiving node times the fan-out with it)
 --
 -- Returns {'ok', <stream id>}, {'closed'} (the room is over),
 -- {'fenced'} (the fence no longer holds: a newer socket replaced the
 -- writer, or the peer declared lost moved), or {'log_full', <bytes used>}.
--- Publishes "<stream id> <event>" so that a subscriber can tell a live
--- copy of an entry from the one it already read from the log.
+-- Publishes "<stream id>[@<µs>] <event>" so that a subscriber can tell a
+-- live copy of an entry from the one it already read from the log.
 --
 -- Closing a room leaves only a tombstone (the members hash reduced to its
 -- `closed` field, kept for the live lifetime so that no ticket reopens the
@@ -33,6 +40,7 @@ local state = redis.call('HMGET', KEYS[2], 'closed', ARGV[6], 'bytes')
 if state[1] then
   return {'closed'}
 end
+local refresh = ARGV[10] == '1'
 local holder = state[2]
 if not holder and ARGV[9] == '1' then
   return {'fenced'}
@@ -43,6 +51,7 @@ elseif not holder then
   -- lifetime). Carry on, and put the fence back, so that a replaced writer
   -- is fenced off again from here.
   redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+  refresh = true
 elseif holder ~= ARGV[7] then
   return {'fenced'}
 end
@@ -53,7 +62,12 @@ if ARGV[4] ~= '' then
     return {'log_full', used}
   end
 end
-local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[2])
+-- NOMKSTREAM: a log that is gone is made again below, with its lifetime.
+local id = redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', 'm', ARGV[2])
+if not id then
+  id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[2])
+  refresh = true
+end
 if ARGV[5] ~= '' then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'closed', ARGV[5])
@@ -61,8 +75,10 @@ if ARGV[5] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[8])
 else
   redis.call('HINCRBY', KEYS[2], 'bytes', size)
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  if refresh then
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  end
 end
-redis.call('SPUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[1], id .. ARGV[11] .. ' ' .. ARGV[2])
 return {'ok', id}

@@ -16,8 +16,10 @@
 //! so the log, and the backlog a join returns, never exceed it. A closed
 //! room's log is deleted within `--closed-room-ttl-secs`; only a tombstone
 //! (its `closed` mark) stays for `--room-log-ttl-secs`, so no ticket
-//! reopens it. Live rooms expire `--room-log-ttl-secs` after their last
-//! entry.
+//! reopens it. Live rooms expire at least `--room-log-ttl-secs` after their
+//! last entry: every script gives the log and member list that lifetime
+//! plus [`Limits::refresh_every`], and a socket's appends set it again only
+//! once per that period (most messages cost no `PEXPIRE`).
 //!
 //! One socket per (room, user): a newer socket of a member replaces the
 //! older one. Each write is fenced with the writer's connection (the
@@ -88,6 +90,20 @@ impl Limits {
             budget_bytes: wire::limits::ROOM_LOG_BUDGET_BYTES as u64,
             max_rooms_per_user: wire::limits::MAX_ROOMS_PER_USER as u64,
         }
+    }
+
+    /// How often one socket's appends set the room's lifetime again: a
+    /// message in between costs no `PEXPIRE` (see `publish.lua`).
+    pub fn refresh_every(&self) -> Duration {
+        self.ttl / 8
+    }
+
+    /// The lifetime every room script gives the log and member list: the
+    /// live lifetime plus one refresh period, so that a room still lives
+    /// at least [`Limits::ttl`] after its last entry, though that entry's
+    /// append may not have set it again.
+    pub fn live_lifetime(&self) -> Duration {
+        self.ttl + self.refresh_every()
     }
 
     /// Most bytes the log may hold once a signal or chat is in it.
@@ -170,6 +186,25 @@ pub enum Appended {
     Fenced,
     /// The room log's budget would be passed: nothing was logged.
     LogFull,
+}
+
+/// How [`RoomLog::append_with`] appends.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOptions {
+    /// Set the log's and member list's lifetime again.
+    pub refresh: bool,
+    /// The sender's publish stamp (µs since the Unix epoch), carried in
+    /// the publication for the receiving node's fan-out stage.
+    pub stamp_us: Option<u64>,
+}
+
+impl Default for AppendOptions {
+    fn default() -> Self {
+        AppendOptions {
+            refresh: true,
+            stamp_us: None,
+        }
+    }
 }
 
 /// Whether a user may join one more room.
@@ -284,7 +319,7 @@ impl RoomLog {
             Value::from(self.node.as_str()),
             Value::from(me.name.as_str()),
             Value::from(&wire::internal::encode(&joined)[..]),
-            Value::from(ms(self.limits.ttl)),
+            Value::from(ms(self.limits.live_lifetime())),
             Value::from(self.limits.budget_bytes as i64),
             Value::from(conn),
             Value::from(PEER_JOIN_RESERVE_BYTES),
@@ -349,7 +384,7 @@ impl RoomLog {
         let args = vec![
             Value::from(wire::keys::room_channel(room)),
             Value::from(&wire::internal::encode(&event)[..]),
-            Value::from(ms(self.limits.ttl)),
+            Value::from(ms(self.limits.live_lifetime())),
             Value::from(fence),
             Value::from(fence_value),
             Value::from(user),
@@ -407,7 +442,7 @@ impl RoomLog {
             Value::from(conn),
             Value::from(self.node.as_str()),
             Value::from(&wire::internal::encode(&resumed)[..]),
-            Value::from(ms(self.limits.ttl)),
+            Value::from(ms(self.limits.live_lifetime())),
             Value::from(self.limits.budget_bytes as i64),
             Value::from(service::clock::now_ms() as i64),
             Value::from(first.to_string()),
@@ -452,12 +487,27 @@ impl RoomLog {
 
     /// Append `event` to `room`'s log and publish it, if `writer` may still
     /// write and the budget allows. A `Left` event closes the room (and is
-    /// never refused for the budget).
+    /// never refused for the budget). Sets the room's lifetime again.
     pub async fn append(
         &self,
         room: &str,
         event: &RoomEvent,
         writer: Writer<'_>,
+    ) -> Result<Appended, RoomLogError> {
+        self.append_with(room, event, writer, AppendOptions::default())
+            .await
+    }
+
+    /// [`RoomLog::append`], setting the room's lifetime again only when
+    /// `options.refresh` (a socket asks once per [`Limits::refresh_every`];
+    /// a key the script makes again always gets it), and framing the
+    /// publication with the sender's stamp for the fan-out stage.
+    pub async fn append_with(
+        &self,
+        room: &str,
+        event: &RoomEvent,
+        writer: Writer<'_>,
+        options: AppendOptions,
     ) -> Result<Appended, RoomLogError> {
         let (closes, limit) = match event.body {
             RoomBody::Left { reason } => (reason.as_str(), String::new()),
@@ -473,13 +523,18 @@ impl RoomLog {
         let args = vec![
             Value::from(wire::keys::room_channel(room)),
             Value::from(&encoded[..]),
-            Value::from(ms(self.limits.ttl)),
+            Value::from(ms(self.limits.live_lifetime())),
             Value::from(limit),
             Value::from(closes),
             Value::from(fence),
             Value::from(fence_value),
             Value::from(ms(self.limits.closed_ttl)),
             Value::from(if writer.strict() { "1" } else { "" }),
+            Value::from(if options.refresh { "1" } else { "" }),
+            Value::from(match options.stamp_us {
+                Some(us) => format!("@{us}"),
+                None => String::new(),
+            }),
         ];
         let reply: Value = service::redis_conn::run_script(
             &self.publish,

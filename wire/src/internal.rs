@@ -221,12 +221,24 @@ impl std::fmt::Display for StreamId {
     }
 }
 
-/// Split a room-channel publication, `<stream id> <MessagePack RoomEvent>`,
-/// as framed by the signaller's publish script.
+/// Split a room-channel publication, `<stream id>[@<µs>] <MessagePack
+/// RoomEvent>`, as framed by the signaller's room scripts (the stamp is
+/// ignored here; see [`split_stamped_room_publication`]).
 pub fn split_room_publication(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
+    split_stamped_room_publication(bytes).map(|(id, _, payload)| (id, payload))
+}
+
+/// Split a room-channel publication into its stream id, the sender node's
+/// publish stamp (µs since the Unix epoch, `0` when it has none: only
+/// signals and chat carry one) and the MessagePack [`RoomEvent`].
+pub fn split_stamped_room_publication(bytes: &[u8]) -> Option<(StreamId, u64, &[u8])> {
     let space = bytes.iter().position(|b| *b == b' ')?;
-    let id = std::str::from_utf8(&bytes[..space]).ok()?;
-    Some((StreamId::parse(id)?, &bytes[space + 1..]))
+    let head = std::str::from_utf8(&bytes[..space]).ok()?;
+    let (id, stamp) = match head.split_once('@') {
+        Some((id, stamp)) => (id, stamp.parse().ok()?),
+        None => (head, 0),
+    };
+    Some((StreamId::parse(id)?, stamp, &bytes[space + 1..]))
 }
 
 #[cfg(test)]
@@ -332,5 +344,21 @@ mod tests {
         assert_eq!(id, StreamId { ms: 12, seq: 3 });
         assert_eq!(rest, b"\x81\xa1a\x01");
         assert!(split_room_publication(b"nospace").is_none());
+    }
+
+    #[test]
+    fn stamped_publication_framing() {
+        let (id, stamp, rest) = split_stamped_room_publication(b"12-3@1700 \x81").unwrap();
+        assert_eq!(
+            (id, stamp, rest),
+            (StreamId { ms: 12, seq: 3 }, 1700, &b"\x81"[..])
+        );
+        let (id, stamp, _) = split_stamped_room_publication(b"12-3 \x81").unwrap();
+        assert_eq!((id, stamp), (StreamId { ms: 12, seq: 3 }, 0));
+        assert_eq!(
+            split_room_publication(b"12-3@1700 \x81"),
+            Some((StreamId { ms: 12, seq: 3 }, &b"\x81"[..]))
+        );
+        assert!(split_stamped_room_publication(b"12-3@x \x81").is_none());
     }
 }

@@ -215,7 +215,12 @@ impl Socket {
                 tracing::info!(held_back = self.held_back, "flooding: closed");
                 self.end(EndReason::Flooding, Some(CloseCode::Flooding));
             }
-            self.finish_closing().await;
+            // The rare paths (closing, waiting for the rate, pinging) are
+            // boxed: this future is part of every idle socket's task, which
+            // would otherwise carry their timers and writes all its life.
+            if self.closing.is_some() {
+                Box::pin(self.finish_closing()).await;
+            }
             if let Some(reason) = self.over {
                 return Inbound::End(reason);
             }
@@ -229,7 +234,7 @@ impl Socket {
                 self.held = Some(text);
                 let wait = self.bucket.wait(now);
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => continue,
+                    _ = Box::pin(tokio::time::sleep(wait)) => continue,
                     _ = self.pings.tick() => Step::Tick,
                 }
             } else {
@@ -267,11 +272,17 @@ impl Socket {
                     // A ping cut short by cancellation is harmless: what
                     // was queued goes out with the next flush. On failure
                     // `over` is set: the loop returns `End`.
-                    if self.write(Message::Ping(Default::default())).await.is_ok() {
-                        let _ = self.flush().await;
-                    }
+                    Box::pin(self.ping()).await;
                 }
             }
+        }
+    }
+
+    /// Send a ping. Cut short by cancellation it is harmless: what was
+    /// queued goes out with the next flush. On failure `over` is set.
+    async fn ping(&mut self) {
+        if self.write(Message::Ping(Default::default())).await.is_ok() {
+            let _ = self.flush().await;
         }
     }
 
