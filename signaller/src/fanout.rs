@@ -39,7 +39,7 @@ use fred::types::config::Server;
 use fred::types::{ClusterStateChange, Message};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wire::internal::RoomEvent;
+use wire::internal::{RoomBody, RoomEvent};
 
 use crate::mailbox::{ConnId, Mailbox};
 use crate::stages::{self, RelayMetrics};
@@ -51,7 +51,18 @@ use crate::stages::{self, RelayMetrics};
 pub const SLOT_CHECK: Duration = Duration::from_millis(500);
 
 /// Room channel → the local sockets in that room.
-type Registry = Arc<Mutex<HashMap<String, HashMap<ConnId, Mailbox>>>>;
+type Registry = Arc<Mutex<HashMap<String, HashMap<ConnId, Local>>>>;
+
+/// A local socket in a room: its queue, and the user it speaks for, if
+/// known. A socket's own signals and chat come back to its node on the
+/// room channel (both members' nodes subscribe it); they are not handed
+/// back to it, since its session would only drop them, and waking the
+/// socket for nothing doubled the node's work per message.
+#[derive(Clone)]
+struct Local {
+    mailbox: Mailbox,
+    user: Option<Arc<str>>,
+}
 
 /// Why a socket could not be attached to its room's channel.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +77,7 @@ enum Command {
     Join {
         channel: String,
         conn: ConnId,
-        mailbox: Mailbox,
+        local: Local,
         done: oneshot::Sender<Result<(), FanoutError>>,
     },
     Leave {
@@ -104,12 +115,37 @@ impl Fanout {
         conn: ConnId,
         mailbox: Mailbox,
     ) -> Result<(), FanoutError> {
+        self.attach(
+            room,
+            conn,
+            Local {
+                mailbox,
+                user: None,
+            },
+        )
+        .await
+    }
+
+    /// [`Fanout::join`] for a socket of `user`: its own signals and chat
+    /// are not routed back to it (see [`Local`]).
+    pub async fn join_as(
+        &self,
+        room: &str,
+        conn: ConnId,
+        mailbox: Mailbox,
+        user: &str,
+    ) -> Result<(), FanoutError> {
+        let user = Some(Arc::from(user));
+        self.attach(room, conn, Local { mailbox, user }).await
+    }
+
+    async fn attach(&self, room: &str, conn: ConnId, local: Local) -> Result<(), FanoutError> {
         let (done, result) = oneshot::channel();
         self.commands
             .send(Command::Join {
                 channel: wire::keys::room_channel(room),
                 conn,
-                mailbox,
+                local,
                 done,
             })
             .map_err(|_| FanoutError::Stopped)?;
@@ -222,7 +258,7 @@ async fn run(
         Command::Join {
             channel,
             conn,
-            mailbox,
+            local,
             done,
         } => {
             registry
@@ -230,7 +266,7 @@ async fn run(
                 .unwrap()
                 .entry(channel.clone())
                 .or_default()
-                .insert(conn, mailbox);
+                .insert(conn, local);
             let was_lost = match subscribed.get(&channel) {
                 Some(Held::On(_)) => {
                     let _ = done.send(Ok(()));
@@ -340,16 +376,16 @@ fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
 /// Have the sockets of one room read their room log again.
 fn resync(registry: &Registry, channel: &str) {
     if let Some(conns) = registry.lock().unwrap().get(channel) {
-        for mailbox in conns.values() {
-            mailbox.request_resync();
+        for local in conns.values() {
+            local.mailbox.request_resync();
         }
     }
 }
 
 fn resync_all(registry: &Registry) {
     for conns in registry.lock().unwrap().values() {
-        for mailbox in conns.values() {
-            mailbox.request_resync();
+        for local in conns.values() {
+            local.mailbox.request_resync();
         }
     }
 }
@@ -395,9 +431,15 @@ fn route(registry: &Registry, message: &Message, metrics: &RelayMetrics) {
     if stamp_us > 0 {
         metrics.fanout(stamp_us, stages::now_us());
     }
+    // Only a signal or chat: the sender's own `Joined`, `Away` or `Left`
+    // may mean something to its other sockets and to itself.
+    let echo = matches!(event.body, RoomBody::Signal { .. } | RoomBody::Chat { .. });
     if let Some(conns) = registry.lock().unwrap().get(&*message.channel) {
-        for mailbox in conns.values() {
-            mailbox.deliver_live(id, event.clone(), received_us);
+        for local in conns.values() {
+            if echo && local.user.as_deref() == Some(event.from.as_str()) {
+                continue;
+            }
+            local.mailbox.deliver_live(id, event.clone(), received_us);
         }
     }
 }

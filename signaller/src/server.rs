@@ -14,6 +14,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use futures_util::FutureExt;
 use service::address_limit::AddressLimits;
 use service::client_addr::{ClientIp, TrustedProxies};
 use service::health::Health;
@@ -82,9 +83,11 @@ async fn upgrade(app: App, ws: WebSocketUpgrade, client: ClientIp, dialect: Dial
     };
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let shared = app.shared.clone();
-        app.tasks.spawn(move |id| async move {
-            let _permit = permit;
-            connection::run(socket, dialect, shared, id).await
+        // `map`, not an `async` block awaiting `run`: the block would keep
+        // the socket twice for the socket's whole life (as its capture and
+        // inside `run`'s future).
+        app.tasks.spawn(move |id| {
+            connection::run(socket, dialect, shared, id).map(move |()| drop(permit))
         });
     })
 }

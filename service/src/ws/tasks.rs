@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
@@ -69,13 +70,12 @@ impl ConnTasks {
             drop(tasks);
             return;
         }
-        // The future is made inside the task, not captured: an async block
-        // that captures a future and awaits it holds it twice (once as the
-        // capture, once as the awaited value), doubling every socket task.
-        let handle = tokio::spawn(async move {
-            let _deregister = deregister;
-            task(id).await;
-        });
+        // `map`, not an async block: a block that captures a future (or
+        // the closure that makes it) and awaits it holds it twice (once as
+        // the capture, once as the awaited value), for the socket's whole
+        // life. `Map` holds the future once, next to the deregistration,
+        // which it drops when the task ends or is aborted.
+        let handle = tokio::spawn(task(id).map(move |()| drop(deregister)));
         tasks.live.insert(id, handle.abort_handle());
     }
 
