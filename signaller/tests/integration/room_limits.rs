@@ -327,3 +327,47 @@ async fn a_user_whose_node_died_is_not_held_to_its_rooms() {
         again.push(join_native(&n1, &ticket(&room, "s:A", "ann", Role::Initiator)).await);
     }
 }
+
+/// A live room lives at least `--room-log-ttl-secs` after its last entry,
+/// though a socket sets the room's lifetime again only once per eighth of
+/// it (not with every message): a message sent a moment after another
+/// (which set the lifetime) leaves the log and the member list at least
+/// the full lifetime, and at most an eighth more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_room_lives_its_full_lifetime_after_its_last_message() {
+    let _panics = testkit::panics::guard();
+    let redis = RedisServer::start();
+    let ttl_ms = 8_000;
+    let n = node(
+        &redis,
+        &[
+            "--room-log-ttl-secs",
+            "8",
+            "--resume-grace-secs",
+            "1",
+            "--closed-room-ttl-secs",
+            "1",
+        ],
+    )
+    .await;
+    let room = new_room();
+    let (mut a, _) = join_native(&n, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
+    let (mut b, _) = join_native(&n, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    assert_eq!(a.recv().await["event"], "peer-joined");
+    let keys = [wire::keys::room_log(&room), wire::keys::room_members(&room)];
+    for i in 0..3 {
+        // Well within one refresh period (1 s) of the first message.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let sent = std::time::Instant::now();
+        a.send_json(&signal(&room, &json!({ "n": i }))).await;
+        assert_eq!(b.recv().await["data"], json!({ "n": i }));
+        for key in &keys {
+            let ttl = redis_int(&redis, &["PTTL", key]);
+            let since = sent.elapsed().as_millis() as i64;
+            assert!(
+                ttl >= ttl_ms - since && ttl <= ttl_ms + ttl_ms / 8,
+                "message {i}: {key} PTTL {ttl} ms, {since} ms after it was sent"
+            );
+        }
+    }
+}
