@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procfs::{self, CpuWatch};
+use crate::scrape::StageWatch;
 use crate::stats::Summary;
 use crate::tickets::Rooms;
 use crate::ws::{self, Ws};
@@ -62,6 +63,12 @@ pub struct SignallerArgs {
     /// Report the CPU use of this process during the run (LABEL=PID or PID, repeatable).
     #[arg(long = "watch", value_parser = procfs::parse_labelled_pid)]
     pub watch: Vec<(String, u32)>,
+
+    /// A node's Prometheus endpoint (http://HOST:PORT/metrics), scraped at
+    /// the start of the measured window and after the last message's
+    /// delivery, for the per-stage breakdown; repeat for every node.
+    #[arg(long = "metrics")]
+    pub metrics: Vec<String>,
 }
 
 /// How long in-flight messages are awaited after the last send.
@@ -184,6 +191,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let cpu_start =
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
+    let stages = StageWatch::start(&args.metrics).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let window_end = cpu_start + Duration::from_secs(args.secs);
     tokio::time::sleep_until(window_end).await;
@@ -199,6 +207,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         sinks.push(sink);
     }
     tokio::time::sleep(DRAIN).await;
+    let stage_lines = stages.finish().await?;
     stop_tx.send_replace(true);
     let mut recv = RecvReport::default();
     for r in readers {
@@ -251,6 +260,9 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     println!("CPU during the measured window:");
     for line in cpu_lines {
         println!("  {line}");
+    }
+    for line in stage_lines {
+        println!("{line}");
     }
     Ok(())
 }
