@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::matcher_load::{close_all, print_summary, register_frame, MatcherArgs};
 use crate::procfs::CpuWatch;
+use crate::redis_stats::RedisWatch;
 use crate::scrape::StageWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
@@ -70,9 +71,9 @@ pub fn gap(process: Process, rate: f64, seed: u64, k: u64) -> f64 {
 
 pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result<usize> {
     let rate = args.arrival_rate;
-    let total = (rate * args.arrival_secs as f64).round() as u64;
+    let window = args.arrival_secs as f64;
     println!(
-        "open loop: {total} arrivals at {rate}/s ({:?}) over {} s, a pool of {} pre-connected sockets",
+        "open loop: arrivals at {rate}/s ({:?}) for {} s, a pool of {} pre-connected sockets",
         args.arrival_process,
         args.arrival_secs,
         sockets.len()
@@ -86,17 +87,23 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     let outstanding = Arc::new(AtomicUsize::new(0));
     let round_timeout = Duration::from_secs(args.round_timeout_secs);
     let stages = StageWatch::start(&args.metrics).await?;
+    let redis = RedisWatch::start(args.redis.as_deref()).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let t0 = now() + 50_000_000;
     let mut offset = 0.0f64;
-    let mut handles = Vec::with_capacity(total as usize);
+    let mut handles = Vec::new();
     let mut waited_for_socket = 0u64;
     let mut no_socket = 0u64;
     let max_end = start + Duration::from_secs(args.max_secs);
-    for k in 0..total {
+    // Arrivals until the window ends (a Poisson process over a fixed time,
+    // so their number varies around rate x secs).
+    for k in 0.. {
         if k > 0 {
             offset += gap(args.arrival_process, rate, args.seed, k);
+        }
+        if offset >= window {
+            break;
         }
         let due = start + Duration::from_secs_f64(offset);
         if due > max_end {
@@ -150,6 +157,8 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
         arrivals.push(h.await?);
     }
     let cpu_lines = cpu.report();
+    let redis_after = redis.finish().await?;
+    let stage_lines = stages.finish().await?;
     drop(free_tx);
     let mut pool = Vec::new();
     while let Ok(ws) = free_rx.try_recv() {
@@ -171,7 +180,13 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     for line in cpu_lines {
         println!("  {line}");
     }
-    stages.print().await?;
+    for line in redis
+        .report(&redis_after, pairs as u64, "match")
+        .into_iter()
+        .chain(stage_lines)
+    {
+        println!("{line}");
+    }
     Ok(pairs)
 }
 

@@ -28,7 +28,7 @@ pub fn raise_own() -> Result<u64> {
         }
         lim = raised;
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 /// Fail unless this process may hold `sockets` more descriptors (plus a
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn own_limit_is_raised_to_the_hard_limit() {
         let soft = raise_own().unwrap();
-        let expected = (soft != libc::RLIM_INFINITY as u64).then_some(soft);
+        let expected = (soft != libc::RLIM_INFINITY).then_some(soft);
         assert_eq!(of_process(std::process::id()).unwrap(), expected);
     }
 }

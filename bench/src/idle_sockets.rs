@@ -21,7 +21,7 @@ use anyhow::{bail, Result};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::signaller_load::connect_and_join;
+use crate::signaller_load::join;
 use crate::tickets::Rooms;
 use crate::ws::{self, Ws};
 use crate::{fd_limit, procfs};
@@ -101,12 +101,12 @@ async fn open(
     service: Service,
     rooms: Option<&Rooms>,
 ) -> Result<Ws> {
+    let mut ws = match source {
+        Some(src) => ws::connect_from(node, src).await?,
+        None => ws::connect(node).await?,
+    };
     match rooms {
         None => {
-            let mut ws = match source {
-                Some(src) => ws::connect_from(node, src).await?,
-                None => ws::connect(node).await?,
-            };
             if service == Service::Matcher {
                 let hello = ws::recv_json_within(&mut ws, Duration::from_secs(10)).await?;
                 if ws::event(&hello) != "hello" {
@@ -117,12 +117,12 @@ async fn open(
         }
         Some(rooms) => {
             let room = rooms.room(i / 2);
-            let ticket = if i % 2 == 0 {
+            let ticket = if i.is_multiple_of(2) {
                 room.initiator
             } else {
                 room.responder
             };
-            connect_and_join(node, &ticket).await
+            join(ws, &ticket).await
         }
     }
 }
@@ -176,7 +176,7 @@ pub async fn run(args: IdleSocketsArgs) -> Result<()> {
             async move {
                 let r = open(i, node, source, args.service, rooms.as_ref()).await;
                 let done = progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if done % step == 0 {
+                if done.is_multiple_of(step) {
                     println!(
                         "  {done} of {} handshakes done ({:.1} s)",
                         args.count,

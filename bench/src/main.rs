@@ -9,6 +9,7 @@ mod fd_limit;
 mod idle_sockets;
 mod matcher_load;
 mod procfs;
+mod redis_stats;
 mod scrape;
 mod signaller_load;
 mod stats;

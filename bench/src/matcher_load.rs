@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procfs::{self, CpuWatch};
+use crate::redis_stats::RedisWatch;
 use crate::scrape::StageWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
@@ -116,6 +117,12 @@ pub struct MatcherArgs {
     /// every gateway and worker.
     #[arg(long = "metrics")]
     pub metrics: Vec<String>,
+
+    /// Redis the services use (redis://HOST:PORT, directly, not through a
+    /// delay proxy): its INFO commandstats and CPU are read before and
+    /// after the run, for the Redis cost per match.
+    #[arg(long)]
+    pub redis: Option<String>,
 
     /// Write the number of pairs matched to this file (for scripts/bench's
     /// Redis cost per match).
@@ -289,6 +296,7 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     // Let every task reach its start line before the gun.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stages = StageWatch::start(&args.metrics).await?;
+    let redis = RedisWatch::start(args.redis.as_deref()).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let t0 = shared.now();
     go_tx.send_replace(true);
@@ -305,6 +313,8 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     };
     let t_end = shared.now();
     let cpu_lines = cpu.report();
+    let redis_after = redis.finish().await?;
+    let stage_lines = stages.finish().await?;
 
     let mut reports = Vec::new();
     let mut sockets = Vec::new();
@@ -322,7 +332,13 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     for line in cpu_lines {
         println!("  {line}");
     }
-    stages.print().await?;
+    for line in redis
+        .report(&redis_after, pairs as u64, "match")
+        .into_iter()
+        .chain(stage_lines)
+    {
+        println!("{line}");
+    }
 
     if let Some(pid) = args.idle_cpu_pid {
         procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;

@@ -78,7 +78,7 @@ pub async fn fetch(url: &str) -> Result<String> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow!("{url}: malformed HTTP response"))?;
     let status = head.lines().next().unwrap_or("");
-    if !status.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         bail!("{url} answered {status:?}");
     }
     Ok(body.to_string())
@@ -340,14 +340,6 @@ impl StageWatch {
                 .map(|l| format!("  {l}")),
         );
         Ok(lines)
-    }
-
-    /// [`StageWatch::finish`], printed.
-    pub async fn print(&self) -> Result<()> {
-        for line in self.finish().await? {
-            println!("{line}");
-        }
-        Ok(())
     }
 }
 
