@@ -248,6 +248,16 @@ async fn process_pipeline(
 }
 
 /// Send `ASKING` to the provided server, then retry the provided command.
+///
+/// PATCHED (see PATCHED.md): 10.1.0 wrote `ASKING` and then read the next
+/// frame of that connection as its reply, while commands written before
+/// could still be in flight there: `ASKING` took the oldest one's reply,
+/// which in turn got `OK` (or the reply of the command after it), and the
+/// redirected command was then routed by its slot, back to the node that
+/// had answered `ASK`. Here `ASKING` is an ordinary in-flight command whose
+/// reply is matched in order and dropped, and the command follows it on
+/// the same connection, to the node the `ASK` named. Both are written by
+/// the router task in one go: nothing else is written between them.
 async fn process_ask(
   inner: &RefCount<ClientInner>,
   router: &mut Router,
@@ -257,21 +267,15 @@ async fn process_ask(
 ) -> Result<(), Error> {
   command.use_replica = false;
   command.hasher = ClusterHash::Custom(slot);
+  command.cluster_node = Some(server.clone());
 
   if let Err(e) = command.decr_check_redirections() {
     command.respond_to_caller(Err(e));
     return Ok(());
   }
-  let attempts_remaining = command.attempts_remaining;
-  let asking_result = Box::pin(utils::send_asking_with_policy(
-    inner,
-    router,
-    &server,
-    slot,
-    attempts_remaining,
-  ))
-  .await;
-  if let Err(e) = asking_result {
+  let mut asking = Command::new_asking(slot);
+  asking.cluster_node = Some(server);
+  if let Err(e) = write_command_t!(inner, router, asking) {
     command.respond_to_caller(Err(e.clone()));
     return Err(e);
   }
@@ -294,6 +298,9 @@ async fn process_moved(
 ) -> Result<(), Error> {
   command.use_replica = false;
   command.hasher = ClusterHash::Custom(slot);
+  // PATCHED: route by the refreshed slot map, not to the node the command
+  // was sent to last (an `ASK` target, see `process_ask`).
+  command.cluster_node = None;
 
   utils::delay_cluster_sync(inner, router).await?;
   _debug!(inner, "Syncing cluster after MOVED {} {}", slot, server);
