@@ -105,7 +105,10 @@ async fn native_cancel_and_bad_input() {
     ws.send_json(&json!({"event": "cancel"})).await;
     ws.recv_event("cancelled").await;
     // Cancelled in Redis too, by the time the answer comes.
-    assert!(!common::in_pool(&redis, &ann), "cancelled but still in the pool");
+    assert!(
+        !common::in_pool(&redis, &ann),
+        "cancelled but still in the pool"
+    );
     assert_eq!(redis.command(&["EXISTS", &keys::waiting(&ann)]), "0");
     ws.send_json(&json!({"event": "cancel"})).await;
     assert_eq!(ws.recv_event("error").await["code"], "not_waiting");
