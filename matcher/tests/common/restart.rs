@@ -114,7 +114,11 @@ pub async fn a_dead_gateways_user_is_never_handed_out(redis: &impl TestRedis) {
         },
     )
     .await;
-    assert!(super::in_pool(redis, &ghost), "not purged yet");
+    // Not purged (the purge is off). The ghost may be out of the pool
+    // already: the pairing retries a partnerless user every second and
+    // drops it then, as it does for the newcomer below; either way only
+    // the pairing kept it from anyone. (Asserting it still in the pool
+    // here raced that retry.)
 
     // A newcomer: the ghost is dropped, not handed to her; she waits.
     let live = super::start(&redis.url(), "gateway", &[]).await;
