@@ -145,13 +145,27 @@ impl Connection {
                 // Cancel-safe: a delivery winning the race loses no frame.
                 inbound = self.socket.next() => self.on_inbound(inbound).await,
                 Some(delivery) = inbox.rx.recv() => {
-                    let mut actions = self.on_delivery(delivery);
-                    // Whatever else is queued already goes out in the same write.
-                    for _ in 1..DELIVERY_BATCH {
-                        let Ok(delivery) = inbox.rx.try_recv() else { break };
+                    // Whatever else is queued already goes out in the same
+                    // write, up to a read-back, which is done in its turn.
+                    let mut actions = Vec::new();
+                    let mut resync = false;
+                    let mut delivery = delivery;
+                    for taken in 1.. {
+                        if matches!(delivery, Delivery::Resync) {
+                            resync = true;
+                            break;
+                        }
                         actions.extend(self.on_delivery(delivery));
+                        if taken == DELIVERY_BATCH {
+                            break;
+                        }
+                        let Ok(next) = inbox.rx.try_recv() else { break };
+                        delivery = next;
                     }
-                    self.perform(actions).await
+                    match self.perform(actions).await {
+                        Flow::Continue if resync => self.resync().await,
+                        flow => flow,
+                    }
                 }
                 _ = inbox.resync.wanted() => self.resync().await,
             };
@@ -169,6 +183,8 @@ impl Connection {
                 actions
             }
             Delivery::NodeLost(node) => self.session.on_node_lost(&node),
+            // Taken in its turn by the receive loop, never passed here.
+            Delivery::Resync => Vec::new(),
         }
     }
 
