@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
-use wire::internal::ChatNotice;
+use wire::internal::{ChatNotice, MatchedNotice};
 use wire::user::UserKey;
 
 use super::session::Waiting;
@@ -19,6 +19,9 @@ pub const MAILBOX: usize = 64;
 pub enum SocketMsg {
     /// A `matched` notice waits for the user in Redis.
     NoticeWaiting,
+    /// The `matched` notice itself, pushed by the pairing run to this
+    /// socket (native users).
+    Pushed(Box<MatchedNotice>),
     /// A chat line from the partner.
     Chat(ChatNotice),
     /// The user was registered by the legacy HTTP endpoint.

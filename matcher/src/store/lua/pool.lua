@@ -46,8 +46,42 @@ function P.join(user, now, blob, w)
   return 1
 end
 
+-- Move register entries into the pool: `args` from index `from` holds
+-- quadruples (user key, registration id, wishes: MessagePack PoolPreferences
+-- or '', when it first entered the pool, ms, or '' for `now`). A
+-- registration enters only while the user's waiting key still names it (a
+-- user who cancelled, disconnected or was matched is not put back by a late
+-- or re-delivered entry), and not while its session is parked (its return,
+-- unpark.lua, announces it again). Returns the number of users added.
+function P.enqueue(args, from, now, w)
+  local added = 0
+  for i = from, #args - 3, 4 do
+    local user, reg, blob, since = args[i], args[i + 1], args[i + 2], args[i + 3]
+    local waiting = redis.call('GET', K.waiting(user))
+    if waiting and V.waiting_parse(waiting) == reg
+        and redis.call('EXISTS', K.parked(user)) == 0 then
+      added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, w)
+    end
+  end
+  return added
+end
+
+-- Acknowledge stream entries `args[from .. to]` of `stream` for `group`,
+-- many per XACK.
+function P.ack(stream, group, args, from, to)
+  local i = from
+  while i <= to do
+    local last = math.min(to, i + 999)
+    redis.call('XACK', stream, group, unpack(args, i, last))
+    i = last + 1
+  end
+end
+
 -- Take `user` out of the pool and every index. `known`: what the caller
--- read already, { has_prefs = bool, interests = list } (nil: read it).
+-- read already, { has_prefs = bool, interests = list, not_fresh = bool:
+-- taken out of the fresh set already } (nil: read it). Returns how many
+-- it left of the pool and of the fresh set (0 or 1 each), for callers that
+-- keep count.
 function P.leave(user, known)
   if known == nil then
     local blob = redis.call('GET', K.prefs(user))
@@ -58,9 +92,11 @@ function P.leave(user, known)
   for _, t in ipairs(known.interests) do
     redis.call('ZREM', K.interest(t), user)
   end
-  redis.call('ZREM', K.pool, user)
-  redis.call('ZREM', K.pool_fresh, user)
+  local left = redis.call('ZREM', K.pool, user)
+  local left_fresh = 0
+  if not known.not_fresh then left_fresh = redis.call('ZREM', K.pool_fresh, user) end
   redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+  return left, left_fresh
 end
 
 -- Make fresh the users whose wishes relaxed by `now` (at most `limit`).
