@@ -42,6 +42,9 @@ async fn a_pushed_match_is_not_delivered_again_to_the_session_resuming_after_a_d
     );
     let mut back = WsClient::connect(&url).await.expect("connect");
     back.recv_event("hello").await;
+    // Back, neither waiting nor matched: told so, and nothing else.
+    let next = back.recv().await;
+    assert_eq!(next["event"], "cancelled", "{next}");
     back.expect_silence(QUIET).await;
     bob.expect_silence(QUIET).await;
 }

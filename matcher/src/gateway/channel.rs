@@ -50,10 +50,10 @@ fn route(gw: &SharedGateway, message: GatewayMessage) {
                     Some(notice) => SocketMsg::Pushed(Box::new(notice)),
                     None => SocketMsg::NoticeWaiting,
                 };
-                // Only to the socket the pairing saw: a later socket of the
-                // user took the stored notice when it was located.
-                gw.sockets
-                    .post_to(&UserKey::from_raw(m.user), Some(&m.socket), msg);
+                // Only to the socket the pairing saw (a later socket of the
+                // user took the stored notice when it was located), even
+                // if its location's reply has not reached it yet.
+                gw.sockets.post_to_socket(&m.socket, msg);
             }
             return;
         }

@@ -82,6 +82,7 @@ pub async fn run(
         let user = identity.user();
         let socket_id = id.to_string();
         let (handle, mut mailbox) = SocketHandle::new(socket_id.clone());
+        gw.sockets.open(handle.clone());
         let issuer = TicketIssuer {
             secret: gw.secret.clone(),
             ticket_ttl_ms: gw.settings.ticket_ttl.as_millis() as u64,

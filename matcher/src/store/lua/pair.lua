@@ -84,6 +84,7 @@ end
 local SAMPLES, ENUMERATE_MAX, RETRY_MS = 16, 128, 1000
 
 P.wake_relaxed(now, 512)
+P.relax_empty = redis.call('ZCARD', K.pool_relax) == 0
 
 -- The sizes of the pool and of the fresh set, counted once and then kept
 -- as users leave (every removal below goes through leave()).
@@ -182,11 +183,18 @@ end
 -- socket } if they can be matched now, else nil (and they are gone from
 -- the pool, unless they may still come). A user whose identity or address
 -- was banned while it waited is gone: never handed out.
+local any_ban = nil
+local function banned(identity, address)
+  -- Every ban is listed in K.bans (P.ban): none listed, none to look up.
+  if any_ban == nil then any_ban = redis.call('ZCARD', K.bans) > 0 end
+  return any_ban and redis.call('EXISTS', K.ban(identity), K.ban(address)) > 0
+end
+
 local function usable(user)
   local waiting = redis.call('GET', K.waiting(user))
   local reg, addr, identity, address, name
   if waiting then reg, addr, identity, address, name = V.waiting_parse(waiting) end
-  if reg and redis.call('EXISTS', K.ban(identity), K.ban(address)) == 0 then
+  if reg and not banned(identity, address) then
     local loc = redis.call('GET', K.location(user))
     if loc then
       local _, gateway, socket = V.location_parse(loc)
@@ -401,8 +409,9 @@ for _ = 1, 4 * ulids do
         make_pair(wb.user, rb, wb, a, ra, wa, ARGV[next_ulid])
       end
       next_ulid = next_ulid + 1
-    elseif not complete then
-      P.retry_at(a, now + RETRY_MS)
+    else
+      if not complete then P.retry_at(a, now + RETRY_MS) end
+      if wa.last then P.rematch_at(a, now, waited(wa) or 0, rematch_after) end
     end
   end
 end

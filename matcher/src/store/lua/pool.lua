@@ -19,6 +19,11 @@ local P = {}
 
 P.relax_kinds = { 'r', 'i', 'm', 'p' }
 
+-- True while K.pool_relax is known to be empty (a script that counted it
+-- says so; every addition below clears it): leaving users have no relax
+-- times to remove then.
+P.relax_empty = false
+
 -- Put `user` in the pool at time `now` with wishes `blob` (MessagePack, or
 -- '' for none), and schedule when they relax; `w` holds the windows, ms:
 -- { region =, interest =, rematch = }. A user already in the pool (a
@@ -33,16 +38,16 @@ function P.join(user, now, blob, w)
     local tags = p.interests or {}
     for _, t in ipairs(tags) do redis.call('ZADD', K.interest(t), now, user) end
     if p.region and w.region > 0 then
+      P.relax_empty = false
       redis.call('ZADD', K.pool_relax, now + w.region, 'r:' .. user)
     end
     if (#tags > 0 or p.language) and not p.strict and w.interest > 0 then
+      P.relax_empty = false
       redis.call('ZADD', K.pool_relax, now + w.interest, 'i:' .. user)
     end
   end
-  local ttl = redis.call('PTTL', K.last_partner(user))
-  if ttl > 0 then
-    redis.call('ZADD', K.pool_relax, now + math.min(ttl, w.rematch), 'm:' .. user)
-  end
+  -- (When the last partner becomes acceptable again is scheduled by the
+  -- pairing script, only for a user it found nobody for: P.rematch_at.)
   return 1
 end
 
@@ -95,7 +100,9 @@ function P.leave(user, known)
   local left = redis.call('ZREM', K.pool, user)
   local left_fresh = 0
   if not known.not_fresh then left_fresh = redis.call('ZREM', K.pool_fresh, user) end
-  redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+  if not P.relax_empty then
+    redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+  end
   return left, left_fresh
 end
 
@@ -111,8 +118,24 @@ function P.wake_relaxed(now, limit)
   end
 end
 
+-- `user`, for whom nobody was found, and who has waited `waited` ms: try
+-- it again when its last partner becomes acceptable (both waited
+-- `rematch` ms, or the memory lapses), if that is still ahead. Its last
+-- partner, if it waits too, was tried (or will be) and is woken by its own
+-- entry, so the later of the two wakes finds them both acceptable.
+function P.rematch_at(user, now, waited, rematch)
+  local left = rematch - waited
+  if left <= 0 then return end
+  local ttl = redis.call('PTTL', K.last_partner(user))
+  if ttl > 0 then
+    P.relax_empty = false
+    redis.call('ZADD', K.pool_relax, now + math.min(ttl, left), 'm:' .. user)
+  end
+end
+
 -- Try `user` again at `at` (a search that could not look at everyone).
 function P.retry_at(user, at)
+  P.relax_empty = false
   redis.call('ZADD', K.pool_relax, at, 'p:' .. user)
 end
 
@@ -124,6 +147,7 @@ end
 
 -- Milliseconds from `now` until the next relaxation, or -1 when none.
 function P.next_relax_in(now)
+  if P.relax_empty then return -1 end
   local first = redis.call('ZRANGE', K.pool_relax, 0, 0, 'WITHSCORES')
   if #first == 0 then return -1 end
   return math.max(0, tonumber(first[2]) - now)
