@@ -3,9 +3,14 @@
 //! `scripts/bench`, which starts them) and prints the figures recorded in
 //! `docs/BENCHMARKS.md`.
 
+mod arrivals;
+mod delay_proxy;
+mod fd_limit;
 mod idle_sockets;
 mod matcher_load;
 mod procfs;
+mod redis_stats;
+mod scrape;
 mod signaller_load;
 mod stats;
 mod tickets;
@@ -31,8 +36,12 @@ enum Command {
     /// Pairs on two signaller nodes exchanging signals at a fixed rate;
     /// print one-way cross-node relay latency and messages/s.
     Signaller(signaller_load::SignallerArgs),
-    /// Open many idle sockets to a signaller; print its RSS per connection.
+    /// Open many idle sockets to a signaller (or a matcher gateway); print
+    /// its RSS per connection.
     IdleSockets(idle_sockets::IdleSocketsArgs),
+    /// Forward TCP (to Redis) with a fixed delay each way, keeping order and
+    /// throughput: Redis "in another zone" without netem.
+    DelayProxy(delay_proxy::DelayProxyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,5 +64,6 @@ async fn main() -> Result<()> {
         Command::IdleCpu(a) => procfs::idle_cpu(a.pid, a.secs, a.settle_secs).await,
         Command::Signaller(args) => signaller_load::run(args).await,
         Command::IdleSockets(args) => idle_sockets::run(args).await,
+        Command::DelayProxy(args) => delay_proxy::run(args).await,
     }
 }

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procfs::{self, CpuWatch};
+use crate::redis_stats::RedisWatch;
+use crate::scrape::StageWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
 
@@ -85,6 +87,47 @@ pub struct MatcherArgs {
     /// worker's back-off grow to its maximum), s.
     #[arg(long, default_value_t = 10)]
     pub idle_settle_secs: u64,
+
+    /// Open loop: users arrive at this many per second (0: the closed loop
+    /// of `--rounds`). `--users` is then the pool of pre-connected sockets
+    /// the arrivals use (see `bench/src/arrivals.rs`).
+    #[arg(long, default_value_t = 0.0)]
+    pub arrival_rate: f64,
+
+    /// Open loop: how long users keep arriving, s.
+    #[arg(long, default_value_t = 10)]
+    pub arrival_secs: u64,
+
+    /// Open loop: how arrivals are spread in time.
+    #[arg(long, value_enum, default_value_t = crate::arrivals::Process::Poisson)]
+    pub arrival_process: crate::arrivals::Process,
+
+    /// Open loop: seed of the arrival times.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// The delay each way between the services and Redis (`bench
+    /// delay-proxy`), ms: prints time-to-match p50 / (2 x this), the Redis
+    /// round trips on a user's path.
+    #[arg(long)]
+    pub redis_delay_ms: Option<u64>,
+
+    /// A service's Prometheus endpoint (http://HOST:PORT/metrics), scraped
+    /// before and after the run for the per-stage breakdown; repeat for
+    /// every gateway and worker.
+    #[arg(long = "metrics")]
+    pub metrics: Vec<String>,
+
+    /// Redis the services use (redis://HOST:PORT, directly, not through a
+    /// delay proxy): its INFO commandstats and CPU are read before and
+    /// after the run, for the Redis cost per match.
+    #[arg(long)]
+    pub redis: Option<String>,
+
+    /// Write the number of pairs matched to this file (for scripts/bench's
+    /// Redis cost per match).
+    #[arg(long)]
+    pub pairs_file: Option<std::path::PathBuf>,
 }
 
 /// How long a user who is the last one cycling still waits for a `matched`
@@ -145,38 +188,64 @@ impl Shared {
     }
 }
 
+/// Connect to a gateway and wait for its `hello`.
+async fn connect_user(url: &str) -> Result<Ws> {
+    let mut ws = ws::connect(url).await?;
+    let hello = ws::recv_json_within(&mut ws, Duration::from_secs(10)).await?;
+    if ws::event(&hello) != "hello" {
+        bail!("expected hello, got {hello}");
+    }
+    Ok(ws)
+}
+
 pub async fn run(args: MatcherArgs) -> Result<()> {
     if args.users < 2 || args.rounds == 0 {
         bail!("need at least 2 users and 1 round");
     }
+    if !(args.arrival_rate >= 0.0 && args.arrival_rate.is_finite()) {
+        bail!("--arrival-rate must be a non-negative number");
+    }
+    crate::fd_limit::ensure_own(args.users)?;
     let epoch = Instant::now();
-    println!(
-        "matcher bench: {} users x {} rounds over {} gateway(s): {}",
-        args.users,
-        args.rounds,
-        args.gateways.len(),
-        args.gateways.join(", ")
-    );
+    if args.arrival_rate > 0.0 {
+        println!(
+            "matcher bench: open loop, {}/s arrivals over {} gateway(s): {}",
+            args.arrival_rate,
+            args.gateways.len(),
+            args.gateways.join(", ")
+        );
+    } else {
+        println!(
+            "matcher bench: {} users x {} rounds over {} gateway(s): {}",
+            args.users,
+            args.rounds,
+            args.gateways.len(),
+            args.gateways.join(", ")
+        );
+    }
 
+    // One socket to each gateway first: an unreachable one fails here,
+    // clearly, rather than as a thousand connect errors.
+    let mut probes = Vec::new();
+    for url in &args.gateways {
+        let ws = connect_user(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("gateway {url} is not reachable: {e:#}"))?;
+        probes.push(ws);
+    }
     // Connect everyone first (each waits for `hello`), so that the measured
     // run is only matching.
     let connecting = Instant::now();
     let gateways = args.gateways.clone();
-    let results: Vec<Result<Ws>> = futures_util::stream::iter(0..args.users)
+    let mut results: Vec<Result<Ws>> = futures_util::stream::iter(probes.len()..args.users)
         .map(|i| {
             let url = gateways[i % gateways.len()].clone();
-            async move {
-                let mut ws = ws::connect(&url).await?;
-                let hello = ws::recv_json_within(&mut ws, Duration::from_secs(10)).await?;
-                if ws::event(&hello) != "hello" {
-                    bail!("expected hello, got {hello}");
-                }
-                Ok(ws)
-            }
+            async move { connect_user(&url).await }
         })
         .buffer_unordered(args.connect_concurrency.max(1))
         .collect()
         .await;
+    results.extend(probes.into_iter().map(Ok));
     let mut sockets = Vec::new();
     let mut connect_errors: BTreeMap<String, u64> = BTreeMap::new();
     for r in results {
@@ -196,6 +265,14 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     }
     if sockets.len() < 2 {
         bail!("fewer than two users connected");
+    }
+    if args.arrival_rate > 0.0 {
+        let pairs = crate::arrivals::run(&args, sockets, epoch).await?;
+        write_pairs(&args, pairs)?;
+        if let Some(pid) = args.idle_cpu_pid {
+            procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;
+        }
+        return Ok(());
     }
 
     let (lonely, _) = watch::channel(false);
@@ -218,6 +295,8 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     }
     // Let every task reach its start line before the gun.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let stages = StageWatch::start(&args.metrics).await?;
+    let redis = RedisWatch::start(args.redis.as_deref()).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let t0 = shared.now();
     go_tx.send_replace(true);
@@ -234,6 +313,8 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     };
     let t_end = shared.now();
     let cpu_lines = cpu.report();
+    let redis_after = redis.finish().await?;
+    let stage_lines = stages.finish().await?;
 
     let mut reports = Vec::new();
     let mut sockets = Vec::new();
@@ -245,16 +326,48 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
         }
     }
     let strays = close_all(sockets).await;
-    summarize(&args, t0, t_end, &reports, &strays);
+    let pairs = summarize(&args, t0, t_end, &reports, &strays);
+    write_pairs(&args, pairs)?;
     println!("CPU during the run:");
     for line in cpu_lines {
         println!("  {line}");
+    }
+    for line in redis
+        .report(&redis_after, pairs as u64, "match")
+        .into_iter()
+        .chain(stage_lines)
+    {
+        println!("{line}");
     }
 
     if let Some(pid) = args.idle_cpu_pid {
         procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;
     }
     Ok(())
+}
+
+fn write_pairs(args: &MatcherArgs, pairs: usize) -> Result<()> {
+    if let Some(path) = &args.pairs_file {
+        std::fs::write(path, format!("{pairs}\n"))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A `register` frame for user `id` in round `round`, with `interests` tags
+/// drawn from the Zipf law `zipf`.
+pub fn register_frame(id: usize, round: u32, interests: usize, zipf: &[f64]) -> Message {
+    let mut frame = json!({"event": "register", "name": format!("b{id}")});
+    if interests > 0 {
+        let tags: Vec<String> = (0..interests)
+            .map(|k| {
+                let u = unit_hash(id as u64, ((round as u64) << 16) | k as u64);
+                format!("t{}", zipf_rank(zipf, u))
+            })
+            .collect();
+        frame["interests"] = json!(tags);
+    }
+    Message::text(frame.to_string())
 }
 
 /// One simulated user. Returns its report and, unless it broke, its socket
@@ -270,19 +383,7 @@ async fn user(
     let (mut sink, mut stream) = ws.split();
     let mut lonely = shared.lonely.subscribe();
     let mut stop = shared.stop.subscribe();
-    let register = |round: u32| {
-        let mut frame = json!({"event": "register", "name": format!("b{id}")});
-        if shared.interests > 0 {
-            let tags: Vec<String> = (0..shared.interests)
-                .map(|k| {
-                    let u = unit_hash(id as u64, ((round as u64) << 16) | k as u64);
-                    format!("t{}", zipf_rank(&shared.zipf, u))
-                })
-                .collect();
-            frame["interests"] = json!(tags);
-        }
-        Message::text(frame.to_string())
-    };
+    let register = |round: u32| register_frame(id, round, shared.interests, &shared.zipf);
     let mut broken = false;
     let mut round = 0;
     'rounds: while round < shared.rounds {
@@ -377,7 +478,7 @@ async fn user(
 
 /// A number in [0, 1) that looks random, from a user and a round (splitmix64).
 /// Cumulative weights of a Zipf law (s = 1) over `n` ranks, normalised to 1.
-fn zipf_cumulative(n: usize) -> Vec<f64> {
+pub fn zipf_cumulative(n: usize) -> Vec<f64> {
     let mut acc = 0.0;
     let mut out: Vec<f64> = (1..=n.max(1))
         .map(|k| {
@@ -398,7 +499,7 @@ fn zipf_rank(cumulative: &[f64], u: f64) -> usize {
         .min(cumulative.len() - 1)
 }
 
-fn unit_hash(a: u64, b: u64) -> f64 {
+pub fn unit_hash(a: u64, b: u64) -> f64 {
     let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -408,7 +509,7 @@ fn unit_hash(a: u64, b: u64) -> f64 {
 
 /// Close every socket, counting any frame that still arrives (a `matched`
 /// here would be a notice for a user who never asked).
-async fn close_all(sockets: Vec<Ws>) -> BTreeMap<String, u64> {
+pub async fn close_all(sockets: Vec<Ws>) -> BTreeMap<String, u64> {
     let strays: Vec<Vec<String>> = futures_util::stream::iter(sockets)
         .map(|mut ws| async move {
             let mut seen = Vec::new();
@@ -440,7 +541,7 @@ fn summarize(
     t_end: u64,
     reports: &[UserReport],
     strays: &BTreeMap<String, u64>,
-) {
+) -> usize {
     let mut by_room: HashMap<&str, Vec<&Round>> = HashMap::new();
     let mut queued_lat = Vec::new();
     for r in reports.iter().flat_map(|u| &u.rounds) {
@@ -534,9 +635,10 @@ fn summarize(
     if !strays.is_empty() {
         println!("frames after a user finished: {strays:?}");
     }
+    pairs
 }
 
-fn print_summary(label: &str, samples: Vec<u64>) {
+pub fn print_summary(label: &str, samples: Vec<u64>) {
     match Summary::of(samples) {
         Some(s) => println!("{label}: {s}"),
         None => println!("{label}: no samples"),

@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procfs::{self, CpuWatch};
+use crate::redis_stats::RedisWatch;
+use crate::scrape::StageWatch;
 use crate::stats::Summary;
 use crate::tickets::Rooms;
 use crate::ws::{self, Ws};
@@ -62,6 +64,18 @@ pub struct SignallerArgs {
     /// Report the CPU use of this process during the run (LABEL=PID or PID, repeatable).
     #[arg(long = "watch", value_parser = procfs::parse_labelled_pid)]
     pub watch: Vec<(String, u32)>,
+
+    /// A node's Prometheus endpoint (http://HOST:PORT/metrics), scraped at
+    /// the start of the measured window and after the last message's
+    /// delivery, for the per-stage breakdown; repeat for every node.
+    #[arg(long = "metrics")]
+    pub metrics: Vec<String>,
+
+    /// Redis the services use (redis://HOST:PORT, directly, not through a
+    /// delay proxy): its INFO commandstats and CPU are read before and
+    /// after the run, for the Redis cost per relayed message.
+    #[arg(long)]
+    pub redis: Option<String>,
 }
 
 /// How long in-flight messages are awaited after the last send.
@@ -69,7 +83,11 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// Connect to `url` and join with `ticket`; returns the socket once `joined`.
 pub async fn connect_and_join(url: &str, ticket: &str) -> Result<Ws> {
-    let mut ws = ws::connect(url).await?;
+    join(ws::connect(url).await?, ticket).await
+}
+
+/// Join with `ticket` on an open socket; returns it once `joined`.
+pub async fn join(mut ws: Ws, ticket: &str) -> Result<Ws> {
     ws.send(Message::text(
         json!({"event": "join", "ticket": ticket}).to_string(),
     ))
@@ -184,6 +202,8 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let cpu_start =
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
+    let stages = StageWatch::start(&args.metrics).await?;
+    let redis = RedisWatch::start(args.redis.as_deref()).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let window_end = cpu_start + Duration::from_secs(args.secs);
     tokio::time::sleep_until(window_end).await;
@@ -199,6 +219,8 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         sinks.push(sink);
     }
     tokio::time::sleep(DRAIN).await;
+    let redis_after = redis.finish().await?;
+    let stage_lines = stages.finish().await?;
     stop_tx.send_replace(true);
     let mut recv = RecvReport::default();
     for r in readers {
@@ -251,6 +273,13 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     println!("CPU during the measured window:");
     for line in cpu_lines {
         println!("  {line}");
+    }
+    for line in redis
+        .report(&redis_after, measured, "message")
+        .into_iter()
+        .chain(stage_lines)
+    {
+        println!("{line}");
     }
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! The client side of a WebSocket, as every simulated user opens it.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -26,8 +29,65 @@ pub async fn connect(url: &str) -> Result<Ws> {
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| anyhow!("connecting to {url} timed out"))?;
+    refusal(url, connected.map(|(ws, _)| ws))
+}
+
+/// Like [`connect`], from a chosen local address: one source address has
+/// one range of ephemeral ports (about 28,000 by default) towards one
+/// server address, so many sockets are spread over 127.0.0.2, 127.0.0.3, …
+/// (all of 127/8 is loopback on Linux). `IP_BIND_ADDRESS_NO_PORT` lets the
+/// kernel pick the port at connect, by the whole 4-tuple.
+pub async fn connect_from(url: &str, source: Ipv4Addr) -> Result<Ws> {
+    let request = url
+        .into_client_request()
+        .with_context(|| format!("{url}: not a WebSocket URL"))?;
+    let host = request.uri().host().unwrap_or("127.0.0.1").to_string();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let handshake = async {
+        let server: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| anyhow!("{host} has no IPv4 address"))?;
+        let socket = TcpSocket::new_v4()?;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        socket
+            .bind(SocketAddr::new(IpAddr::V4(source), 0))
+            .with_context(|| format!("binding to {source}"))?;
+        let stream = socket
+            .connect(server)
+            .await
+            .with_context(|| format!("connecting from {source} to {server}"))?;
+        stream.set_nodelay(true)?;
+        anyhow::Ok(
+            tokio_tungstenite::client_async_with_config(
+                request,
+                tokio_tungstenite::MaybeTlsStream::Plain(stream),
+                None,
+            )
+            .await,
+        )
+    };
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        .await
+        .map_err(|_| anyhow!("connecting to {url} timed out"))??;
+    refusal(url, connected.map(|(ws, _)| ws))
+}
+
+/// A handshake's outcome, with a refusal for too many sockets per address
+/// named as such.
+fn refusal(url: &str, connected: Result<Ws, tokio_tungstenite::tungstenite::Error>) -> Result<Ws> {
     match connected {
-        Ok((ws, _)) => Ok(ws),
+        Ok(ws) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status().as_u16() == 429 => {
             bail!(
                 "{url} refused the socket with 429: the per-address limits are on; \

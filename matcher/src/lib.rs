@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod stages;
 pub mod store;
 pub mod worker;
 

@@ -1,7 +1,7 @@
 //! The matcher on a 6-node Redis Cluster (3 primaries, 3 replicas): the
-//! atomicity test of a single Redis, and matching that goes on, without a
-//! double match or a stuck worker, after the primary of the `{m}` slot is
-//! killed. Every test here is named `cluster_*`: `scripts/test` runs them
+//! atomicity test of a single Redis, gateway restarts (a drain, a crash)
+//! while users wait, and matching that goes on, without a double match or
+//! a stuck worker, after the primary of the `{m}` slot is killed. Every test here is named `cluster_*`: `scripts/test` runs them
 //! in a pass of their own.
 
 mod common;
@@ -18,6 +18,24 @@ async fn cluster_four_workers_two_gateways_2000_users_each_matched_exactly_once(
     let _panics = testkit::panics::guard();
     let cluster = RedisCluster::start();
     common::atomicity::two_thousand_users(&cluster).await;
+}
+
+/// A gateway restarted while a user waits on it: drained (SIGTERM), its
+/// user moves to another gateway and is matched there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_draining_gateways_waiting_user_is_matched_once_elsewhere() {
+    let _panics = testkit::panics::guard();
+    let cluster = RedisCluster::start();
+    common::restart::sigterm_drains_the_gateway(&cluster).await;
+}
+
+/// A gateway killed (SIGKILL) while its user waits, a new one started:
+/// the dead gateway's user is never handed out, the new users are matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_killed_gateways_user_is_never_handed_out_after_a_new_one_starts() {
+    let _panics = testkit::panics::guard();
+    let cluster = RedisCluster::start();
+    common::restart::a_dead_gateways_user_is_never_handed_out(&cluster).await;
 }
 
 /// `n` users register through `addrs` (alternating) and wait for

@@ -36,20 +36,6 @@ async fn users_on_different_gateways_are_matched_and_both_notified() {
     }
 }
 
-/// `user` is in the pool (a worker moved its registration there).
-fn in_pool(redis: &RedisServer, user: &UserKey) -> bool {
-    !redis
-        .command(&["ZSCORE", &keys::pool(), user.as_str()])
-        .is_empty()
-}
-
-async fn until_in_pool(redis: &RedisServer, user: &UserKey) {
-    testkit::eventually(testkit::STEP, "the user enters the pool", || async {
-        in_pool(redis, user).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn closing_the_socket_withdraws_a_waiting_user_from_the_pool() {
     let _panics = testkit::panics::guard();
@@ -61,10 +47,10 @@ async fn closing_the_socket_withdraws_a_waiting_user_from_the_pool() {
     let (ghost, session) = common::native_waiting(addr, "ghost").await;
     let ghost_key = UserKey::native(&session);
     // Really waiting: in the pool, where a partner could be handed it.
-    until_in_pool(&redis, &ghost_key).await;
+    common::until_in_pool(&redis, &ghost_key).await;
     ghost.close().await;
     testkit::eventually(testkit::STEP, "ghost withdrawn", || async {
-        (!in_pool(&redis, &ghost_key)
+        (!common::in_pool(&redis, &ghost_key)
             && redis.command(&["EXISTS", &keys::waiting(&ghost_key)]) == "0"
             && m.sockets() == 0)
             .then_some(())
@@ -84,7 +70,7 @@ async fn a_dead_gateways_users_are_purged_in_bounded_time() {
     let (_ghost_socket, session) =
         common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
     let _worker = common::start(&redis.url(), "worker", &[]).await;
-    until_in_pool(&redis, &UserKey::native(&session)).await;
+    common::until_in_pool(&redis, &UserKey::native(&session)).await;
 
     // The gateway dies without cleaning up. With a 1 s TTL and a 200 ms
     // purge period, the ghost must be gone within about 1.2 s.
@@ -102,43 +88,7 @@ async fn a_dead_gateways_users_are_purged_in_bounded_time() {
 async fn a_dead_gateways_user_is_never_handed_out_even_before_the_purge() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let doomed = common::start(
-        &redis.url(),
-        "gateway",
-        &["--gateway-ttl-ms", "1000", "--gateway-id", "doomed"],
-    )
-    .await;
-    let (_ghost_socket, session) =
-        common::native_waiting(doomed.gateway_addr().unwrap(), "ghost").await;
-    let ghost = UserKey::native(&session);
-    // No purge during the test: only the pairing itself can keep the ghost
-    // from a newcomer.
-    let _worker = common::start(&redis.url(), "worker", &["--purge-interval-ms", "600000"]).await;
-    until_in_pool(&redis, &ghost).await;
-    doomed.kill();
-    testkit::eventually(
-        testkit::STEP,
-        "the dead gateway's liveness lapses",
-        || async {
-            (redis.command(&["EXISTS", &keys::gateway_alive("doomed")]) == "0").then_some(())
-        },
-    )
-    .await;
-    assert!(in_pool(&redis, &ghost), "not purged yet");
-
-    // A newcomer: the ghost is dropped, not handed to her; she waits.
-    let live = common::start(&redis.url(), "gateway", &[]).await;
-    let (mut ann, ann_session) = common::native_waiting(live.gateway_addr().unwrap(), "ann").await;
-    until_in_pool(&redis, &UserKey::native(&ann_session)).await;
-    testkit::eventually(
-        testkit::STEP,
-        "the ghost dropped by the pairing",
-        || async { (!in_pool(&redis, &ghost)).then_some(()) },
-    )
-    .await;
-    ann.expect_silence(Duration::from_millis(300)).await;
-    let (mut bob, _) = common::native_waiting(live.gateway_addr().unwrap(), "bob").await;
-    common::matched_together(&mut ann, &mut bob).await;
+    common::restart::a_dead_gateways_user_is_never_handed_out(&redis).await;
 }
 
 #[tokio::test]
@@ -149,13 +99,16 @@ async fn native_cancel_and_bad_input() {
     let addr = m.gateway_addr().unwrap();
     let (mut ws, session) = common::native_waiting(addr, "ann").await;
     let ann = UserKey::native(&session);
-    until_in_pool(&redis, &ann).await;
+    common::until_in_pool(&redis, &ann).await;
     ws.send_json(&json!({"event": "register"})).await;
     assert_eq!(ws.recv_event("error").await["code"], "already_waiting");
     ws.send_json(&json!({"event": "cancel"})).await;
     ws.recv_event("cancelled").await;
     // Cancelled in Redis too, by the time the answer comes.
-    assert!(!in_pool(&redis, &ann), "cancelled but still in the pool");
+    assert!(
+        !common::in_pool(&redis, &ann),
+        "cancelled but still in the pool"
+    );
     assert_eq!(redis.command(&["EXISTS", &keys::waiting(&ann)]), "0");
     ws.send_json(&json!({"event": "cancel"})).await;
     assert_eq!(ws.recv_event("error").await["code"], "not_waiting");

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{Next, RedisServer, WsClient};
+use testkit::{RedisServer, WsClient};
 use wire::keys;
 
 /// A matcher process of its own (gateway and worker), so its `/metrics`
@@ -132,76 +132,7 @@ fn bad_configuration_fails_at_start_with_one_clear_line() {
 async fn sigterm_drains_the_gateway() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let addr = common::free_addr();
-    let url = redis.url();
-    let mut proc = common::MatcherProcess::run(
-        [
-            "--role",
-            "gateway",
-            "--listen",
-            &addr.to_string(),
-            "--redis-url",
-            &url,
-            "--ticket-secret",
-            common::SECRET,
-            "--drain-grace-secs",
-            "3",
-        ]
-        .map(String::from)
-        .to_vec(),
-    );
-    common::until_ready(addr).await;
-    let other = common::start_all(&url).await;
-    let other_addr = other.gateway_addr().unwrap();
-
-    // Ann waits on the draining gateway; a legacy user is connected too.
-    let (mut ann, ann_session) = common::native_waiting(addr, "ann").await;
-    let mut legacy = WsClient::connect(&common::ws_url(addr, "/ws/leo"))
-        .await
-        .unwrap();
-    let term_sent = Instant::now();
-    proc.terminate();
-
-    // Not ready at once; native clients are told to move.
-    testkit::eventually(Duration::from_secs(2), "/readyz fails", || async {
-        (common::get_status(addr, "/readyz").await != 200).then_some(())
-    })
-    .await;
-    let moved = ann.recv_event("reconnect").await;
-    assert_eq!(moved["reason"], "draining");
-    // Ann was withdrawn cleanly: not in the pool, not waiting.
-    let ann_key = wire::user::UserKey::native(&ann_session);
-    testkit::eventually(testkit::STEP, "ann withdrawn", || async {
-        (redis.command(&["EXISTS", &keys::waiting(&ann_key)]) == "0").then_some(())
-    })
-    .await;
-    assert_eq!(
-        redis.command(&["ZSCORE", &keys::pool(), ann_key.as_str()]),
-        ""
-    );
-    ann.close().await;
-
-    // Ann moves to the other gateway and is matched there exactly once.
-    let (mut ann2, _) = common::native_waiting(other_addr, "ann").await;
-    let (mut bob, _) = common::native_waiting(other_addr, "bob").await;
-    common::matched_together(&mut ann2, &mut bob).await;
-    ann2.expect_silence(Duration::from_millis(200)).await;
-
-    // The legacy socket is closed when the grace period ends, and the
-    // process exits within it (plus a little).
-    match legacy.next_within(Duration::from_secs(6)).await {
-        Some(Next::Closed(code)) => assert_eq!(code, Some(1001)),
-        other => panic!("legacy socket not closed at grace end: {other:?}"),
-    }
-    let status = testkit::eventually(
-        Duration::from_secs(8),
-        "the gateway exits after the grace period",
-        || std::future::ready(proc.try_wait()),
-    )
-    .await;
-    assert!(status.success(), "clean exit: {status:?}");
-    let took = term_sent.elapsed();
-    assert!(took < Duration::from_secs(7), "exited after {took:?}");
+    common::restart::sigterm_drains_the_gateway(&redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

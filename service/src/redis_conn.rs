@@ -395,10 +395,18 @@ where
 }
 
 /// Whether Redis refused a command, before running it, because its slot
-/// is migrating between cluster nodes.
+/// is migrating between cluster nodes. fred reports a redirection it gave
+/// up following as "Too many redirections." (no `MOVED` or `ASK` in it):
+/// every node it tried answered with a redirection, so none ran it. That
+/// happens right after a slot moved, while the nodes fred asks for the
+/// slot map still name the old owner, which answers `MOVED`.
 fn is_migration(e: &fred::error::Error) -> bool {
     let d = e.details();
-    d.contains("TRYAGAIN") || d.contains("ASK") || d.contains("MOVED") || d.contains("CLUSTERDOWN")
+    d.contains("TRYAGAIN")
+        || d.contains("ASK")
+        || d.contains("MOVED")
+        || d.contains("CLUSTERDOWN")
+        || d.contains("Too many redirections")
 }
 
 /// Whether Redis answers a `PING` within half a second.

@@ -182,24 +182,38 @@ impl Connection {
     }
 
     /// Handle `first` and whatever else is queued already (up to a batch),
-    /// written with one flush.
+    /// written with one flush, up to a read-back ([`Delivery::Resync`]),
+    /// which is done in its turn, after them.
     async fn deliver(&mut self, first: Delivery) -> Flow {
         let mut received = Vec::new();
-        let mut actions = self.on_delivery(first, &mut received);
-        for _ in 1..DELIVERY_BATCH {
+        let mut actions = Vec::new();
+        let mut resync = false;
+        let mut delivery = first;
+        for taken in 1.. {
+            if matches!(delivery, Delivery::Resync) {
+                resync = true;
+                break;
+            }
+            actions.extend(self.on_delivery(delivery, &mut received));
+            if taken == DELIVERY_BATCH {
+                break;
+            }
             let Some((_, inbox)) = self.mailbox.as_mut() else {
                 break;
             };
-            let Ok(delivery) = inbox.rx.try_recv() else {
+            let Ok(next) = inbox.rx.try_recv() else {
                 break;
             };
-            actions.extend(self.on_delivery(delivery, &mut received));
+            delivery = next;
         }
         let flow = self.perform(actions).await;
         for at in received {
             self.shared.metrics.dispatch(at);
         }
-        flow
+        match flow {
+            Flow::Continue if resync => self.resync().await,
+            flow => flow,
+        }
     }
 
     /// What a delivery means; `received` collects when the dispatcher got
@@ -210,6 +224,8 @@ impl Connection {
             Delivery::Event(id, event) => (id, event, None),
             Delivery::Live(id, event, at) => (id, event, Some(at)),
             Delivery::NodeLost(node) => return self.session.on_node_lost(&node),
+            // Taken in its turn by `deliver`, never passed here.
+            Delivery::Resync => return Vec::new(),
         };
         let actions = self.session.on_room_event(id, &event);
         if relays(&actions) {

@@ -24,7 +24,8 @@
 //! the manager checks, every [`SLOT_CHECK`] and on every cluster change
 //! fred reports, which node serves each subscribed room's slot; a room
 //! whose node changed (or whose subscription failed) is subscribed again
-//! on its new node, and its sockets resync from the room log. Delivery stays
+//! on its new node, and its sockets resync from the room log, before any
+//! live entry of the new subscription (see [`resubscribe`]). Delivery stays
 //! exactly-once: a socket skips entries at or below the last id it has.
 //!
 //! A joiner reads the room log right after [`Fanout::join`], so the
@@ -275,14 +276,16 @@ async fn run(
                 Some(Held::Lost) => true,
                 None => false,
             };
-            match subscribe(subscriber, &channel).await {
+            // The sockets already there (if it was lost) missed what came
+            // while it was not in force: they read it back.
+            let subscribed_now = if was_lost {
+                resubscribe(subscriber, registry, &channel).await
+            } else {
+                subscribe(subscriber, &channel).await
+            };
+            match subscribed_now {
                 Ok(held) => {
                     subscribed.insert(channel.clone(), held);
-                    if was_lost {
-                        // The sockets already there missed what came
-                        // while it was not in force.
-                        resync(registry, &channel);
-                    }
                     let _ = done.send(Ok(()));
                 }
                 Err(e) => {
@@ -338,10 +341,9 @@ async fn check(
     }
     let mut restored = 0usize;
     for channel in moved {
-        match subscribe(subscriber, &channel).await {
+        match resubscribe(subscriber, registry, &channel).await {
             Ok(held) => {
                 subscribed.insert(channel.clone(), held);
-                resync(registry, &channel);
                 restored += 1;
             }
             Err(e) => {
@@ -358,6 +360,38 @@ async fn check(
     }
 }
 
+/// Subscribe `channel` again after its subscription was not in force for
+/// a while (lost, or its slot moved), and have its sockets read back from
+/// their room logs what they missed meanwhile.
+///
+/// The read-back must come before any live entry of the new subscription:
+/// a connection skips entries at or below the last id it handled, so one
+/// later entry handled first would move its cursor past those it missed
+/// (while a slot migrates, a room's scripts run on the importing node,
+/// which publishes where this node is not subscribed yet). So while it
+/// subscribes, the room's sockets are taken out of the registry (the
+/// dispatcher routes the room's publications to nobody: they are in the
+/// log, read back next), and they are put back with a read-back queued
+/// first ([`Mailbox::queue_resync`]), under the registry's lock, so every
+/// publication routed after is queued behind it. Only this task changes
+/// the registry, so nothing else comes or goes meanwhile.
+async fn resubscribe(
+    subscriber: &Client,
+    registry: &Registry,
+    channel: &str,
+) -> Result<Held, fred::error::Error> {
+    let held = registry.lock().unwrap().remove(channel);
+    let result = subscribe(subscriber, channel).await;
+    if let Some(conns) = held {
+        let mut registry = registry.lock().unwrap();
+        for local in conns.values() {
+            local.mailbox.queue_resync();
+        }
+        registry.insert(channel.to_string(), conns);
+    }
+    result
+}
+
 /// Remove `conn` from `channel`; whether the channel has no local socket left.
 fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
     let mut registry = registry.lock().unwrap();
@@ -370,15 +404,6 @@ fn remove(registry: &Registry, channel: &str, conn: ConnId) -> bool {
         true
     } else {
         false
-    }
-}
-
-/// Have the sockets of one room read their room log again.
-fn resync(registry: &Registry, channel: &str) {
-    if let Some(conns) = registry.lock().unwrap().get(channel) {
-        for local in conns.values() {
-            local.mailbox.request_resync();
-        }
     }
 }
 

@@ -29,6 +29,11 @@ pub enum Delivery {
     Live(StreamId, Arc<RoomEvent>, u64),
     /// A signaller node stopped heartbeating.
     NodeLost(Arc<str>),
+    /// Read the room log back now, before anything queued after this:
+    /// the room's live copy was not in force for a while (see
+    /// `fanout::resubscribe`). In the queue, not beside it, so that no
+    /// later live entry moves the connection's cursor past what it missed.
+    Resync,
 }
 
 /// The sending side of a connection's queue; cloned into the fan-out
@@ -112,6 +117,17 @@ impl Mailbox {
         self.resync.request();
     }
 
+    /// Ask the connection to read its room log again after what is queued
+    /// now and before anything queued later ([`Delivery::Resync`]); if the
+    /// queue is full, as [`Mailbox::request_resync`].
+    pub fn queue_resync(&self) {
+        match self.tx.try_send(Delivery::Resync) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.resync.request(),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -144,6 +160,25 @@ mod tests {
             .await
             .expect("resync requested");
         assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 0));
+    }
+
+    #[tokio::test]
+    async fn a_queued_read_back_comes_after_what_was_queued_before_it() {
+        let (mailbox, mut inbox) = new();
+        mailbox.deliver(StreamId { ms: 1, seq: 0 }, event());
+        mailbox.queue_resync();
+        mailbox.deliver(StreamId { ms: 2, seq: 0 }, event());
+        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 1));
+        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Resync)));
+        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 2));
+        // Full: asked beside the queue instead, never dropped.
+        for i in 0..CAPACITY as u64 {
+            mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event());
+        }
+        mailbox.queue_resync();
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync.wanted())
+            .await
+            .expect("resync requested");
     }
 
     #[tokio::test]

@@ -304,6 +304,12 @@ impl RedisCluster {
             .expect("cluster ok after reshard");
     }
 
+    /// Run one command on the node at `port` itself (no redirection
+    /// followed), e.g. `CLUSTER SETSLOT` on one side of a migration.
+    pub fn on_node(&self, port: u16, args: &[&str]) -> Reply {
+        raw(port, args).unwrap_or_else(|| panic!("node {port} did not answer {args:?}"))
+    }
+
     /// Run one command on the node serving its keys: sent to a live node,
     /// following `MOVED` and `ASK` redirections.
     pub fn query(&self, args: &[&str]) -> Reply {

@@ -9,6 +9,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// Stream field holding a MessagePack [`RegisterRequest`].
 pub const REGISTER_FIELD: &str = "m";
 
+/// Stream field holding when the gateway accepted the register, in
+/// microseconds since the Unix epoch (decimal): the worker measures how long
+/// the entry waited on the stream (stream ids are only milliseconds). Absent
+/// in the entries the scripts write themselves.
+pub const REGISTER_STAMP_FIELD: &str = "t";
+
 /// Why an internal message could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("undecodable internal message: {0}")]
@@ -85,11 +91,34 @@ pub enum GatewayMessage {
     /// takes it from there (`GETDEL`), so exactly one delivers it. Only the
     /// user travels here: it is all the gateway needs to route it.
     Matched { user: String },
+    /// Users matched by one pairing run, all on this gateway: one message
+    /// per gateway per run. `at_us`: when the pairing script ran (Redis
+    /// clock, microseconds since the Unix epoch), for the inbox latency.
+    Matches {
+        at_us: u64,
+        matches: Vec<PushedMatch>,
+    },
     /// Legacy chat relayed to the user's current partner.
     Chat(ChatNotice),
     /// `user`'s socket `socket` on this gateway was replaced by the socket of
     /// the name's registrant, from another address: close it.
     Replaced { user: String, socket: String },
+}
+
+/// One matched user in a [`GatewayMessage::Matches`]: for the socket
+/// `socket` of `user` (the location the pairing script read). A native
+/// user's `notice` travels with it, so its gateway writes `matched` without
+/// another round trip; the copy in the notice key stays for the paths that
+/// take it instead (a restore, a resume after the socket dropped), and the
+/// session delivers a registration's match once whichever copy comes first.
+/// A legacy user's notice is taken from its key (`take_notice.lua`, which
+/// checks the socket's address), as with [`GatewayMessage::Matched`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedMatch {
+    pub user: String,
+    pub socket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<MatchedNotice>,
 }
 
 /// What the pairing script tells each of the two users, kept in the user's

@@ -384,14 +384,16 @@ function V.partner_parse(v)
 end
 function V.now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 function V.user_subject(user) return {user_subject} .. user end
 function V.is_legacy(user) return string.sub(user, 1, {legacy_len}) == {legacy} end
 function V.legacy_room_code(a, b, ulid) return a .. {room_sep} .. b .. {room_sep} .. ulid end
 V.register_field = {register_field}
+V.register_stamp_field = {register_stamp_field}
 ",
         register_field = lua_string(crate::internal::REGISTER_FIELD),
+        register_stamp_field = lua_string(crate::internal::REGISTER_STAMP_FIELD),
         user_subject = lua_string(&crate::moderation::user_subject("")),
         legacy_len = UserKey::LEGACY_PREFIX.len(),
     ));

@@ -193,7 +193,9 @@ impl Sim {
                     }
                     actions
                 }
-                Ok(GatewayMessage::Matched { .. }) => self.session.on_notice_waiting(),
+                Ok(GatewayMessage::Matched { .. } | GatewayMessage::Matches { .. }) => {
+                    self.session.on_notice_waiting()
+                }
                 Ok(GatewayMessage::Replaced { .. }) => {
                     self.closed = true;
                     self.session.on_replaced()

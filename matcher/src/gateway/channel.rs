@@ -25,17 +25,7 @@ pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
             _ = kill.wait() => break,
         };
         match event {
-            ChannelEvent::Message(message) => {
-                let (user, socket, msg) = match message {
-                    GatewayMessage::Matched { user } => (user, None, SocketMsg::NoticeWaiting),
-                    GatewayMessage::Replaced { user, socket } => {
-                        (user, Some(socket), SocketMsg::Replaced)
-                    }
-                    GatewayMessage::Chat(chat) => (chat.to.clone(), None, SocketMsg::Chat(chat)),
-                };
-                gw.sockets
-                    .post_to(&UserKey::from_raw(user), socket.as_deref(), msg);
-            }
+            ChannelEvent::Message(message) => route(&gw, message),
             ChannelEvent::Resync => {
                 if !subscribe(&gw, &channel).await {
                     break;
@@ -46,6 +36,33 @@ pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
         }
     }
     channel.quit().await;
+}
+
+/// Post a channel message to the socket(s) it is for.
+fn route(gw: &SharedGateway, message: GatewayMessage) {
+    let (user, socket, msg) = match message {
+        GatewayMessage::Matches { at_us, matches } => {
+            let now_us = crate::stages::now_us();
+            let inbox = crate::stages::histogram("inbox");
+            for m in matches {
+                inbox.record(crate::stages::since(at_us, now_us));
+                let msg = match m.notice {
+                    Some(notice) => SocketMsg::Pushed(Box::new(notice)),
+                    None => SocketMsg::NoticeWaiting,
+                };
+                // Only to the socket the pairing saw (a later socket of the
+                // user took the stored notice when it was located), even
+                // if its location's reply has not reached it yet.
+                gw.sockets.post_to_socket(&m.socket, msg);
+            }
+            return;
+        }
+        GatewayMessage::Matched { user } => (user, None, SocketMsg::NoticeWaiting),
+        GatewayMessage::Replaced { user, socket } => (user, Some(socket), SocketMsg::Replaced),
+        GatewayMessage::Chat(chat) => (chat.to.clone(), None, SocketMsg::Chat(chat)),
+    };
+    gw.sockets
+        .post_to(&UserKey::from_raw(user), socket.as_deref(), msg);
 }
 
 /// Subscribe until it works; `false` if the gateway was killed.

@@ -59,6 +59,11 @@ struct Connection {
     /// credentials (only when credentials are issued).
     ice_refresh: Option<(String, tokio::time::Instant)>,
     unflushed: bool,
+    /// When word of a match reached this socket's mailbox, until it is
+    /// delivered (then kept in `delivered_from` until the write is flushed),
+    /// for the `deliver` stage.
+    delivering: Option<Instant>,
+    delivered_from: Option<Instant>,
 }
 
 /// Serve one upgraded socket until it closes (or the gateway is killed:
@@ -77,6 +82,7 @@ pub async fn run(
         let user = identity.user();
         let socket_id = id.to_string();
         let (handle, mut mailbox) = SocketHandle::new(socket_id.clone());
+        gw.sockets.open(handle.clone());
         let issuer = TicketIssuer {
             secret: gw.secret.clone(),
             ticket_ttl_ms: gw.settings.ticket_ttl.as_millis() as u64,
@@ -123,6 +129,8 @@ pub async fn run(
             refresh_at: None,
             ice_refresh,
             unflushed: false,
+            delivering: None,
+            delivered_from: None,
         };
         tracing::info!(%user, "matching socket opened");
         let open = metrics::gauge!(service::metrics::SOCKETS_OPEN, "role" => "matcher");
@@ -174,7 +182,14 @@ impl Connection {
                     Inbound::End(why) => return why.as_str(),
                 },
                 Some(msg) = mailbox.rx.recv() => match msg {
-                    SocketMsg::NoticeWaiting => self.session.on_notice_waiting(),
+                    SocketMsg::NoticeWaiting => {
+                        self.delivering = Some(Instant::now());
+                        self.session.on_notice_waiting()
+                    }
+                    SocketMsg::Pushed(notice) => {
+                        self.delivering = Some(Instant::now());
+                        self.session.on_notice_pushed(*notice, service::clock::now_ms())
+                    }
                     SocketMsg::Chat(chat) => self.session.on_chat(chat),
                     SocketMsg::RegisteredElsewhere(w) => self.session.on_registered_elsewhere(w),
                     SocketMsg::Restore => self.session.on_restore(),
@@ -224,6 +239,9 @@ impl Connection {
                 return Flow::End(gone.0.as_str());
             }
         }
+        if let Some(from) = self.delivered_from.take() {
+            crate::stages::histogram("deliver").record(from.elapsed().as_secs_f64());
+        }
         flow
     }
 
@@ -271,6 +289,7 @@ impl Connection {
                     self.locate_retry = Some((Instant::now() + delay, delay));
                 }
                 Action::Register { name, prefs } => {
+                    let started = Instant::now();
                     // Registrations count against the address's rate, on
                     // every gateway together.
                     if let Err(refused) = Box::pin(self.gw.addresses.admit(&self.address)).await {
@@ -280,10 +299,20 @@ impl Connection {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;
-                    let registered =
-                        store.register(user, &reg, addr, &name, &self.who, prefs.as_ref(), false);
+                    let registered = store.register_after(
+                        user,
+                        &reg,
+                        addr,
+                        &name,
+                        &self.who,
+                        prefs.as_ref(),
+                        false,
+                        self.session.last_matched_reg(),
+                    );
                     let result = match Box::pin(registered).await {
                         Ok(outcome) => {
+                            crate::stages::histogram("register")
+                                .record(started.elapsed().as_secs_f64());
                             if outcome == Registered::Queued {
                                 metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
                             }
@@ -378,6 +407,7 @@ impl Connection {
                     queue.extend(self.session.on_blocked(result));
                 }
                 Action::CountMatch { since } => {
+                    self.delivered_from = self.delivering.take();
                     metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
                     if let Some(since) = since {
                         metrics::histogram!(service::metrics::TIME_TO_MATCH)
@@ -387,7 +417,9 @@ impl Connection {
                 }
                 Action::Park => {
                     let grace = self.gw.settings.resume_grace;
-                    if let Err(e) = Box::pin(store.park(user, &self.location, grace)).await {
+                    let delivered = self.session.last_matched_reg();
+                    let parked = store.park(user, &self.location, grace, delivered);
+                    if let Err(e) = Box::pin(parked).await {
                         tracing::warn!(%user, error = %e, "park failed; released on the next heartbeat");
                         self.gw
                             .pending_releases

@@ -250,6 +250,14 @@ impl Session {
         self.waiting.as_ref()
     }
 
+    /// The registration whose `matched` this socket delivered last. Its
+    /// notice may still be stored (a notice pushed with the pairing's
+    /// message is not taken from Redis): the next register and the park
+    /// forget it there.
+    pub fn last_matched_reg(&self) -> Option<&str> {
+        self.last_matched_reg.as_deref()
+    }
+
     /// The socket is open: greet a native client, record the location.
     pub fn on_open(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -365,7 +373,9 @@ impl Session {
                     self.state = State::Open;
                 }
                 let mut actions = Vec::new();
-                if let Some(notice) = notice {
+                // A notice this socket delivered already (pushed to it) may
+                // still be stored: never a second `matched`.
+                if let Some(notice) = notice.filter(|n| !self.delivered(n)) {
                     actions.extend(self.deliver(notice, now_ms));
                 }
                 if std::mem::take(&mut self.restoring) {
@@ -601,6 +611,23 @@ impl Session {
             State::Locating | State::Closed => Vec::new(),
             State::Open => vec![Action::TakeNotice],
         }
+    }
+
+    /// A `matched` notice pushed with the pairing's message to this very
+    /// socket (native users). Its copy stays stored for the paths that take
+    /// it instead; whichever comes first is delivered, once per registration.
+    pub fn on_notice_pushed(&mut self, notice: MatchedNotice, now_ms: u64) -> Vec<Action> {
+        match self.state {
+            // The location script takes the stored copy.
+            State::Locating | State::Closed => Vec::new(),
+            State::Open if self.delivered(&notice) => Vec::new(),
+            State::Open => self.deliver(notice, now_ms),
+        }
+    }
+
+    /// Whether `notice`'s registration was delivered on this socket already.
+    fn delivered(&self, notice: &MatchedNotice) -> bool {
+        self.last_matched_reg.as_deref() == Some(notice.reg.as_str())
     }
 
     /// The result of [`Action::TakeNotice`] (`None`: another path took it).
@@ -1090,6 +1117,40 @@ mod tests {
         let actions = s.on_located(Ok(Located::Here(Some(notice("s:S1", "R1")))), NOW);
         assert_eq!(sent(&actions)[0]["event"], "matched");
         assert!(!actions.iter().any(|a| matches!(a, Action::Requeue(_))));
+    }
+
+    #[test]
+    fn a_pushed_notice_is_delivered_once_whichever_copy_comes_first() {
+        // Pushed first, then a restore finds the stored copy: one `matched`.
+        let mut s = open(native());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        let actions = s.on_notice_pushed(notice("s:S1", "R1"), NOW);
+        assert_eq!(sent(&actions)[0]["event"], "matched");
+        assert_eq!(s.last_matched_reg(), Some("R1"));
+        s.on_restore();
+        let actions = s.on_located(Ok(Located::Here(Some(notice("s:S1", "R1")))), NOW);
+        assert!(sent(&actions).is_empty(), "{actions:?}");
+        assert!(s.on_notice_pushed(notice("s:S1", "R1"), NOW).is_empty());
+        // Taken by a restore first, then pushed: one `matched`.
+        let mut s = open(native());
+        s.on_registered(Ok((Registered::Queued, waiting("R1"))));
+        s.on_restore();
+        let actions = s.on_located(Ok(Located::Here(Some(notice("s:S1", "R1")))), NOW);
+        assert_eq!(sent(&actions)[0]["event"], "matched");
+        assert!(s.on_notice_pushed(notice("s:S1", "R1"), NOW).is_empty());
+        // The next registration's match is delivered.
+        s.on_registered(Ok((Registered::Queued, waiting("R2"))));
+        let actions = s.on_notice_pushed(notice("s:S1", "R2"), NOW);
+        assert_eq!(sent(&actions)[0]["event"], "matched");
+    }
+
+    #[test]
+    fn a_notice_pushed_before_the_socket_is_located_is_left_to_the_location_script() {
+        let mut s = native();
+        s.on_open();
+        assert!(s.on_notice_pushed(notice("s:S1", "R1"), NOW).is_empty());
+        s.on_closed();
+        assert!(s.on_notice_pushed(notice("s:S1", "R1"), NOW).is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
-use wire::internal::ChatNotice;
+use wire::internal::{ChatNotice, MatchedNotice};
 use wire::user::UserKey;
 
 use super::session::Waiting;
@@ -19,6 +19,9 @@ pub const MAILBOX: usize = 64;
 pub enum SocketMsg {
     /// A `matched` notice waits for the user in Redis.
     NoticeWaiting,
+    /// The `matched` notice itself, pushed by the pairing run to this
+    /// socket (native users).
+    Pushed(Box<MatchedNotice>),
     /// A chat line from the partner.
     Chat(ChatNotice),
     /// The user was registered by the legacy HTTP endpoint.
@@ -80,6 +83,12 @@ impl SocketHandle {
 #[derive(Default)]
 pub struct Sockets {
     inner: Mutex<HashMap<UserKey, SocketHandle>>,
+    /// Every open socket by its id, listed from the moment it opens: the
+    /// pairing run addresses the socket whose location it read, which may
+    /// not be listed by user yet (its location script has run, its reply
+    /// is on the way), and must not miss it. Its mailbox holds the word
+    /// until the socket's task has its location's reply.
+    by_socket: Mutex<HashMap<String, SocketHandle>>,
 }
 
 impl Sockets {
@@ -95,8 +104,26 @@ impl Sockets {
         }
     }
 
-    /// Remove a socket, only if it is still the one with `socket_id`.
+    /// List a socket that just opened by its id (see `by_socket`).
+    pub fn open(&self, handle: SocketHandle) {
+        self.by_socket
+            .lock()
+            .unwrap()
+            .insert(handle.socket_id.clone(), handle);
+    }
+
+    /// Post `msg` to the open socket `socket_id`, if it is here.
+    pub fn post_to_socket(&self, socket_id: &str, msg: SocketMsg) {
+        let handle = self.by_socket.lock().unwrap().get(socket_id).cloned();
+        if let Some(handle) = handle {
+            handle.post(msg);
+        }
+    }
+
+    /// Remove a socket (by user only if it is still the one with
+    /// `socket_id` there).
     pub fn remove(&self, user: &UserKey, socket_id: &str) -> bool {
+        self.by_socket.lock().unwrap().remove(socket_id);
         let mut map = self.inner.lock().unwrap();
         if map.get(user).is_some_and(|h| h.socket_id == socket_id) {
             map.remove(user);

@@ -217,12 +217,15 @@ impl Store {
     /// `user`'s native socket at `location` closed: take the user out of
     /// the pool but keep its registration, place and pending notice for
     /// `grace`, so that it may come back ([`Store::unpark`]), unless another
-    /// socket took the user over. `true` when parked.
+    /// socket took the user over. The notice of registration `delivered`
+    /// (the `matched` this socket wrote last), if still stored, is
+    /// forgotten. `true` when parked.
     pub async fn park(
         &self,
         user: &UserKey,
         location: &Location,
         grace: Duration,
+        delivered: Option<&str>,
     ) -> Result<bool, StoreError> {
         let parked: i64 = run(
             &self.scripts.park,
@@ -238,6 +241,7 @@ impl Store {
                 location.encode(),
                 user.to_string(),
                 grace.as_millis().max(1).to_string(),
+                delivered.unwrap_or("").to_string(),
             ],
         )
         .await?;
@@ -317,6 +321,25 @@ impl Store {
         prefs: Option<&PoolPreferences>,
         again: bool,
     ) -> Result<Registered, StoreError> {
+        self.register_after(user, reg, addr, name, who, prefs, again, None)
+            .await
+    }
+
+    /// [`Store::register`] by a socket that delivered the `matched` of
+    /// registration `delivered` last: that notice, if still stored (it
+    /// came with the pairing's message), is forgotten in the same step.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn register_after(
+        &self,
+        user: &UserKey,
+        reg: &str,
+        addr: &str,
+        name: &str,
+        who: &Who,
+        prefs: Option<&PoolPreferences>,
+        again: bool,
+        delivered: Option<&str>,
+    ) -> Result<Registered, StoreError> {
         let request = internal::encode(&RegisterRequest {
             v: wire::PROTOCOL_VERSION,
             user: user.to_string(),
@@ -336,6 +359,8 @@ impl Store {
             who.identity.as_str().into(),
             who.address.as_str().into(),
             REPORT_AFTER_SKIP.as_millis().to_string().into(),
+            crate::stages::now_us().to_string().into(),
+            delivered.unwrap_or("").into(),
         ];
         let outcome: Vec<i64> = run(
             &self.scripts.register,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use service::stream_reply::{self, StreamEntry};
-use wire::internal::{self, RegisterRequest, REGISTER_FIELD};
+use wire::internal::{self, RegisterRequest, REGISTER_FIELD, REGISTER_STAMP_FIELD};
 use wire::keys;
 
 use super::StoreError;
@@ -16,6 +16,9 @@ pub struct RegisterEntry {
     pub id: String,
     /// `None` when the entry does not decode (it is acknowledged and dropped).
     pub request: Option<RegisterRequest>,
+    /// When the gateway accepted the register, µs since the Unix epoch (absent
+    /// in the entries the scripts write).
+    pub stamp_us: Option<u64>,
 }
 
 impl From<StreamEntry> for RegisterEntry {
@@ -23,7 +26,14 @@ impl From<StreamEntry> for RegisterEntry {
         let request = e
             .field(REGISTER_FIELD)
             .and_then(|b| internal::decode::<RegisterRequest>(b).ok());
-        RegisterEntry { id: e.id, request }
+        let stamp_us = e
+            .field(REGISTER_STAMP_FIELD)
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok());
+        RegisterEntry {
+            id: e.id,
+            request,
+            stamp_us,
+        }
     }
 }
 

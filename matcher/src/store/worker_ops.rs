@@ -69,23 +69,8 @@ impl Store {
             ms(s.region_wait),
             ms(s.interest_wait),
             ms(s.rematch_after),
-            entries.len().to_string().into(),
         ];
-        args.extend(entries.iter().map(|e| Value::from(e.id.as_str())));
-        for e in entries {
-            match &e.request {
-                Some(r) => {
-                    args.push(r.user.as_str().into());
-                    args.push(r.reg.as_str().into());
-                    args.push(match &r.prefs {
-                        Some(p) => Value::Bytes(wire::internal::encode(p).into()),
-                        None => "".into(),
-                    });
-                    args.push(r.since_ms.map_or(String::new(), |t| t.to_string()).into());
-                }
-                None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
-            }
-        }
+        push_entries(&mut args, entries);
         run(
             &self.scripts.enqueue,
             &self.redis,
@@ -97,19 +82,42 @@ impl Store {
 
     /// One run of the pairing script: up to `pairs_per_call` pairs.
     pub async fn pair(&self, s: &PairSettings) -> Result<PairRun, StoreError> {
-        let mut args: Vec<String> = vec![
-            s.room_ttl.as_millis().to_string(),
-            s.last_partner.as_millis().to_string(),
-            s.socket_grace.as_millis().to_string(),
-            s.notice_ttl.as_millis().to_string(),
-            s.rematch_after.as_millis().to_string(),
-            s.interest_wait.as_millis().to_string(),
-            s.region_wait.as_millis().to_string(),
-            rand::random::<u32>().to_string(),
-        ];
-        args.extend((0..s.pairs_per_call).map(|_| ulid::Ulid::new().to_string()));
-        let reply: Vec<Value> =
-            run(&self.scripts.pair, &self.redis, vec![keys::pool()], args).await?;
+        self.enqueue_and_pair(&[], s).await
+    }
+
+    /// Move `entries` into the pool and acknowledge them (as
+    /// [`Store::enqueue`]), then make up to `pairs_per_call` pairs, in one
+    /// script run: one round trip per batch. On failure the entries stay
+    /// pending, to be taken over.
+    pub async fn enqueue_and_pair(
+        &self,
+        entries: &[RegisterEntry],
+        s: &PairSettings,
+    ) -> Result<PairRun, StoreError> {
+        let mut args: Vec<Value> = [
+            s.room_ttl.as_millis(),
+            s.last_partner.as_millis(),
+            s.socket_grace.as_millis(),
+            s.notice_ttl.as_millis(),
+            s.rematch_after.as_millis(),
+            s.interest_wait.as_millis(),
+            s.region_wait.as_millis(),
+            u128::from(rand::random::<u32>()),
+            s.pairs_per_call as u128,
+        ]
+        .iter()
+        .map(|n| Value::from(n.to_string()))
+        .collect();
+        args.extend((0..s.pairs_per_call).map(|_| Value::from(ulid::Ulid::new().to_string())));
+        args.push(keys::WORKER_GROUP.into());
+        push_entries(&mut args, entries);
+        let reply: Vec<Value> = run(
+            &self.scripts.pair,
+            &self.redis,
+            vec![keys::pool(), keys::register_stream()],
+            args,
+        )
+        .await?;
         let int = |v: Option<&Value>| v.and_then(|v| v.as_i64()).unwrap_or(-1);
         let users: Vec<String> = reply.iter().skip(2).filter_map(|v| v.as_string()).collect();
         Ok(PairRun {
@@ -170,5 +178,27 @@ impl Store {
             Vec::<String>::new(),
         )
         .await
+    }
+}
+
+/// Append the entries' part of the enqueue arguments: their number, their
+/// ids (all acknowledged), then a quadruple per decodable request (user,
+/// registration, wishes or '', when it first entered the pool or '').
+fn push_entries(args: &mut Vec<Value>, entries: &[RegisterEntry]) {
+    args.push(entries.len().to_string().into());
+    args.extend(entries.iter().map(|e| Value::from(e.id.as_str())));
+    for e in entries {
+        match &e.request {
+            Some(r) => {
+                args.push(r.user.as_str().into());
+                args.push(r.reg.as_str().into());
+                args.push(match &r.prefs {
+                    Some(p) => Value::Bytes(wire::internal::encode(p).into()),
+                    None => "".into(),
+                });
+                args.push(r.since_ms.map_or(String::new(), |t| t.to_string()).into());
+            }
+            None => tracing::warn!(id = %e.id, "undecodable register entry dropped"),
+        }
     }
 }

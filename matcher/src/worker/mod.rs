@@ -100,11 +100,13 @@ impl Worker {
                 _ = shutdown.wait() => break,
             };
             let mut active = false;
+            let mut entries = Vec::new();
             match read {
-                Ok(entries) => {
-                    if !entries.is_empty() {
+                Ok(read) => {
+                    if !read.is_empty() {
                         active = true;
-                        self.enqueue(&entries).await;
+                        record_stream_wait(&read);
+                        entries = read;
                     }
                 }
                 Err(e) => {
@@ -117,7 +119,7 @@ impl Worker {
                     }
                 }
             }
-            match self.pair_all().await {
+            match self.pair_all(&entries).await {
                 Ok((made, relax_in)) => {
                     relax_at = relax_in.map(|d| Instant::now() + d);
                     if made > 0 {
@@ -125,6 +127,7 @@ impl Worker {
                         active = true
                     }
                 }
+                // The entries stay pending: taken over after --claim-idle-ms.
                 Err(e) => tracing::warn!(error = %e, "pairing failed; retrying"),
             }
             if active {
@@ -144,12 +147,24 @@ impl Worker {
         }
     }
 
-    /// Make pairs until every fresh user was tried; the pairs made, and
-    /// when a run is due again because wishes relax.
-    pub async fn pair_all(&self) -> Result<(usize, Option<Duration>), StoreError> {
+    /// Move `entries` into the pool (the first call does it, acknowledging
+    /// them too), then make pairs until every fresh user was tried; the
+    /// pairs made, and when a run is due again because wishes relax.
+    pub async fn pair_all(
+        &self,
+        entries: &[RegisterEntry],
+    ) -> Result<(usize, Option<Duration>), StoreError> {
         let mut total = 0;
+        let mut entries = entries;
+        let stage = crate::stages::histogram("pairing");
         loop {
-            let run = self.store.pair(&self.settings.pairing).await?;
+            let started = std::time::Instant::now();
+            let run = self
+                .store
+                .enqueue_and_pair(entries, &self.settings.pairing)
+                .await?;
+            stage.record(started.elapsed().as_secs_f64());
+            entries = &[];
             total += run.pairs.len();
             if run.fresh_left == 0 {
                 return Ok((total, run.relax_in));
@@ -205,5 +220,15 @@ impl Worker {
             cursor = next;
         }
         Ok(())
+    }
+}
+
+/// The `stream_wait` stage of each entry: from the gateway's stamp to now
+/// (wall clocks; entries the scripts wrote carry no stamp).
+fn record_stream_wait(entries: &[RegisterEntry]) {
+    let now_us = crate::stages::now_us();
+    let stage = crate::stages::histogram("stream_wait");
+    for stamp in entries.iter().filter_map(|e| e.stamp_us) {
+        stage.record(crate::stages::since(stamp, now_us));
     }
 }

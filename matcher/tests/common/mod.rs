@@ -4,13 +4,14 @@
 #![allow(dead_code)]
 
 pub mod atomicity;
+pub mod restart;
 
 use std::net::{IpAddr, SocketAddr};
 
 use clap::Parser;
 use matcher::{Config, Running};
 use serde_json::{json, Value};
-use testkit::{RedisServer, WsClient};
+use testkit::{RedisServer, TestRedis, WsClient};
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
@@ -230,6 +231,21 @@ pub async fn matched_together(a: &mut WsClient, b: &mut WsClient) -> (Value, Val
     let mb = b.recv_event("matched").await;
     assert_eq!(ma["room_code"], mb["room_code"], "one room: {ma} / {mb}");
     (ma, mb)
+}
+
+/// `user` is in the pool (a worker moved its registration there).
+pub fn in_pool(redis: &impl TestRedis, user: &wire::user::UserKey) -> bool {
+    !redis
+        .command(&["ZSCORE", &wire::keys::pool(), user.as_str()])
+        .is_empty()
+}
+
+/// Wait (bounded) until `user` is in the pool.
+pub async fn until_in_pool(redis: &impl TestRedis, user: &wire::user::UserKey) {
+    testkit::eventually(testkit::STEP, "the user enters the pool", || async {
+        in_pool(redis, user).then_some(())
+    })
+    .await;
 }
 
 /// A free address on 127.0.0.1 for a process's `--listen`.

@@ -1,7 +1,8 @@
 //! The signaller on a 6-node Redis Cluster (3 primaries, 3 replicas): the
-//! relay tests of a single Redis, a script that touches a key of another
-//! slot refused, rooms spread over every primary, and relay that loses,
-//! repeats and reorders nothing while slots move or a primary dies.
+//! relay tests of a single Redis, a node drained mid-call, a script that
+//! touches a key of another slot refused, rooms spread over every primary,
+//! and relay that loses, repeats and reorders nothing while slots move or
+//! a primary dies.
 //!
 //! Every test here is named `cluster_*`: `scripts/test` runs them in a pass
 //! of their own.
@@ -22,6 +23,17 @@ async fn cluster_cross_node_relay_and_before_join_backlog() {
     crate::relay::cross_node_relay(&cluster).await;
     crate::relay::before_join_backlog(&cluster).await;
     crate::fanout::join_returns_once_subscribed(&cluster.url()).await;
+}
+
+/// A node draining (SIGTERM) mid-call on the cluster: both sessions move
+/// to the other node and resume there (the room's away marks, resume and
+/// shard subscription on the cluster), nobody is told `peer-left`,
+/// nothing is lost or repeated, and the process exits within its grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_draining_node_moves_both_peers_without_loss() {
+    let _panics = testkit::panics::guard();
+    let cluster = RedisCluster::start();
+    crate::resume::draining_node_moves_both_peers(&cluster).await;
 }
 
 /// A script may touch only keys in the slot of the keys it declares: on a
@@ -172,7 +184,6 @@ const FAST: [&str; 8] = [
 /// keys and all): every signal arrives exactly once, in order. Rooms are
 /// spread: every primary holds room keys before the move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky (about 1 run in 8): during a slot's migration fred sometimes hands an append the reply `OK` (apparently its ASKING) instead of the script's, and the relay is refused with `unavailable`; TRYAGAIN and the redirection limit are handled; run with --ignored"]
 async fn cluster_resharding_under_traffic_loses_repeats_and_reorders_nothing() {
     let _panics = testkit::panics::guard();
     let cluster = RedisCluster::start();

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::{RedisServer, WsClient};
+use testkit::{RedisServer, TestRedis, WsClient};
 use tokio::time::Instant;
 use wire::resume::ResumeClaims;
 use wire::user::Role;
@@ -21,7 +21,7 @@ struct Process {
 }
 
 impl Process {
-    async fn start(redis: &RedisServer, extra: &[&str]) -> Process {
+    async fn start(redis: &impl TestRedis, extra: &[&str]) -> Process {
         let addr: SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
             .parse()
             .unwrap();
@@ -244,8 +244,14 @@ async fn a_session_whose_node_was_killed_resumes_on_another_node_exactly_once_in
 async fn a_draining_node_moves_both_peers_without_loss_and_exits_within_its_grace() {
     let _panics = testkit::panics::guard();
     let redis = RedisServer::start();
-    let mut n1 = Process::start(&redis, &[]).await;
-    let n2 = node(&redis, &[]).await;
+    draining_node_moves_both_peers(&redis).await;
+}
+
+/// The drain scenario above on `redis`: one server here, a 6-node cluster
+/// in `cluster.rs`.
+pub(crate) async fn draining_node_moves_both_peers(redis: &impl TestRedis) {
+    let mut n1 = Process::start(redis, &[]).await;
+    let n2 = node(redis, &[]).await;
     let room = new_room();
     let mut ann = Client::join(&n1.url(), &ticket(&room, "s:A", "ann", Role::Initiator)).await;
     let mut bob = Client::join(&n1.url(), &ticket(&room, "s:B", "bob", Role::Responder)).await;

@@ -4,12 +4,14 @@
 -- separately, and only below what every worker has read and acknowledged
 -- (trim.lua).
 --
--- A registration enters the pool only while the user's waiting key still
--- names it: a user who cancelled, disconnected or was already matched is not
--- put back by a late or re-delivered stream entry (idempotent on replay).
--- Nor while its session is parked (its socket dropped before the entry was
--- read): it would be found without a socket and lose its registration; its
--- return (unpark.lua) announces it again. A
+-- (The pairing script does the same for the batch it is given, so a worker
+-- usually needs only that one call; this one serves entries taken over from
+-- a dead worker.) A registration enters the pool only while the user's
+-- waiting key still names it: a user who cancelled, disconnected or was
+-- already matched is not put back by a late or re-delivered stream entry
+-- (idempotent on replay). Nor while its session is parked (its socket
+-- dropped before the entry was read): it would be found without a socket
+-- and lose its registration; its return (unpark.lua) announces it again. A
 -- user already in the pool is made fresh again (a legacy socket arriving
 -- after its register announces itself this way).
 --
@@ -27,17 +29,6 @@
 local windows = { region = tonumber(ARGV[2]), interest = tonumber(ARGV[3]),
                   rematch = tonumber(ARGV[4]) }
 local n = tonumber(ARGV[5])
-local now = V.now()
-local added = 0
-for i = 6 + n, #ARGV - 3, 4 do
-  local user, reg, blob, since = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local waiting = redis.call('GET', K.waiting(user))
-  if waiting and V.waiting_parse(waiting) == reg
-      and redis.call('EXISTS', K.parked(user)) == 0 then
-    added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, windows)
-  end
-end
-for i = 6, 5 + n do
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[i])
-end
+local added = P.enqueue(ARGV, 6 + n, V.now(), windows)
+P.ack(KEYS[2], ARGV[1], ARGV, 6, 5 + n)
 return added

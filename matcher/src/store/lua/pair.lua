@@ -1,8 +1,11 @@
 -- Pair waiting users at random, atomically, as their wishes allow: pick
 -- two, create their room, store both `matched` notices and tell their
--- gateways, in one step no other client can interleave.
+-- gateways, in one step no other client can interleave. First, the
+-- register entries the worker just read go into the pool and are
+-- acknowledged (as enqueue.lua does), so a worker's batch costs one call.
 --
 -- KEYS[1] pool (sorted set of waiting user keys; its indexes are in pool.lua)
+-- KEYS[2] register stream
 -- ARGV[1] room and partner TTL, ms
 -- ARGV[2] last-partner memory, ms (0: off)
 -- ARGV[3] grace for a legacy user whose socket has not connected yet, ms
@@ -13,7 +16,14 @@
 --         shared (for users who are not strict)
 -- ARGV[7] region window, ms: how long the same region is required
 -- ARGV[8] random seed for this run
--- ARGV[9..] fresh ULIDs, one per pair; at most that many pairs are made
+-- ARGV[9] u, the number of fresh ULIDs that follow, one per pair; at most
+--         that many pairs are made
+-- ARGV[10 .. 9+u] the ULIDs
+-- ARGV[10+u] consumer group, ARGV[11+u] n, the number of entry ids that
+--         follow (0: nothing to enqueue)
+-- ARGV[12+u .. 11+u+n] register entry ids to acknowledge
+-- ARGV[12+u+n ..] quadruples of (user key, registration id, wishes, when
+--         it first entered the pool or ''), as for enqueue.lua
 --
 -- Returns { ms until the next relaxation (-1: none), fresh users left,
 --           initiator1, responder1, initiator2, ... }.
@@ -38,6 +48,11 @@
 -- every candidate is tried again later (retry), so a possible pair is never
 -- left waiting for good.
 --
+-- Each gateway holding matched users gets one message per run listing them
+-- (user, socket, and a native user's notice, stamped with the Redis time):
+-- its sockets write `matched` without another round trip. The notices are
+-- stored too, for whichever socket comes for them instead.
+--
 -- A picked user who can no longer be matched (withdrawn, gateway dead or
 -- draining, socket never came) is removed on the spot: no ghost is ever
 -- handed out as a partner.
@@ -51,13 +66,38 @@ local grace, notice_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rematch_after, interest_wait = tonumber(ARGV[5]), tonumber(ARGV[6])
 local region_wait = tonumber(ARGV[7])
 math.randomseed(tonumber(ARGV[8]))
-local now = V.now()
+local now, now_us = V.now()
+local ulids = tonumber(ARGV[9])
+local first_ulid, last_ulid = 10, 9 + ulids
+do
+  local at = 10 + ulids
+  local n = tonumber(ARGV[at + 1])
+  if n > 0 then
+    P.enqueue(ARGV, at + 2 + n, now, { region = region_wait, interest = interest_wait,
+                                       rematch = rematch_after })
+    P.ack(KEYS[2], ARGV[at], ARGV, at + 2, at + 1 + n)
+  end
+end
 
 -- Draws before a search gives up sampling; candidates looked at one by one
 -- when sampling failed; delay before a sampled search is tried again, ms.
 local SAMPLES, ENUMERATE_MAX, RETRY_MS = 16, 128, 1000
 
 P.wake_relaxed(now, 512)
+P.relax_empty = redis.call('ZCARD', K.pool_relax) == 0
+
+-- The sizes of the pool and of the fresh set, counted once and then kept
+-- as users leave (every removal below goes through leave()).
+local pool_n, fresh_n = nil, redis.call('ZCARD', K.pool_fresh)
+local function pool_size()
+  if pool_n == nil then pool_n = redis.call('ZCARD', pool) end
+  return pool_n
+end
+local function leave(user, known)
+  local left, left_fresh = P.leave(user, known)
+  if pool_n then pool_n = pool_n - left end
+  fresh_n = fresh_n - left_fresh
+end
 
 -- What the script knows of each user it looked at: nil not yet read, false
 -- not in the pool, else { user, list, tags (set), lang, region, last,
@@ -74,9 +114,10 @@ local function waited(w)
 end
 
 -- The wishes of `user`, or false when not in the pool. A user without
--- wishes and without a last partner costs two reads: how long it waited
--- matters to nobody then. `check` makes sure the user is in the pool (a
--- user drawn from the pool itself is).
+-- wishes costs two reads: how long it waited matters only against its last
+-- partner then, and is read when that comes up. `check` makes sure the
+-- user is in the pool (a user drawn from the pool itself is; one drawn from
+-- an interest set has wishes, which are checked).
 local function wishes(user, check)
   local w = known[user]
   if w ~= nil then return w end
@@ -85,7 +126,7 @@ local function wishes(user, check)
   w = { user = user, list = p.interests or {}, tags = {}, lang = p.language,
         region = p.region, has_prefs = blob ~= false,
         last = last_ttl > 0 and redis.call('GET', K.last_partner(user)) or false }
-  if blob or w.last or check then
+  if blob or check then
     if not waited(w) then
       known[user] = false
       return false
@@ -124,22 +165,42 @@ local function compatible(a, b)
   return true
 end
 
--- The user's registration { reg, addr, identity, address, name } if they
--- can be matched now, else nil (and they are gone from the pool, unless
--- they may still come). A user whose identity or address was banned while
--- it waited is gone: never handed out.
+-- Whether `gateway` is alive and not draining (looked up once per run:
+-- nothing else runs meanwhile).
+local gateway_ok = {}
+local function serving(gateway)
+  if gateway == nil then return false end
+  local ok = gateway_ok[gateway]
+  if ok == nil then
+    ok = redis.call('EXISTS', K.gateway_alive(gateway)) == 1
+        and redis.call('EXISTS', K.gateway_draining(gateway)) == 0
+    gateway_ok[gateway] = ok
+  end
+  return ok
+end
+
+-- The user's registration { reg, addr, identity, address, name, gateway,
+-- socket } if they can be matched now, else nil (and they are gone from
+-- the pool, unless they may still come). A user whose identity or address
+-- was banned while it waited is gone: never handed out.
+local any_ban = nil
+local function banned(identity, address)
+  -- Every ban is listed in K.bans (P.ban): none listed, none to look up.
+  if any_ban == nil then any_ban = redis.call('ZCARD', K.bans) > 0 end
+  return any_ban and redis.call('EXISTS', K.ban(identity), K.ban(address)) > 0
+end
+
 local function usable(user)
   local waiting = redis.call('GET', K.waiting(user))
   local reg, addr, identity, address, name
   if waiting then reg, addr, identity, address, name = V.waiting_parse(waiting) end
-  if reg and redis.call('EXISTS', K.ban(identity), K.ban(address)) == 0 then
-    local r = { reg = reg, addr = addr, identity = identity, address = address, name = name }
+  if reg and not banned(identity, address) then
     local loc = redis.call('GET', K.location(user))
     if loc then
-      local gateway = V.gateway_of(loc)
-      if redis.call('EXISTS', K.gateway_alive(gateway)) == 1
-          and redis.call('EXISTS', K.gateway_draining(gateway)) == 0 then
-        return r
+      local _, gateway, socket = V.location_parse(loc)
+      if serving(gateway) then
+        return { reg = reg, addr = addr, identity = identity, address = address,
+                 name = name, gateway = gateway, socket = socket }
       end
     elseif V.is_legacy(user) then
       -- A legacy user registers over HTTP, usually moments before its
@@ -154,7 +215,7 @@ local function usable(user)
       end
     end
   end
-  P.leave(user)
+  leave(user)
   redis.call('DEL', K.waiting(user))
   known[user] = false
   return nil
@@ -231,18 +292,17 @@ local function find_partner(a)
     local wb, rb = pick_among(a, list)
     return wb, rb, true
   end
-  local n = redis.call('ZCARD', pool)
-  if n < 2 then return nil, true end
+  if pool_size() < 2 then return nil, true end
+  local n
   for _ = 1, SAMPLES do
+    -- Users found unusable leave the pool meanwhile: their count is kept.
+    n = pool_size()
+    if n < 2 then return nil, true end
     local b = P.draw(pool, n)
+    local wb = b and wishes(b)
     if not b then
-      -- Users found unusable left the pool meanwhile: count again.
-      n = redis.call('ZCARD', pool)
-      if n < 2 then return nil, true end
-      b = P.draw(pool, n)
-    end
-    local wb = wishes(b)
-    if wb and compatible(a, wb) then
+      pool_n = nil -- (never expected: the count is exact) count again
+    elseif wb and compatible(a, wb) then
       local rb = usable(wb.user)
       if rb and not blocked(a.r, rb) then return wb, rb end
     end
@@ -252,23 +312,37 @@ local function find_partner(a)
   return wb, rb, true
 end
 
--- Store the notice for `user` and tell the gateway holding its socket (a
--- socket elsewhere, or not yet connected, takes the notice when it comes).
+-- What each gateway is told at the end of the run: gateway -> list of
+-- { user, socket, notice (native users only) }.
+local pushes, gateways = {}, {}
+
+-- Store the notice for `user` and list it for the gateway holding its
+-- socket (usable() read where that is; a socket elsewhere, or a later one,
+-- takes the stored notice when it comes).
 local function notify(user, r, code, initiator, peer, peer_name, common)
-  redis.call('SET', K.notice(user), cmsgpack.pack({
+  local notice = {
     user = user, reg = r.reg, addr = r.addr, name = r.name, room = code,
     initiator = initiator, peer = peer, peer_name = peer_name,
     common = (#common > 0) and common or nil,
-  }), 'PX', notice_ttl)
+  }
+  redis.call('SET', K.notice(user), cmsgpack.pack(notice), 'PX', notice_ttl)
+  local push = { user = user, socket = r.socket }
   if V.is_legacy(user) then
     redis.call('PEXPIRE', K.binding(user), room_ttl)
+  else
+    push.notice = notice
   end
-  local loc = redis.call('GET', K.location(user))
-  if loc then
-    redis.call('PUBLISH', K.gateway_channel(V.gateway_of(loc)),
-      cmsgpack.pack({ kind = 'matched', user = user }))
+  local list = pushes[r.gateway]
+  if not list then
+    list = {}
+    pushes[r.gateway] = list
+    gateways[#gateways + 1] = r.gateway
   end
+  list[#list + 1] = push
 end
+
+-- The user drawn from the fresh set for the pair being made.
+local fresh_user = nil
 
 -- The pairs made, flat: initiator, responder, ...
 local made = {}
@@ -283,8 +357,9 @@ local function make_pair(a, ra, wa, b, rb, wb, ulid)
   for _, tag in ipairs(wa.list) do
     if wb.tags[tag] then common[#common + 1] = tag end
   end
-  P.leave(a, { has_prefs = wa.has_prefs, interests = wa.list })
-  P.leave(b, { has_prefs = wb.has_prefs, interests = wb.list })
+  -- The fresh user of the pair left the fresh set when it was drawn.
+  leave(a, { has_prefs = wa.has_prefs, interests = wa.list, not_fresh = a == fresh_user })
+  leave(b, { has_prefs = wb.has_prefs, interests = wb.list, not_fresh = b == fresh_user })
   known[a], known[b] = false, false
   redis.call('DEL', K.waiting(a), K.waiting(b))
   local room = K.room(code)
@@ -310,15 +385,17 @@ local function make_pair(a, ra, wa, b, rb, wb, ulid)
   made[#made + 1] = b
 end
 
-local next_ulid = 9
+local next_ulid = first_ulid
 -- Each try takes one user out of the fresh set, so a run ends.
-for _ = 1, 4 * (#ARGV - 8) do
-  if next_ulid > #ARGV then break end
-  local fresh = redis.call('ZCARD', K.pool_fresh)
-  if fresh == 0 then break end
-  local a = P.draw(K.pool_fresh, fresh)
-  redis.call('ZREM', K.pool_fresh, a)
-  local wa = wishes(a, true)
+for _ = 1, 4 * ulids do
+  if next_ulid > last_ulid then break end
+  if fresh_n <= 0 then break end
+  local a = P.draw(K.pool_fresh, fresh_n)
+  fresh_user = a
+  if a then fresh_n = fresh_n - redis.call('ZREM', K.pool_fresh, a) end
+  -- (never expected: the count is exact) count again
+  if not a then fresh_n = redis.call('ZCARD', K.pool_fresh) end
+  local wa = a and wishes(a, true)
   local ra = wa and usable(a)
   if ra then
     wa.r = ra
@@ -332,11 +409,16 @@ for _ = 1, 4 * (#ARGV - 8) do
         make_pair(wb.user, rb, wb, a, ra, wa, ARGV[next_ulid])
       end
       next_ulid = next_ulid + 1
-    elseif not complete then
-      P.retry_at(a, now + RETRY_MS)
+    else
+      if not complete then P.retry_at(a, now + RETRY_MS) end
+      if wa.last then P.rematch_at(a, now, waited(wa) or 0, rematch_after) end
     end
   end
 end
-local result = { P.next_relax_in(now), redis.call('ZCARD', K.pool_fresh) }
+for _, gateway in ipairs(gateways) do
+  redis.call('PUBLISH', K.gateway_channel(gateway),
+    cmsgpack.pack({ kind = 'matches', at_us = now_us, matches = pushes[gateway] }))
+end
+local result = { P.next_relax_in(now), fresh_n }
 for _, user in ipairs(made) do result[#result + 1] = user end
 return result

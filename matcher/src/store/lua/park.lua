@@ -13,6 +13,9 @@
 -- KEYS[4] waiting key, KEYS[5] parked key (all of the user, but KEYS[2],
 -- KEYS[3])
 -- ARGV[1] this socket's location value, ARGV[2] user key, ARGV[3] grace, ms
+-- ARGV[4] the registration whose `matched` this socket delivered last, or
+--         '': its notice, if still stored (it came with the pairing's
+--         message), is forgotten, so a resume never delivers it again
 --
 -- Returns 1 when parked, 0 when the location was not ours.
 local current = redis.call('GET', KEYS[1])
@@ -29,6 +32,12 @@ P.leave(ARGV[2], {
 })
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PEXPIRE', KEYS[4], ARGV[3])
+end
+if ARGV[4] ~= '' then
+  local delivered = redis.call('GET', K.notice(ARGV[2]))
+  if delivered and cmsgpack.unpack(delivered).reg == ARGV[4] then
+    redis.call('DEL', K.notice(ARGV[2]))
+  end
 end
 redis.call('SET', KEYS[5], cmsgpack.pack({
   since = since and tonumber(since) or nil, prefs = prefs or nil,

@@ -19,6 +19,11 @@ local P = {}
 
 P.relax_kinds = { 'r', 'i', 'm', 'p' }
 
+-- True while K.pool_relax is known to be empty (a script that counted it
+-- says so; every addition below clears it): leaving users have no relax
+-- times to remove then.
+P.relax_empty = false
+
 -- Put `user` in the pool at time `now` with wishes `blob` (MessagePack, or
 -- '' for none), and schedule when they relax; `w` holds the windows, ms:
 -- { region =, interest =, rematch = }. A user already in the pool (a
@@ -33,21 +38,55 @@ function P.join(user, now, blob, w)
     local tags = p.interests or {}
     for _, t in ipairs(tags) do redis.call('ZADD', K.interest(t), now, user) end
     if p.region and w.region > 0 then
+      P.relax_empty = false
       redis.call('ZADD', K.pool_relax, now + w.region, 'r:' .. user)
     end
     if (#tags > 0 or p.language) and not p.strict and w.interest > 0 then
+      P.relax_empty = false
       redis.call('ZADD', K.pool_relax, now + w.interest, 'i:' .. user)
     end
   end
-  local ttl = redis.call('PTTL', K.last_partner(user))
-  if ttl > 0 then
-    redis.call('ZADD', K.pool_relax, now + math.min(ttl, w.rematch), 'm:' .. user)
-  end
+  -- (When the last partner becomes acceptable again is scheduled by the
+  -- pairing script, only for a user it found nobody for: P.rematch_at.)
   return 1
 end
 
+-- Move register entries into the pool: `args` from index `from` holds
+-- quadruples (user key, registration id, wishes: MessagePack PoolPreferences
+-- or '', when it first entered the pool, ms, or '' for `now`). A
+-- registration enters only while the user's waiting key still names it (a
+-- user who cancelled, disconnected or was matched is not put back by a late
+-- or re-delivered entry), and not while its session is parked (its return,
+-- unpark.lua, announces it again). Returns the number of users added.
+function P.enqueue(args, from, now, w)
+  local added = 0
+  for i = from, #args - 3, 4 do
+    local user, reg, blob, since = args[i], args[i + 1], args[i + 2], args[i + 3]
+    local waiting = redis.call('GET', K.waiting(user))
+    if waiting and V.waiting_parse(waiting) == reg
+        and redis.call('EXISTS', K.parked(user)) == 0 then
+      added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, w)
+    end
+  end
+  return added
+end
+
+-- Acknowledge stream entries `args[from .. to]` of `stream` for `group`,
+-- many per XACK.
+function P.ack(stream, group, args, from, to)
+  local i = from
+  while i <= to do
+    local last = math.min(to, i + 999)
+    redis.call('XACK', stream, group, unpack(args, i, last))
+    i = last + 1
+  end
+end
+
 -- Take `user` out of the pool and every index. `known`: what the caller
--- read already, { has_prefs = bool, interests = list } (nil: read it).
+-- read already, { has_prefs = bool, interests = list, not_fresh = bool:
+-- taken out of the fresh set already } (nil: read it). Returns how many
+-- it left of the pool and of the fresh set (0 or 1 each), for callers that
+-- keep count.
 function P.leave(user, known)
   if known == nil then
     local blob = redis.call('GET', K.prefs(user))
@@ -58,9 +97,13 @@ function P.leave(user, known)
   for _, t in ipairs(known.interests) do
     redis.call('ZREM', K.interest(t), user)
   end
-  redis.call('ZREM', K.pool, user)
-  redis.call('ZREM', K.pool_fresh, user)
-  redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+  local left = redis.call('ZREM', K.pool, user)
+  local left_fresh = 0
+  if not known.not_fresh then left_fresh = redis.call('ZREM', K.pool_fresh, user) end
+  if not P.relax_empty then
+    redis.call('ZREM', K.pool_relax, 'r:' .. user, 'i:' .. user, 'm:' .. user, 'p:' .. user)
+  end
+  return left, left_fresh
 end
 
 -- Make fresh the users whose wishes relaxed by `now` (at most `limit`).
@@ -75,8 +118,24 @@ function P.wake_relaxed(now, limit)
   end
 end
 
+-- `user`, for whom nobody was found, and who has waited `waited` ms: try
+-- it again when its last partner becomes acceptable (both waited
+-- `rematch` ms, or the memory lapses), if that is still ahead. Its last
+-- partner, if it waits too, was tried (or will be) and is woken by its own
+-- entry, so the later of the two wakes finds them both acceptable.
+function P.rematch_at(user, now, waited, rematch)
+  local left = rematch - waited
+  if left <= 0 then return end
+  local ttl = redis.call('PTTL', K.last_partner(user))
+  if ttl > 0 then
+    P.relax_empty = false
+    redis.call('ZADD', K.pool_relax, now + math.min(ttl, left), 'm:' .. user)
+  end
+end
+
 -- Try `user` again at `at` (a search that could not look at everyone).
 function P.retry_at(user, at)
+  P.relax_empty = false
   redis.call('ZADD', K.pool_relax, at, 'p:' .. user)
 end
 
@@ -88,6 +147,7 @@ end
 
 -- Milliseconds from `now` until the next relaxation, or -1 when none.
 function P.next_relax_in(now)
+  if P.relax_empty then return -1 end
   local first = redis.call('ZRANGE', K.pool_relax, 0, 0, 'WITHSCORES')
   if #first == 0 then return -1 end
   return math.max(0, tonumber(first[2]) - now)

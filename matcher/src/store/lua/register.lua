@@ -15,6 +15,12 @@
 --         blocks name)
 -- ARGV[11] how long the last partner may still be reported or blocked once
 --          the user asks for the next one, ms
+-- ARGV[12] when the gateway accepted this register, µs since the Unix epoch
+--          (carried in the stream entry for the stream_wait latency)
+-- ARGV[13] the registration whose `matched` this socket delivered last, or
+--          '': its notice, if still stored, is forgotten (a notice pushed
+--          with the pairing's message stays stored until then, for the
+--          paths that take it instead)
 --
 -- Returns { 1 } when queued, { 0 } when the user is already waiting, { 2 }
 -- when this registration was already matched (a restore racing the
@@ -23,8 +29,11 @@
 --
 -- The stream is never trimmed here: workers delete the entries they have
 -- moved into the pool, so no entry is dropped before a worker reads it.
-local ban = P.ban_left({ ARGV[9], ARGV[10] })
-if ban > 0 then return { -2, ban } end
+-- One look at both ban keys; how long is left only when banned.
+if redis.call('EXISTS', K.ban(ARGV[9]), K.ban(ARGV[10])) > 0 then
+  local ban = P.ban_left({ ARGV[9], ARGV[10] })
+  if ban > 0 then return { -2, ban } end
+end
 local legacy = ARGV[6] == '1'
 if legacy then
   local bound = redis.call('GET', KEYS[3])
@@ -45,5 +54,11 @@ end
 -- a little while more, not for the rest of the room's life (LT: only
 -- ever shortened).
 redis.call('PEXPIRE', KEYS[5], ARGV[11], 'LT')
-redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4])
+if ARGV[13] ~= '' then
+  local delivered = redis.call('GET', KEYS[4])
+  if delivered and cmsgpack.unpack(delivered).reg == ARGV[13] then
+    redis.call('DEL', KEYS[4])
+  end
+end
+redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4], V.register_stamp_field, ARGV[12])
 return { 1 }
