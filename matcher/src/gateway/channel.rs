@@ -59,7 +59,7 @@ fn route(gw: &SharedGateway, message: GatewayMessage) {
         }
         GatewayMessage::Matched { user } => (user, None, SocketMsg::NoticeWaiting),
         GatewayMessage::Replaced { user, socket } => (user, Some(socket), SocketMsg::Replaced),
-        GatewayMessage::Chat(chat) => (chat.to.clone(), None, SocketMsg::Chat(chat)),
+        GatewayMessage::Chat(chat) => (chat.to.clone(), None, SocketMsg::Chat(Box::new(chat))),
     };
     gw.sockets
         .post_to(&UserKey::from_raw(user), socket.as_deref(), msg);

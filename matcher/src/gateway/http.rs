@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::FutureExt;
 use service::address_limit::{Refusal, SocketPermit};
 use service::client_addr::ClientIp;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -261,9 +262,12 @@ async fn upgrade(
     };
     service::ws::configure(ws).on_upgrade(move |socket| async move {
         let tasks = gw.tasks.clone();
-        tasks.spawn(move |id| async move {
-            let _permit = permit;
-            connection::run(gw, socket, identity, client, url, device, id).await
+        // `map`, not an async block around the call: the block would hold
+        // the arguments beside the future made from them (see
+        // [`connection::run`]).
+        tasks.spawn(move |id| {
+            connection::run(gw, socket, identity, client, url, device, id)
+                .map(move |()| drop(permit))
         });
     })
 }

@@ -191,12 +191,12 @@ impl Gateway {
         if outcome == Registered::Queued {
             metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
             if let Some(socket) = self.sockets.get(&user) {
-                socket.post(SocketMsg::RegisteredElsewhere(Waiting {
+                socket.post(SocketMsg::RegisteredElsewhere(Box::new(Waiting {
                     reg,
                     name: name.to_string(),
                     prefs,
                     since,
-                }));
+                })));
             }
         }
         Ok(outcome)

@@ -268,7 +268,8 @@ impl Session {
                 protocol: wire::PROTOCOL_VERSION,
                 ice_ttl: ice.as_ref().map(|i| i.ttl),
                 ice_servers: ice.map(|i| i.ice_servers),
-                device: self.device.clone(),
+                // Given once: not kept for the socket's life.
+                device: self.device.take(),
             }));
         }
         actions.push(match self.identity {

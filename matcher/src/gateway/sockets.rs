@@ -2,10 +2,10 @@
 //! (its mailbox). Nothing else is kept here; what a user waits for lives in
 //! its socket's session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use wire::internal::{ChatNotice, MatchedNotice};
 use wire::user::UserKey;
 
@@ -14,7 +14,9 @@ use super::session::Waiting;
 /// Messages queued for one socket before it counts as not keeping up.
 pub const MAILBOX: usize = 64;
 
-/// Something for one socket's task, from outside it.
+/// Something for one socket's task, from outside it. Kept small (the
+/// larger variants boxed): every socket's mailbox allocates room for a
+/// block of these when it is made, idle or not.
 #[derive(Debug)]
 pub enum SocketMsg {
     /// A `matched` notice waits for the user in Redis.
@@ -23,9 +25,9 @@ pub enum SocketMsg {
     /// socket (native users).
     Pushed(Box<MatchedNotice>),
     /// A chat line from the partner.
-    Chat(ChatNotice),
+    Chat(Box<ChatNotice>),
     /// The user was registered by the legacy HTTP endpoint.
-    RegisteredElsewhere(Waiting),
+    RegisteredElsewhere(Box<Waiting>),
     /// Redis came back or this gateway was presumed dead: restore.
     Restore,
     /// The name's registrant took this socket's place (from another
@@ -38,28 +40,44 @@ pub enum SocketMsg {
 pub struct SocketHandle {
     /// Unique per socket; a later socket of the same user has another.
     pub socket_id: String,
-    tx: mpsc::Sender<SocketMsg>,
+    mailbox: Arc<Shared>,
+}
+
+/// One socket's mailbox, between its handles and its task. Not a tokio
+/// `mpsc` channel: that allocates a block of 32 messages and its
+/// cache-padded state (over 1 KiB) for every socket when it is made, and
+/// most sockets idle for minutes and never get a message. This queue
+/// allocates when a message comes, and holds what is still queued.
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the socket's task when a message is queued.
+    ready: Notify,
     /// Fired when the mailbox overflows: the socket is closed.
-    overflow: Arc<Notify>,
+    overflow: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    messages: VecDeque<SocketMsg>,
+    /// The socket's task is gone: nothing is queued any more.
+    closed: bool,
 }
 
 /// The receiving end of a socket's mailbox.
 pub struct Mailbox {
-    pub rx: mpsc::Receiver<SocketMsg>,
-    pub overflow: Arc<Notify>,
+    shared: Arc<Shared>,
 }
 
 impl SocketHandle {
     pub fn new(socket_id: String) -> (SocketHandle, Mailbox) {
-        let (tx, rx) = mpsc::channel(MAILBOX);
-        let overflow = Arc::new(Notify::new());
+        let shared = Arc::new(Shared::default());
         (
             SocketHandle {
                 socket_id,
-                tx,
-                overflow: overflow.clone(),
+                mailbox: shared.clone(),
             },
-            Mailbox { rx, overflow },
+            Mailbox { shared },
         )
     }
 
@@ -68,14 +86,52 @@ impl SocketHandle {
     /// missed is a notice, which waits in Redis, or chat, which the sender
     /// was told was relayed to a live socket).
     pub fn post(&self, msg: SocketMsg) -> bool {
-        match self.tx.try_send(msg) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let mut queue = self.mailbox.queue.lock().unwrap();
+        if queue.closed {
+            return false;
         }
+        if queue.messages.len() >= MAILBOX {
+            drop(queue);
+            self.mailbox.overflow.notify_one();
+            return false;
+        }
+        queue.messages.push_back(msg);
+        drop(queue);
+        self.mailbox.ready.notify_one();
+        true
+    }
+}
+
+impl Mailbox {
+    /// The next message, once there is one. Cancel-safe: a message is
+    /// taken from the queue only when it is returned.
+    pub async fn recv(&self) -> SocketMsg {
+        loop {
+            if let Some(msg) = self.try_recv() {
+                return msg;
+            }
+            // A message queued since the check left a permit: this
+            // returns at once, and the loop takes it.
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// The next message, if one is queued.
+    pub fn try_recv(&self) -> Option<SocketMsg> {
+        self.shared.queue.lock().unwrap().messages.pop_front()
+    }
+
+    /// Resolves when the mailbox overflowed (see [`SocketHandle::post`]).
+    pub async fn overflowed(&self) {
+        self.shared.overflow.notified().await
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue.lock().unwrap();
+        queue.closed = true;
+        queue.messages = VecDeque::new();
     }
 }
 
@@ -169,28 +225,43 @@ mod tests {
     fn a_later_socket_is_not_removed_by_the_earlier_ones_cleanup() {
         let s = Sockets::default();
         let u = UserKey::legacy("ann");
-        let (c1, mut c1_mailbox) = SocketHandle::new("c1".into());
+        let (c1, c1_mailbox) = SocketHandle::new("c1".into());
         s.put(u.clone(), c1);
         s.put(u.clone(), SocketHandle::new("c2".into()).0);
-        assert!(matches!(c1_mailbox.rx.try_recv(), Ok(SocketMsg::Replaced)));
+        assert!(matches!(c1_mailbox.try_recv(), Some(SocketMsg::Replaced)));
         assert!(!s.remove(&u, "c1"), "c2 replaced it");
         assert_eq!(s.get(&u).unwrap().socket_id, "c2");
         assert!(s.remove(&u, "c2"));
         assert!(s.get(&u).is_none());
     }
 
+    /// An idle socket's mailbox allocates nothing beyond its shared state
+    /// (no buffer until a message comes): a tokio `mpsc` channel of 144-byte
+    /// messages took over 5 KiB per socket.
+    #[test]
+    fn an_idle_mailbox_is_small() {
+        let size = std::mem::size_of::<Shared>();
+        assert!(size <= 160, "a mailbox is {size} bytes");
+        let (_h, mailbox) = SocketHandle::new("c".into());
+        assert_eq!(mailbox.shared.queue.lock().unwrap().messages.capacity(), 0);
+    }
+
+    #[test]
+    fn a_closed_mailbox_takes_nothing() {
+        let (h, mailbox) = SocketHandle::new("c".into());
+        drop(mailbox);
+        assert!(!h.post(SocketMsg::NoticeWaiting));
+    }
+
     #[test]
     fn a_full_mailbox_signals_overflow() {
-        let (h, mut mailbox) = SocketHandle::new("c".into());
+        let (h, mailbox) = SocketHandle::new("c".into());
         for _ in 0..MAILBOX {
             assert!(h.post(SocketMsg::NoticeWaiting));
         }
         assert!(!h.post(SocketMsg::NoticeWaiting));
-        assert!(matches!(
-            mailbox.rx.try_recv(),
-            Ok(SocketMsg::NoticeWaiting)
-        ));
-        let fired = mailbox.overflow.notified();
+        assert!(matches!(mailbox.try_recv(), Some(SocketMsg::NoticeWaiting)));
+        let fired = mailbox.overflowed();
         tokio::pin!(fired);
         assert!(futures_util::FutureExt::now_or_never(fired).is_some());
     }
