@@ -15,8 +15,8 @@ use super::session::Waiting;
 pub const MAILBOX: usize = 64;
 
 /// Something for one socket's task, from outside it. Kept small (the
-/// larger variants boxed): every socket's mailbox allocates room for a
-/// block of these when it is made, idle or not.
+/// larger variants boxed): a busy socket's queue holds up to [`MAILBOX`]
+/// of them.
 #[derive(Debug)]
 pub enum SocketMsg {
     /// A `matched` notice waits for the user in Redis.
