@@ -92,7 +92,9 @@ async fn a_shared_interest_is_picked_uniformly_among_those_who_share_one() {
     const HIGH: f64 = 50.8;
     let redis = RedisServer::start();
     // Nobody's window ends during the test; the picker meets the same
-    // users again and again: no last-partner memory.
+    // users again and again: no last-partner memory. The candidates' sockets
+    // sit unread for the whole run (over a minute on a loaded machine): the
+    // idle timeout is not what this test is about.
     let m = common::start(
         &redis.url(),
         "all",
@@ -103,6 +105,8 @@ async fn a_shared_interest_is_picked_uniformly_among_those_who_share_one() {
             "600000",
             "--last-partner-secs",
             "0",
+            "--idle-timeout-secs",
+            "600",
         ],
     )
     .await;
