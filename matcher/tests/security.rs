@@ -290,14 +290,14 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     }
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", &who, None, false)
+            .register(&a, "RA", "127.0.0.1", "a", &who, None, false, None)
             .await
             .unwrap(),
         Registered::Queued
     );
     assert_eq!(
         store
-            .register(&b, "RB", "127.0.0.1", "b", &who, None, false)
+            .register(&b, "RB", "127.0.0.1", "b", &who, None, false, None)
             .await
             .unwrap(),
         Registered::Queued
@@ -320,7 +320,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // (it had not seen the notice yet): refused, the notice waits instead.
     assert_eq!(
         store
-            .register(&a, "RA", "127.0.0.1", "a", &who, None, true)
+            .register(&a, "RA", "127.0.0.1", "a", &who, None, true, None)
             .await
             .unwrap(),
         Registered::AlreadyMatched
@@ -329,7 +329,7 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
     // A fresh registration after the match is fine.
     assert_eq!(
         store
-            .register(&a, "RA2", "127.0.0.1", "a", &who, None, false)
+            .register(&a, "RA2", "127.0.0.1", "a", &who, None, false, None)
             .await
             .unwrap(),
         Registered::Queued

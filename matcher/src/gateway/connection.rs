@@ -320,7 +320,7 @@ impl Connection {
                     let reg = ulid::Ulid::new().to_string();
                     let since = Instant::now();
                     let addr = &self.location.addr;
-                    let registered = store.register_after(
+                    let registered = store.register(
                         user,
                         &reg,
                         addr,
@@ -364,6 +364,7 @@ impl Connection {
                         &self.who,
                         w.prefs.as_ref(),
                         true,
+                        None,
                     );
                     let result = Box::pin(again).await;
                     let result = result.map_err(|e| {

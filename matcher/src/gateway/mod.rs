@@ -186,6 +186,7 @@ impl Gateway {
                 &who,
                 prefs.as_ref(),
                 false,
+                None,
             )
             .await?;
         if outcome == Registered::Queued {

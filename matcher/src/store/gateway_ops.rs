@@ -11,8 +11,8 @@ use wire::moderation::Who;
 use wire::stored::Location;
 use wire::user::UserKey;
 
-use super::scripts::run;
 use super::{Store, StoreError};
+use service::redis_conn::run_script as run;
 
 /// Lifetime of a waiting key. The user's socket refreshes it every
 /// [`WAIT_REFRESH`] while it waits; a registration whose socket is gone
@@ -310,26 +310,11 @@ impl Store {
     /// `again` marks a registration made before, registered again by a
     /// restore: it is refused if it was matched meanwhile. `prefs` travel
     /// with the request to the worker, which puts them beside the pool.
+    /// `delivered`: the registration whose `matched` this socket delivered
+    /// last (None when none): that notice, if still stored (it came with
+    /// the pairing's message), is forgotten in the same step.
     #[allow(clippy::too_many_arguments)]
     pub async fn register(
-        &self,
-        user: &UserKey,
-        reg: &str,
-        addr: &str,
-        name: &str,
-        who: &Who,
-        prefs: Option<&PoolPreferences>,
-        again: bool,
-    ) -> Result<Registered, StoreError> {
-        self.register_after(user, reg, addr, name, who, prefs, again, None)
-            .await
-    }
-
-    /// [`Store::register`] by a socket that delivered the `matched` of
-    /// registration `delivered` last: that notice, if still stored (it
-    /// came with the pairing's message), is forgotten in the same step.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn register_after(
         &self,
         user: &UserKey,
         reg: &str,

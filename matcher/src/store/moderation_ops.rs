@@ -13,8 +13,8 @@ use wire::moderation::{Ban, ReportReason, Who, REPORT_CHAT_LINES};
 use wire::user::UserKey;
 
 use super::gateway_ops::retry_after_secs;
-use super::scripts::run;
 use super::{Store, StoreError};
+use service::redis_conn::run_script as run;
 
 /// How reports turn into bans.
 #[derive(Debug, Clone)]

@@ -1,11 +1,10 @@
 //! The matcher's Lua scripts, each in its own `.lua` file beside this one,
 //! each prefixed with the part it uses of the key and value prelude
-//! generated from `wire` ([`wire::keys::lua_prelude_for`]). Run with `EVALSHA`, reloaded by themselves
-//! after a Redis restart or failover.
+//! generated from `wire` ([`wire::keys::lua_prelude_for`]). Run with
+//! [`service::redis_conn::run_script`] (`EVALSHA`, reloaded by themselves
+//! after a Redis restart or failover).
 
-use fred::prelude::*;
 use fred::types::scripts::Script;
-use fred::types::{MultipleKeys, MultipleValues};
 
 /// Every script, loaded once per process.
 pub struct Scripts {
@@ -87,21 +86,4 @@ impl Default for Scripts {
             ban: script("ban"),
         }
     }
-}
-
-/// Run `script` ([`service::redis_conn::run_script`]: EVALSHA, loading it
-/// on NOSCRIPT, retried while a cluster slot migrates).
-pub async fn run<R, K, V>(
-    script: &Script,
-    redis: &Client,
-    keys: K,
-    args: V,
-) -> Result<R, fred::error::Error>
-where
-    R: FromValue,
-    K: Into<MultipleKeys> + Clone + Send,
-    V: TryInto<MultipleValues> + Clone + Send,
-    V::Error: Into<fred::error::Error> + Send,
-{
-    service::redis_conn::run_script(script, redis, keys, args).await
 }

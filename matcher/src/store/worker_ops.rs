@@ -8,8 +8,8 @@ use fred::prelude::*;
 use wire::keys;
 
 use super::register_reader::RegisterEntry;
-use super::scripts::run;
 use super::{Store, StoreError};
+use service::redis_conn::run_script as run;
 
 /// What one run of the pairing script did.
 #[derive(Debug, Clone, PartialEq, Eq)]
