@@ -176,17 +176,15 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     if !strays.is_empty() {
         println!("frames on idle pool sockets: {strays:?}");
     }
-    println!("CPU during the run:");
-    for line in cpu_lines {
-        println!("  {line}");
-    }
-    for line in redis
-        .report(&redis_after, pairs as u64, "match")
-        .into_iter()
-        .chain(stage_lines)
-    {
-        println!("{line}");
-    }
+    crate::run_costs::print(
+        "CPU during the run:",
+        cpu_lines,
+        &redis,
+        &redis_after,
+        pairs as u64,
+        "match",
+        stage_lines,
+    );
     Ok(pairs)
 }
 

@@ -10,6 +10,7 @@ mod idle_sockets;
 mod matcher_load;
 mod procfs;
 mod redis_stats;
+mod run_costs;
 mod scrape;
 mod signaller_load;
 mod stats;

@@ -328,17 +328,15 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     let strays = close_all(sockets).await;
     let pairs = summarize(&args, t0, t_end, &reports, &strays);
     write_pairs(&args, pairs)?;
-    println!("CPU during the run:");
-    for line in cpu_lines {
-        println!("  {line}");
-    }
-    for line in redis
-        .report(&redis_after, pairs as u64, "match")
-        .into_iter()
-        .chain(stage_lines)
-    {
-        println!("{line}");
-    }
+    crate::run_costs::print(
+        "CPU during the run:",
+        cpu_lines,
+        &redis,
+        &redis_after,
+        pairs as u64,
+        "match",
+        stage_lines,
+    );
 
     if let Some(pid) = args.idle_cpu_pid {
         procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;

@@ -270,17 +270,15 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     } else {
         println!("errors: {errors:?}");
     }
-    println!("CPU during the measured window:");
-    for line in cpu_lines {
-        println!("  {line}");
-    }
-    for line in redis
-        .report(&redis_after, measured, "message")
-        .into_iter()
-        .chain(stage_lines)
-    {
-        println!("{line}");
-    }
+    crate::run_costs::print(
+        "CPU during the measured window:",
+        cpu_lines,
+        &redis,
+        &redis_after,
+        measured,
+        "message",
+        stage_lines,
+    );
     Ok(())
 }
 
