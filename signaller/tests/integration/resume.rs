@@ -97,6 +97,15 @@ impl Client {
         }
     }
 
+    /// Ann (initiator) and bob (responder) joined to a new room on the
+    /// node at `url`: the room, ann, bob.
+    async fn pair(url: &str) -> (String, Client, Client) {
+        let room = new_room();
+        let ann = Client::join(url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
+        let bob = Client::join(url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+        (room, ann, bob)
+    }
+
     /// The next event, its cursor noted.
     async fn recv(&mut self) -> Value {
         let frame = self.ws.recv().await;
@@ -252,9 +261,7 @@ async fn a_draining_node_moves_both_peers_without_loss_and_exits_within_its_grac
 pub(crate) async fn draining_node_moves_both_peers(redis: &impl TestRedis) {
     let mut n1 = Process::start(redis, &[]).await;
     let n2 = node(redis, &[]).await;
-    let room = new_room();
-    let mut ann = Client::join(&n1.url(), &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let mut bob = Client::join(&n1.url(), &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (_, mut ann, mut bob) = Client::pair(&n1.url()).await;
     assert_eq!(ann.recv().await["event"], "peer-joined");
     ann.signal(101).await;
     bob.expect_signals(&[101]).await;
@@ -354,9 +361,7 @@ async fn a_forged_expired_or_other_rooms_credential_cannot_resume_a_session() {
     let redis = RedisServer::start();
     let n1 = node(&redis, &[]).await;
     let url = native_url(&n1);
-    let room = new_room();
-    let ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let mut bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (room, ann, mut bob) = Client::pair(&url).await;
     let real = claims(&ann.resume);
     let Client {
         ws,
@@ -438,9 +443,7 @@ async fn a_user_who_left_cannot_resume() {
     let redis = RedisServer::start();
     let n1 = node(&redis, &[]).await;
     let url = native_url(&n1);
-    let room = new_room();
-    let mut ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let mut bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (_, mut ann, mut bob) = Client::pair(&url).await;
     ann.ws.send_json(&json!({"event":"leave"})).await;
     assert_eq!(bob.recv().await["reason"], "left");
     refused(
@@ -457,9 +460,7 @@ async fn a_banned_user_cannot_resume() {
     let redis = RedisServer::start();
     let n1 = node(&redis, &[]).await;
     let url = native_url(&n1);
-    let room = new_room();
-    let ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let mut bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (_, ann, mut bob) = Client::pair(&url).await;
     let credential = ann.resume.clone();
     ann.ws.close().await;
     assert_eq!(bob.recv().await["event"], "peer-reconnecting");
@@ -482,9 +483,7 @@ async fn a_session_cannot_resume_after_its_grace_window() {
     let n1 = node(&redis, &["--resume-grace-secs", "1"]).await;
     let url = native_url(&n1);
 
-    let room = new_room();
-    let ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let mut bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (_, ann, mut bob) = Client::pair(&url).await;
     let credential = ann.resume.clone();
     let gone = Instant::now();
     ann.ws.close().await;
@@ -506,9 +505,7 @@ async fn a_session_cannot_resume_after_its_grace_window() {
     );
 
     // Both away: nobody declares the timeout, the deadline still holds.
-    let room = new_room();
-    let ann = Client::join(&url, &ticket(&room, "s:A", "ann", Role::Initiator)).await;
-    let bob = Client::join(&url, &ticket(&room, "s:B", "bob", Role::Responder)).await;
+    let (room, ann, bob) = Client::pair(&url).await;
     let credential = ann.resume.clone();
     ann.ws.close().await;
     bob.ws.close().await;
