@@ -1,23 +1,44 @@
 //! The matcher's per-stage latency ([`service::metrics::STAGE`], stages
 //! [`service::metrics::MATCHER_STAGES`]). Stages that cross processes are
-//! measured against a wall-clock stamp in microseconds carried with the
-//! work (a register stream entry, a gateway channel message), since stream
-//! ids hold only milliseconds; their accuracy is the clocks' skew.
+//! measured against a wall-clock stamp in microseconds
+//! ([`service::clock::now_us`]) carried with the work (a register stream
+//! entry, a gateway channel message), since stream ids hold only
+//! milliseconds; their accuracy is the clocks' skew.
+//!
+//! The handles are looked up once per process (a `histogram!` with a label
+//! hashes its key and searches the registry on every call): recording is
+//! a few atomic adds.
 
-/// Microseconds since the Unix epoch.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+use std::sync::OnceLock;
+
+use metrics::Histogram;
+
+/// The stage histograms, one per stage.
+pub struct Stages {
+    pub register: Histogram,
+    pub stream_wait: Histogram,
+    pub pairing: Histogram,
+    pub inbox: Histogram,
+    pub deliver: Histogram,
+}
+
+/// The handles (looked up at first use, once the recorder is installed).
+pub fn stages() -> &'static Stages {
+    static STAGES: OnceLock<Stages> = OnceLock::new();
+    STAGES.get_or_init(|| {
+        let stage =
+            |name: &'static str| metrics::histogram!(service::metrics::STAGE, "stage" => name);
+        Stages {
+            register: stage("register"),
+            stream_wait: stage("stream_wait"),
+            pairing: stage("pairing"),
+            inbox: stage("inbox"),
+            deliver: stage("deliver"),
+        }
+    })
 }
 
 /// Seconds from `stamp_us` to `now_us` (0 when the clocks disagree).
 pub fn since(stamp_us: u64, now_us: u64) -> f64 {
     now_us.saturating_sub(stamp_us) as f64 / 1e6
-}
-
-/// The histogram of matcher stage `stage`.
-pub fn histogram(stage: &'static str) -> metrics::Histogram {
-    metrics::histogram!(service::metrics::STAGE, "stage" => stage)
 }

@@ -32,17 +32,28 @@ async fn metrics_move_by_exactly_what_a_match_does() {
     common::matched_together(&mut a, &mut b).await;
     a.send_text("not json").await;
     assert_eq!(a.recv_event("error").await["code"], "bad_json");
-    // The worker counts its pair after the script ran: wait for it.
+    // The worker counts its pair after the script ran, and a socket times
+    // its delivery after the write: wait for both.
+    let deliver = r#"rvc_stage_seconds_count{stage="deliver"}"#;
     let after = testkit::eventually(testkit::STEP, "the match is counted", || async {
         let after = scrape(addr).await;
-        (delta(&before, &after, "rvc_matches_total") > 0.0).then_some(after)
+        (delta(&before, &after, "rvc_matches_total") > 0.0
+            && delta(&before, &after, deliver) == 2.0)
+            .then_some(after)
     })
     .await;
+    // At least one pairing run (the worker also runs when nobody pairs).
+    let pairing = r#"rvc_stage_seconds_count{stage="pairing"}"#;
+    assert!(delta(&before, &after, pairing) >= 1.0, "{pairing}");
     for (name, moved) in [
         ("rvc_matches_total", 1.0),
         ("rvc_registrations_total", 2.0),
         ("rvc_matched_delivered_total", 2.0),
         ("rvc_time_to_match_seconds_count", 2.0),
+        (r#"rvc_stage_seconds_count{stage="register"}"#, 2.0),
+        (r#"rvc_stage_seconds_count{stage="stream_wait"}"#, 2.0),
+        (r#"rvc_stage_seconds_count{stage="inbox"}"#, 2.0),
+        (deliver, 2.0),
         (r#"rvc_errors_total{kind="bad_input"}"#, 1.0),
         (r#"rvc_errors_total{kind="redis"}"#, 0.0),
         (r#"rvc_errors_total{kind="rate_limited"}"#, 0.0),

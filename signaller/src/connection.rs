@@ -27,7 +27,7 @@ use crate::presence::Presence;
 use crate::room_log::{AppendOptions, Appended, Claim, JoinReply, ResumeReply, RoomLog, Writer};
 use crate::secret::TicketSecret;
 use crate::session::{Action, Dialect, JoinOutcome, JoinRequest, PublishRefusal, Session};
-use crate::stages::{self, RelayMetrics};
+use crate::stages::RelayMetrics;
 
 /// Most queued deliveries handled (and written with one flush) at once.
 const DELIVERY_BATCH: usize = 64;
@@ -310,7 +310,7 @@ impl Connection {
                     });
                     let options = AppendOptions {
                         refresh,
-                        stamp_us: Some(stages::now_us()),
+                        stamp_us: Some(service::clock::now_us()),
                     };
                     let appended = Box::pin(
                         self.shared

@@ -454,7 +454,7 @@ fn route(registry: &Registry, message: &Message, metrics: &RelayMetrics) {
         }
     };
     if stamp_us > 0 {
-        metrics.fanout(stamp_us, stages::now_us());
+        metrics.fanout(stamp_us, service::clock::now_us());
     }
     // Only a signal or chat: the sender's own `Joined`, `Away` or `Left`
     // may mean something to its other sockets and to itself.

@@ -85,12 +85,3 @@ pub fn mono_us() -> u64 {
         .elapsed()
         .as_micros() as u64
 }
-
-/// Microseconds since the Unix epoch (wall clock, comparable across nodes
-/// as far as their clocks agree).
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}

@@ -42,8 +42,8 @@ pub async fn run(gw: SharedGateway, mut channel: GatewayChannel) {
 fn route(gw: &SharedGateway, message: GatewayMessage) {
     let (user, socket, msg) = match message {
         GatewayMessage::Matches { at_us, matches } => {
-            let now_us = crate::stages::now_us();
-            let inbox = crate::stages::histogram("inbox");
+            let now_us = service::clock::now_us();
+            let inbox = &crate::stages::stages().inbox;
             for m in matches {
                 inbox.record(crate::stages::since(at_us, now_us));
                 let msg = match m.notice {

@@ -261,7 +261,9 @@ impl Connection {
             }
         }
         if let Some(from) = self.delivered_from.take() {
-            crate::stages::histogram("deliver").record(from.elapsed().as_secs_f64());
+            crate::stages::stages()
+                .deliver
+                .record(from.elapsed().as_secs_f64());
         }
         flow
     }
@@ -332,7 +334,8 @@ impl Connection {
                     );
                     let result = match Box::pin(registered).await {
                         Ok(outcome) => {
-                            crate::stages::histogram("register")
+                            crate::stages::stages()
+                                .register
                                 .record(started.elapsed().as_secs_f64());
                             if outcome == Registered::Queued {
                                 metrics::counter!(service::metrics::REGISTRATIONS).increment(1);

@@ -344,7 +344,7 @@ impl Store {
             who.identity.as_str().into(),
             who.address.as_str().into(),
             REPORT_AFTER_SKIP.as_millis().to_string().into(),
-            crate::stages::now_us().to_string().into(),
+            service::clock::now_us().to_string().into(),
             delivered.unwrap_or("").into(),
         ];
         let outcome: Vec<i64> = run(

@@ -156,7 +156,7 @@ impl Worker {
     ) -> Result<(usize, Option<Duration>), StoreError> {
         let mut total = 0;
         let mut entries = entries;
-        let stage = crate::stages::histogram("pairing");
+        let stage = &crate::stages::stages().pairing;
         loop {
             let started = std::time::Instant::now();
             let run = self
@@ -226,8 +226,8 @@ impl Worker {
 /// The `stream_wait` stage of each entry: from the gateway's stamp to now
 /// (wall clocks; entries the scripts wrote carry no stamp).
 fn record_stream_wait(entries: &[RegisterEntry]) {
-    let now_us = crate::stages::now_us();
-    let stage = crate::stages::histogram("stream_wait");
+    let now_us = service::clock::now_us();
+    let stage = &crate::stages::stages().stream_wait;
     for stamp in entries.iter().filter_map(|e| e.stamp_us) {
         stage.record(crate::stages::since(stamp, now_us));
     }
