@@ -8,6 +8,7 @@ pub mod health;
 pub mod internal;
 pub mod listener;
 pub mod logging;
+pub mod mailbox;
 pub mod metrics;
 pub mod origin;
 pub mod panic;

@@ -201,7 +201,7 @@ impl Connection {
             let Some((_, inbox)) = self.mailbox.as_mut() else {
                 break;
             };
-            let Ok(next) = inbox.rx.try_recv() else {
+            let Some(next) = inbox.try_recv() else {
                 break;
             };
             delivery = next;
@@ -815,9 +815,8 @@ async fn next_delivery(mailbox: &mut Option<(Mailbox, Inbox)>) -> Woken {
     };
     // Not `biased`, as the socket's own select.
     tokio::select! {
-        // The queue never closes: the connection holds a sender.
-        Some(delivery) = inbox.rx.recv() => Woken::Delivery(delivery),
-        _ = inbox.resync.wanted() => Woken::Resync,
+        delivery = inbox.recv() => Woken::Delivery(delivery),
+        _ = inbox.resync_wanted() => Woken::Resync,
     }
 }
 

@@ -6,10 +6,9 @@
 //! what it missed back from the room log, which is the source of truth.
 //! Nothing is dropped silently.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Notify};
+use service::mailbox::{self, Posted};
 use wire::internal::{RoomEvent, StreamId};
 
 /// Identifies one socket on this node (given by [`service::ws::ConnTasks`]).
@@ -37,100 +36,76 @@ pub enum Delivery {
 }
 
 /// The sending side of a connection's queue; cloned into the fan-out
-/// registry and the presence watch list.
+/// registry and the presence watch list. A [`service::mailbox`]: nothing
+/// is allocated for it until something is queued (a joined socket mostly
+/// idles), and a full queue *raises* it, which this connection takes as
+/// "read the room log back" ([`Inbox::resync_wanted`]).
 #[derive(Debug, Clone)]
 pub struct Mailbox {
-    tx: mpsc::Sender<Delivery>,
-    resync: Arc<Resync>,
+    tx: mailbox::Sender<Delivery>,
 }
 
 /// The receiving side, owned by the connection.
 #[derive(Debug)]
 pub struct Inbox {
-    pub rx: mpsc::Receiver<Delivery>,
-    pub resync: Arc<Resync>,
-}
-
-/// "Something was lost: read the room log again."
-#[derive(Debug, Default)]
-pub struct Resync {
-    needed: AtomicBool,
-    notify: Notify,
-}
-
-impl Resync {
-    pub fn request(&self) {
-        self.needed.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-
-    /// Resolves when a resync was requested (and clears the request).
-    pub async fn wanted(&self) {
-        loop {
-            if self.needed.swap(false, Ordering::SeqCst) {
-                return;
-            }
-            self.notify.notified().await;
-        }
-    }
+    rx: mailbox::Receiver<Delivery>,
 }
 
 /// A new queue for one connection.
 pub fn new() -> (Mailbox, Inbox) {
-    let (tx, rx) = mpsc::channel(CAPACITY);
-    let resync = Arc::new(Resync::default());
-    (
-        Mailbox {
-            tx,
-            resync: resync.clone(),
-        },
-        Inbox { rx, resync },
-    )
+    let (tx, rx) = mailbox::bounded(CAPACITY);
+    (Mailbox { tx }, Inbox { rx })
 }
 
 impl Mailbox {
     /// Queue a room event; if the queue is full, ask for a resync instead.
     pub fn deliver(&self, id: StreamId, event: Arc<RoomEvent>) {
-        self.queue(Delivery::Event(id, event));
+        self.tx.post(Delivery::Event(id, event));
     }
 
     /// [`Mailbox::deliver`], with when the dispatcher received it.
     pub fn deliver_live(&self, id: StreamId, event: Arc<RoomEvent>, received_us: u64) {
-        self.queue(Delivery::Live(id, event, received_us));
-    }
-
-    fn queue(&self, delivery: Delivery) {
-        match self.tx.try_send(delivery) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.resync.request(),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.tx.post(Delivery::Live(id, event, received_us));
     }
 
     /// Queue a notice; whether it was queued (the caller retries if not).
     pub fn notify_node_lost(&self, node: &Arc<str>) -> bool {
-        self.tx.try_send(Delivery::NodeLost(node.clone())).is_ok()
+        self.tx.post(Delivery::NodeLost(node.clone())) == Posted::Queued
     }
 
     /// Ask the connection to read its room log again.
     pub fn request_resync(&self) {
-        self.resync.request();
+        self.tx.raise();
     }
 
     /// Ask the connection to read its room log again after what is queued
     /// now and before anything queued later ([`Delivery::Resync`]); if the
-    /// queue is full, as [`Mailbox::request_resync`].
+    /// queue is full, as [`Mailbox::request_resync`] (a full queue raises).
     pub fn queue_resync(&self) {
-        match self.tx.try_send(Delivery::Resync) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.resync.request(),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.tx.post(Delivery::Resync);
     }
 
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+}
+
+impl Inbox {
+    /// The next delivery, once there is one (cancel-safe).
+    pub async fn recv(&self) -> Delivery {
+        self.rx.recv().await
+    }
+
+    /// The next delivery, if one is queued.
+    pub fn try_recv(&self) -> Option<Delivery> {
+        self.rx.try_recv()
+    }
+
+    /// Resolves when a resync was requested, or a delivery did not fit
+    /// (and clears the request). Cancel-safe.
+    pub async fn resync_wanted(&self) {
+        self.rx.raised().await
     }
 }
 
@@ -152,31 +127,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_turns_into_a_resync_request() {
-        let (mailbox, mut inbox) = new();
+        let (mailbox, inbox) = new();
         for i in 0..CAPACITY as u64 + 5 {
             mailbox.deliver(StreamId { ms: i, seq: 0 }, event());
         }
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync.wanted())
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
             .await
             .expect("resync requested");
-        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 0));
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 0));
     }
 
     #[tokio::test]
     async fn a_queued_read_back_comes_after_what_was_queued_before_it() {
-        let (mailbox, mut inbox) = new();
+        let (mailbox, inbox) = new();
         mailbox.deliver(StreamId { ms: 1, seq: 0 }, event());
         mailbox.queue_resync();
         mailbox.deliver(StreamId { ms: 2, seq: 0 }, event());
-        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 1));
-        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Resync)));
-        assert!(matches!(inbox.rx.recv().await, Some(Delivery::Event(id, _)) if id.ms == 2));
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 1));
+        assert!(matches!(inbox.recv().await, Delivery::Resync));
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 2));
         // Full: asked beside the queue instead, never dropped.
         for i in 0..CAPACITY as u64 {
             mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event());
         }
         mailbox.queue_resync();
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync.wanted())
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
             .await
             .expect("resync requested");
     }
@@ -185,7 +160,7 @@ mod tests {
     async fn resync_request_before_waiting_is_not_lost() {
         let (mailbox, inbox) = new();
         mailbox.request_resync();
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync.wanted())
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
             .await
             .expect("resync requested");
     }

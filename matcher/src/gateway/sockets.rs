@@ -2,10 +2,10 @@
 //! (its mailbox). Nothing else is kept here; what a user waits for lives in
 //! its socket's session.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-use tokio::sync::Notify;
+use service::mailbox::{self, Posted};
 use wire::internal::{ChatNotice, MatchedNotice};
 use wire::user::UserKey;
 
@@ -40,44 +40,25 @@ pub enum SocketMsg {
 pub struct SocketHandle {
     /// Unique per socket; a later socket of the same user has another.
     pub socket_id: String,
-    mailbox: Arc<Shared>,
+    mailbox: mailbox::Sender<SocketMsg>,
 }
 
-/// One socket's mailbox, between its handles and its task. Not a tokio
-/// `mpsc` channel: that allocates a block of 32 messages and its
-/// cache-padded state (over 1 KiB) for every socket when it is made, and
-/// most sockets idle for minutes and never get a message. This queue
-/// allocates when a message comes, and holds what is still queued.
-#[derive(Debug, Default)]
-struct Shared {
-    queue: Mutex<Queue>,
-    /// Wakes the socket's task when a message is queued.
-    ready: Notify,
-    /// Fired when the mailbox overflows: the socket is closed.
-    overflow: Notify,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    messages: VecDeque<SocketMsg>,
-    /// The socket's task is gone: nothing is queued any more.
-    closed: bool,
-}
-
-/// The receiving end of a socket's mailbox.
+/// The receiving end of a socket's mailbox: a [`service::mailbox`], which
+/// allocates nothing until a message comes (most sockets idle for minutes
+/// and never get one), and is *raised* when it overflows.
 pub struct Mailbox {
-    shared: Arc<Shared>,
+    rx: mailbox::Receiver<SocketMsg>,
 }
 
 impl SocketHandle {
     pub fn new(socket_id: String) -> (SocketHandle, Mailbox) {
-        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mailbox::bounded(MAILBOX);
         (
             SocketHandle {
                 socket_id,
-                mailbox: shared.clone(),
+                mailbox: tx,
             },
-            Mailbox { shared },
+            Mailbox { rx },
         )
     }
 
@@ -86,19 +67,7 @@ impl SocketHandle {
     /// missed is a notice, which waits in Redis, or chat, which the sender
     /// was told was relayed to a live socket).
     pub fn post(&self, msg: SocketMsg) -> bool {
-        let mut queue = self.mailbox.queue.lock().unwrap();
-        if queue.closed {
-            return false;
-        }
-        if queue.messages.len() >= MAILBOX {
-            drop(queue);
-            self.mailbox.overflow.notify_one();
-            return false;
-        }
-        queue.messages.push_back(msg);
-        drop(queue);
-        self.mailbox.ready.notify_one();
-        true
+        self.mailbox.post(msg) == Posted::Queued
     }
 }
 
@@ -106,32 +75,17 @@ impl Mailbox {
     /// The next message, once there is one. Cancel-safe: a message is
     /// taken from the queue only when it is returned.
     pub async fn recv(&self) -> SocketMsg {
-        loop {
-            if let Some(msg) = self.try_recv() {
-                return msg;
-            }
-            // A message queued since the check left a permit: this
-            // returns at once, and the loop takes it.
-            self.shared.ready.notified().await;
-        }
+        self.rx.recv().await
     }
 
     /// The next message, if one is queued.
     pub fn try_recv(&self) -> Option<SocketMsg> {
-        self.shared.queue.lock().unwrap().messages.pop_front()
+        self.rx.try_recv()
     }
 
     /// Resolves when the mailbox overflowed (see [`SocketHandle::post`]).
     pub async fn overflowed(&self) {
-        self.shared.overflow.notified().await
-    }
-}
-
-impl Drop for Mailbox {
-    fn drop(&mut self) {
-        let mut queue = self.shared.queue.lock().unwrap();
-        queue.closed = true;
-        queue.messages = VecDeque::new();
+        self.rx.raised().await
     }
 }
 
@@ -235,15 +189,14 @@ mod tests {
         assert!(s.get(&u).is_none());
     }
 
-    /// An idle socket's mailbox allocates nothing beyond its shared state
-    /// (no buffer until a message comes): a tokio `mpsc` channel of 144-byte
-    /// messages took over 5 KiB per socket.
+    /// An idle socket's mailbox allocates no buffer until a message comes
+    /// (a tokio `mpsc` channel of 144-byte messages took over 5 KiB per
+    /// socket), and a message stays small.
     #[test]
     fn an_idle_mailbox_is_small() {
-        let size = std::mem::size_of::<Shared>();
-        assert!(size <= 160, "a mailbox is {size} bytes");
+        assert!(std::mem::size_of::<SocketMsg>() <= 16);
         let (_h, mailbox) = SocketHandle::new("c".into());
-        assert_eq!(mailbox.shared.queue.lock().unwrap().messages.capacity(), 0);
+        assert_eq!(mailbox.rx.buffer_capacity(), 0);
     }
 
     #[test]
