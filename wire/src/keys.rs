@@ -404,14 +404,24 @@ V.register_stamp_field = {register_stamp_field}
 /// (`K.x`, `V.y`), and those they name in turn. Every script run executes
 /// its prelude, so a script carries only what it needs.
 pub fn lua_prelude_for(body: &str) -> String {
-    let prelude = lua_prelude();
-    let mut lines = prelude.lines();
-    let mut out: Vec<&str> = lines.by_ref().take(2).collect(); // comment, locals
-                                                               // Each definition: its name (`K.x`) and its text.
+    lua_library_for(&lua_prelude(), &["K.", "V."], body)
+}
+
+/// The part of Lua `library` that `body` uses: the lines before its first
+/// definition (comments, the tables' `local`), then each definition whose
+/// name (`function P.x`, `P.y =`, for a name starting with one of
+/// `prefixes`) `body` names, or a definition taken already names. A
+/// definition runs to the next one. Defining a function costs a script run
+/// time (a closure made per run: the matcher's pool library alone took
+/// 1.6 µs of every run that carried it), so a script carries only what it
+/// uses.
+pub fn lua_library_for(library: &str, prefixes: &[&str], body: &str) -> String {
+    let mut header = String::new();
+    // Each definition: its name (`K.x`) and its text.
     let mut defs: Vec<(String, String)> = Vec::new();
-    for line in lines {
+    for line in library.lines() {
         let starts = line.strip_prefix("function ").unwrap_or(line);
-        if starts.starts_with("K.") || starts.starts_with("V.") {
+        if prefixes.iter().any(|p| starts.starts_with(p)) {
             let name: String = starts
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
@@ -420,10 +430,19 @@ pub fn lua_prelude_for(body: &str) -> String {
         } else if let Some((_, text)) = defs.last_mut() {
             text.push_str(line);
             text.push('\n');
+        } else {
+            header.push_str(line);
+            header.push('\n');
         }
     }
     let mut wanted = vec![false; defs.len()];
-    let mut uses = body.to_string();
+    // What the body names outside its comment lines (a comment that
+    // mentions `K.pool` takes nothing in).
+    let mut uses: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
     loop {
         let mut grew = false;
         for (i, (name, text)) in defs.iter().enumerate() {
@@ -440,7 +459,7 @@ pub fn lua_prelude_for(body: &str) -> String {
             break;
         }
     }
-    let mut lua = out.drain(..).map(|l| format!("{l}\n")).collect::<String>();
+    let mut lua = header;
     for (i, (_, text)) in defs.iter().enumerate() {
         if wanted[i] {
             lua.push_str(text);

@@ -58,10 +58,10 @@ impl Default for Scripts {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .expect("every script has a source");
-            // A script that uses the pool library gets it, and the prelude
-            // definitions both need.
+            // A script that uses the pool library gets the part of it that
+            // it uses, and the prelude definitions both need.
             let body = if body.contains("P.") {
-                format!("{POOL_LIB}{body}")
+                format!("{}{body}", wire::keys::lua_library_for(POOL_LIB, &["P."], body))
             } else {
                 body.to_string()
             };

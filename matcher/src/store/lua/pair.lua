@@ -63,6 +63,9 @@
 local pool = KEYS[1]
 local room_ttl, last_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local grace, notice_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- The same lifetimes as given, for the commands: a Lua number handed to
+-- redis.call is formatted with "%.14g" on every call, a cost of its own.
+local room_ttl_s, last_ttl_s, notice_ttl_s = ARGV[1], ARGV[2], ARGV[4]
 local rematch_after, interest_wait = tonumber(ARGV[5]), tonumber(ARGV[6])
 local region_wait = tonumber(ARGV[7])
 math.randomseed(tonumber(ARGV[8]))
@@ -94,6 +97,7 @@ local function pool_size()
   return pool_n
 end
 local function leave(user, known)
+  P.entered[user] = nil
   local left, left_fresh = P.leave(user, known)
   if pool_n then pool_n = pool_n - left end
   fresh_n = fresh_n - left_fresh
@@ -106,7 +110,9 @@ local known = {}
 
 -- How long `w`'s user has waited, ms (nil: not in the pool).
 local function waited(w)
-  if w.waited == nil then
+  if w.waited == nil and P.entered[w.user] then
+    w.waited = now - P.entered[w.user].since
+  elseif w.waited == nil then
     local since = redis.call('ZSCORE', pool, w.user)
     w.waited = since and (now - tonumber(since)) or false
   end
@@ -114,14 +120,17 @@ local function waited(w)
 end
 
 -- The wishes of `user`, or false when not in the pool. A user without
--- wishes costs two reads: how long it waited matters only against its last
+-- wishes costs two reads (one when it entered the pool in this run: it is
+-- known to have none): how long it waited matters only against its last
 -- partner then, and is read when that comes up. `check` makes sure the
 -- user is in the pool (a user drawn from the pool itself is; one drawn from
 -- an interest set has wishes, which are checked).
 local function wishes(user, check)
   local w = known[user]
   if w ~= nil then return w end
-  local blob = redis.call('GET', K.prefs(user))
+  local entered = P.entered[user]
+  local blob = false
+  if not (entered and entered.plain) then blob = redis.call('GET', K.prefs(user)) end
   local p = blob and cmsgpack.unpack(blob) or {}
   w = { user = user, list = p.interests or {}, tags = {}, lang = p.language,
         region = p.region, has_prefs = blob ~= false,
@@ -191,7 +200,8 @@ local function banned(identity, address)
 end
 
 local function usable(user)
-  local waiting = redis.call('GET', K.waiting(user))
+  local waiting = P.entered[user] and P.entered[user].waiting
+      or redis.call('GET', K.waiting(user))
   local reg, addr, identity, address, name
   if waiting then reg, addr, identity, address, name = V.waiting_parse(waiting) end
   if reg and not banned(identity, address) then
@@ -262,7 +272,8 @@ local function find_partner(a)
         r = r - sizes[i]
         i = i + 1
       end
-      local b = redis.call('ZRANGE', K.interest(a.list[i]), r - 1, r - 1)[1]
+      local rank = P.int(r - 1)
+      local b = redis.call('ZRANGE', K.interest(a.list[i]), rank, rank)[1]
       local wb = b and wishes(b)
       if wb == false then
         redis.call('ZREM', K.interest(a.list[i]), b)
@@ -325,10 +336,10 @@ local function notify(user, r, code, initiator, peer, peer_name, common)
     initiator = initiator, peer = peer, peer_name = peer_name,
     common = (#common > 0) and common or nil,
   }
-  redis.call('SET', K.notice(user), cmsgpack.pack(notice), 'PX', notice_ttl)
+  redis.call('SET', K.notice(user), cmsgpack.pack(notice), 'PX', notice_ttl_s)
   local push = { user = user, socket = r.socket }
   if V.is_legacy(user) then
-    redis.call('PEXPIRE', K.binding(user), room_ttl)
+    redis.call('PEXPIRE', K.binding(user), room_ttl_s)
   else
     push.notice = notice
   end
@@ -364,21 +375,21 @@ local function make_pair(a, ra, wa, b, rb, wb, ulid)
   redis.call('DEL', K.waiting(a), K.waiting(b))
   local room = K.room(code)
   redis.call('HSET', room, a, 'initiator', b, 'responder', 'name:' .. a, name_a, 'name:' .. b, name_b)
-  redis.call('PEXPIRE', room, room_ttl)
-  redis.call('SET', K.partner(a), V.partner(code, b), 'PX', room_ttl)
-  redis.call('SET', K.partner(b), V.partner(code, a), 'PX', room_ttl)
+  redis.call('PEXPIRE', room, room_ttl_s)
+  redis.call('SET', K.partner(a), V.partner(code, b), 'PX', room_ttl_s)
+  redis.call('SET', K.partner(b), V.partner(code, a), 'PX', room_ttl_s)
   if last_ttl > 0 then
-    redis.call('SET', K.last_partner(a), b, 'PX', last_ttl)
-    redis.call('SET', K.last_partner(b), a, 'PX', last_ttl)
+    redis.call('SET', K.last_partner(a), b, 'PX', last_ttl_s)
+    redis.call('SET', K.last_partner(b), a, 'PX', last_ttl_s)
   end
   -- Whom each met, for a report or a block (register shortens it once the
   -- user asks for the next partner).
   redis.call('SET', K.met(a), cmsgpack.pack({
     room = code, peer = b, identity = rb.identity, address = rb.address,
-  }), 'PX', room_ttl)
+  }), 'PX', room_ttl_s)
   redis.call('SET', K.met(b), cmsgpack.pack({
     room = code, peer = a, identity = ra.identity, address = ra.address,
-  }), 'PX', room_ttl)
+  }), 'PX', room_ttl_s)
   notify(a, ra, code, true, b, name_b, common)
   notify(b, rb, code, false, a, name_a, common)
   made[#made + 1] = a

@@ -30,13 +30,14 @@ P.relax_empty = false
 -- duplicate entry, e.g. a legacy socket arriving after its register) is
 -- only made fresh again. Returns 1 when added.
 function P.join(user, now, blob, w)
-  redis.call('ZADD', K.pool_fresh, now, user)
-  if redis.call('ZADD', K.pool, 'NX', now, user) == 0 then return 0 end
+  local score = P.int(now)
+  redis.call('ZADD', K.pool_fresh, score, user)
+  if redis.call('ZADD', K.pool, 'NX', score, user) == 0 then return 0 end
   if blob ~= '' then
     local p = cmsgpack.unpack(blob)
     redis.call('SET', K.prefs(user), blob)
     local tags = p.interests or {}
-    for _, t in ipairs(tags) do redis.call('ZADD', K.interest(t), now, user) end
+    for _, t in ipairs(tags) do redis.call('ZADD', K.interest(t), score, user) end
     if p.region and w.region > 0 then
       P.relax_empty = false
       redis.call('ZADD', K.pool_relax, now + w.region, 'r:' .. user)
@@ -58,6 +59,9 @@ end
 -- user who cancelled, disconnected or was matched is not put back by a late
 -- or re-delivered entry), and not while its session is parked (its return,
 -- unpark.lua, announces it again). Returns the number of users added.
+--
+-- What it read and wrote of each user it added is kept in P.entered (see
+-- there): the pairing that follows in the same run does not read it again.
 function P.enqueue(args, from, now, w)
   local added = 0
   for i = from, #args - 3, 4 do
@@ -65,11 +69,21 @@ function P.enqueue(args, from, now, w)
     local waiting = redis.call('GET', K.waiting(user))
     if waiting and V.waiting_parse(waiting) == reg
         and redis.call('EXISTS', K.parked(user)) == 0 then
-      added = added + P.join(user, since ~= '' and tonumber(since) or now, blob, w)
+      local at = since ~= '' and tonumber(since) or now
+      if P.join(user, at, blob, w) == 1 then
+        added = added + 1
+        P.entered[user] = { waiting = waiting, since = at, plain = blob == '' }
+      end
     end
   end
   return added
 end
+
+-- Users P.enqueue put in the pool during this run: user -> { waiting = the
+-- value of its waiting key, since = its pool score, plain = true when it
+-- has no wishes (no prefs key) }. Valid until the user leaves the pool or
+-- its waiting key is deleted in the same run (the caller forgets it then).
+P.entered = {}
 
 -- Acknowledge stream entries `args[from .. to]` of `stream` for `group`,
 -- many per XACK.
@@ -141,8 +155,15 @@ end
 
 -- A uniformly random member of sorted set `key` of `n` members (n >= 1).
 function P.draw(key, n)
-  local i = math.random(n) - 1
+  local i = P.int(math.random(n) - 1)
   return redis.call('ZRANGE', key, i, i)[1]
+end
+
+-- Integer `n` as the text of a command argument. redis.call formats a Lua
+-- number with "%.14g", through the C library's floating-point printing,
+-- several times the cost of formatting an integer.
+function P.int(n)
+  return string.format('%d', n)
 end
 
 -- Milliseconds from `now` until the next relaxation, or -1 when none.
