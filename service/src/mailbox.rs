@@ -113,6 +113,22 @@ impl<T> Sender<T> {
         Posted::Queued
     }
 
+    /// Queue `message` even if the queue holds its capacity: for a marker
+    /// that must keep its place in the order (a "read back now" between
+    /// what came before and what comes after), which a full queue would
+    /// otherwise turn into an out-of-order request. The caller bounds how
+    /// often it does this.
+    pub fn post_past_capacity(&self, message: T) -> Posted {
+        let mut queue = self.shared.queue.lock().unwrap();
+        if queue.closed {
+            return Posted::Closed;
+        }
+        queue.messages.push_back(message);
+        drop(queue);
+        self.shared.ready.notify_one();
+        Posted::Queued
+    }
+
     /// Wake the receiver's [`Receiver::raised`] (once, however often it is
     /// raised before it looks).
     pub fn raise(&self) {
@@ -216,6 +232,11 @@ mod tests {
         assert!(rx.raised().now_or_never().is_none(), "cleared once seen");
         assert_eq!(rx.try_recv(), Some(1));
         assert_eq!(tx.post(3), Posted::Queued);
+        // A marker keeps its place after what is queued, full or not.
+        assert_eq!(tx.post_past_capacity(9), Posted::Queued);
+        assert_eq!(rx.try_recv(), Some(2));
+        assert_eq!(rx.try_recv(), Some(3));
+        assert_eq!(rx.try_recv(), Some(9));
     }
 
     #[tokio::test]

@@ -79,10 +79,12 @@ impl Mailbox {
     }
 
     /// Ask the connection to read its room log again after what is queued
-    /// now and before anything queued later ([`Delivery::Resync`]); if the
-    /// queue is full, as [`Mailbox::request_resync`] (a full queue raises).
+    /// now and before anything queued later ([`Delivery::Resync`]). Queued
+    /// even when the queue is full: a request beside the queue could be
+    /// served after a later live entry moved the connection's cursor past
+    /// what it missed. (Only a room subscribed again queues one.)
     pub fn queue_resync(&self) {
-        self.tx.post(Delivery::Resync);
+        self.tx.post_past_capacity(Delivery::Resync);
     }
 
     /// Whether the connection is gone.
@@ -146,14 +148,15 @@ mod tests {
         assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 1));
         assert!(matches!(inbox.recv().await, Delivery::Resync));
         assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 2));
-        // Full: asked beside the queue instead, never dropped.
+        // Full: still queued in its place, after what came before.
         for i in 0..CAPACITY as u64 {
             mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event());
         }
         mailbox.queue_resync();
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
-            .await
-            .expect("resync requested");
+        for i in 0..CAPACITY as u64 {
+            assert!(matches!(inbox.try_recv(), Some(Delivery::Event(id, _)) if id.ms == 10 + i));
+        }
+        assert!(matches!(inbox.try_recv(), Some(Delivery::Resync)));
     }
 
     #[tokio::test]

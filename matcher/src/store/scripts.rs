@@ -61,7 +61,10 @@ impl Default for Scripts {
             // A script that uses the pool library gets the part of it that
             // it uses, and the prelude definitions both need.
             let body = if body.contains("P.") {
-                format!("{}{body}", wire::keys::lua_library_for(POOL_LIB, &["P."], body))
+                format!(
+                    "{}{body}",
+                    wire::keys::lua_library_for(POOL_LIB, &["P."], body)
+                )
             } else {
                 body.to_string()
             };
