@@ -87,7 +87,7 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     let outstanding = Arc::new(AtomicUsize::new(0));
     let round_timeout = Duration::from_secs(args.round_timeout_secs);
     let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref()).await?;
+    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let t0 = now() + 50_000_000;

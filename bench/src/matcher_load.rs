@@ -124,6 +124,12 @@ pub struct MatcherArgs {
     #[arg(long)]
     pub redis: Option<String>,
 
+    /// Also time every command and script Redis runs during the run
+    /// (its SLOWLOG at threshold 0), printed per unit: which script the
+    /// Redis time goes to. Costs Redis some work itself.
+    #[arg(long)]
+    pub redis_script_times: bool,
+
     /// Write the number of pairs matched to this file (for scripts/bench's
     /// Redis cost per match).
     #[arg(long)]
@@ -296,7 +302,7 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     // Let every task reach its start line before the gun.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref()).await?;
+    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let t0 = shared.now();
     go_tx.send_replace(true);

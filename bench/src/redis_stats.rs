@@ -22,6 +22,9 @@ pub struct Snapshot {
     pub commands: BTreeMap<String, (u64, u64)>,
     /// used_cpu_user + used_cpu_sys, s.
     pub cpu_secs: f64,
+    /// Wall time per command or script over the run, from `SLOWLOG` (only
+    /// with script times on): name → (calls, µs).
+    pub slowlog: BTreeMap<String, (u64, u64)>,
 }
 
 /// `redis://host:port` (or `host:port`) → `host:port`.
@@ -32,6 +35,132 @@ fn address(url: &str) -> Result<&str> {
         bail!("{url}: give redis://HOST:PORT (no password or database)");
     }
     Ok(rest)
+}
+
+/// A RESP reply, as far as these few commands need.
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Int(i64),
+    Text(Vec<u8>),
+    Array(Vec<Reply>),
+    Nil,
+}
+
+/// Send one command.
+async fn send(stream: &mut BufReader<TcpStream>, args: &[&str]) -> Result<()> {
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.get_mut().write_all(cmd.as_bytes()).await?;
+    Ok(())
+}
+
+/// Read one reply (an error reply is an error).
+fn read_reply(
+    stream: &mut BufReader<TcpStream>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply>> + Send + '_>> {
+    Box::pin(async move {
+        let mut line = String::new();
+        stream.read_line(&mut line).await?;
+        let line = line.trim_end();
+        let (kind, rest) = line.split_at(line.len().min(1));
+        let number = || {
+            rest.parse::<i64>()
+                .map_err(|_| anyhow!("bad RESP line {line:?}"))
+        };
+        match kind {
+            "+" => Ok(Reply::Text(rest.as_bytes().to_vec())),
+            "-" => bail!("Redis replied {rest}"),
+            ":" => Ok(Reply::Int(number()?)),
+            "$" | "*" if number()? < 0 => Ok(Reply::Nil),
+            "$" => {
+                let mut body = vec![0u8; number()? as usize + 2];
+                stream.read_exact(&mut body).await?;
+                body.truncate(body.len() - 2);
+                Ok(Reply::Text(body))
+            }
+            "*" => {
+                let n = number()? as usize;
+                let mut items = Vec::with_capacity(n.min(1 << 20));
+                for _ in 0..n {
+                    items.push(read_reply(stream).await?);
+                }
+                Ok(Reply::Array(items))
+            }
+            _ => bail!("unexpected RESP line {line:?}"),
+        }
+    })
+}
+
+/// Run one command and read its reply.
+async fn command(stream: &mut BufReader<TcpStream>, args: &[&str]) -> Result<Reply> {
+    send(stream, args).await?;
+    read_reply(stream).await
+}
+
+/// Log every command from now on in Redis's `SLOWLOG` (threshold 0), to
+/// time each script (`INFO commandstats` has one line for every
+/// `EVALSHA`). This costs Redis some work per command: a run with it on
+/// reads a little slower.
+pub async fn start_slowlog(url: &str) -> Result<()> {
+    let mut stream = BufReader::new(TcpStream::connect(address(url)?).await?);
+    command(
+        &mut stream,
+        &["CONFIG", "SET", "slowlog-max-len", "4000000"],
+    )
+    .await?;
+    command(&mut stream, &["SLOWLOG", "RESET"]).await?;
+    command(
+        &mut stream,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stop logging and read the log: per command, or per script for
+/// `EVALSHA` (`evalsha <sha1 prefix> (<n> keys)`), calls and µs.
+async fn read_slowlog(stream: &mut BufReader<TcpStream>) -> Result<BTreeMap<String, (u64, u64)>> {
+    command(stream, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).await?;
+    let Reply::Array(entries) = command(stream, &["SLOWLOG", "GET", "-1"]).await? else {
+        bail!("SLOWLOG GET did not return a list");
+    };
+    command(stream, &["SLOWLOG", "RESET"]).await?;
+    Ok(tally_slowlog(&entries))
+}
+
+/// Sum the entries of a `SLOWLOG GET` reply by what ran.
+fn tally_slowlog(entries: &[Reply]) -> BTreeMap<String, (u64, u64)> {
+    let text = |r: &Reply| match r {
+        Reply::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        _ => String::new(),
+    };
+    let mut tally: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for entry in entries {
+        let Reply::Array(fields) = entry else {
+            continue;
+        };
+        let (Some(Reply::Int(us)), Some(Reply::Array(args))) = (fields.get(2), fields.get(3))
+        else {
+            continue;
+        };
+        let name = text(args.first().unwrap_or(&Reply::Nil)).to_lowercase();
+        let name = if name == "evalsha" && args.len() >= 3 {
+            let sha = text(&args[1]);
+            format!(
+                "evalsha {} ({} keys)",
+                &sha[..sha.len().min(8)],
+                text(&args[2])
+            )
+        } else {
+            name
+        };
+        let row = tally.entry(name).or_default();
+        row.0 += 1;
+        row.1 += (*us).max(0) as u64;
+    }
+    tally
 }
 
 /// One `INFO <section>`.
@@ -52,16 +181,26 @@ async fn info(stream: &mut BufReader<TcpStream>, section: &str) -> Result<String
 
 /// Read the counters now; fails (naming the URL) if Redis is unreachable.
 pub async fn snapshot(url: &str) -> Result<Snapshot> {
+    snapshot_with(url, false).await
+}
+
+/// [`snapshot`], and with `slowlog` the log [`start_slowlog`] began.
+async fn snapshot_with(url: &str, slowlog: bool) -> Result<Snapshot> {
     let addr = address(url)?;
     let read = async {
         let mut stream = BufReader::new(TcpStream::connect(addr).await?);
         let commands = info(&mut stream, "commandstats").await?;
         let cpu = info(&mut stream, "cpu").await?;
-        anyhow::Ok(parse(&commands, &cpu))
+        let mut snapshot = parse(&commands, &cpu);
+        if slowlog {
+            snapshot.slowlog = read_slowlog(&mut stream).await?;
+        }
+        anyhow::Ok(snapshot)
     };
-    tokio::time::timeout(TIMEOUT, read)
+    let timeout = if slowlog { TIMEOUT * 12 } else { TIMEOUT };
+    tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| anyhow!("Redis at {url} did not answer INFO within {TIMEOUT:?}"))?
+        .map_err(|_| anyhow!("Redis at {url} did not answer INFO within {timeout:?}"))?
         .with_context(|| format!("reading INFO from Redis at {url}"))
 }
 
@@ -130,6 +269,22 @@ pub fn report(before: &Snapshot, after: &Snapshot, units: u64, label: &str) -> V
             usec as f64 / u
         ));
     }
+    if !after.slowlog.is_empty() {
+        lines.push(format!(
+            "Redis wall time per {label} by command and by script (SLOWLOG at threshold 0, \
+             which costs Redis some work itself; a script's time includes the commands it runs):"
+        ));
+        let mut rows: Vec<_> = after.slowlog.iter().collect();
+        rows.sort_by_key(|(_, (_, usec))| std::cmp::Reverse(*usec));
+        for (name, (calls, usec)) in rows.into_iter().take(12) {
+            lines.push(format!(
+                "  {name:<28} {:>8.3} calls {:>9.2} us per {label} ({:.2} us per call)",
+                *calls as f64 / u,
+                *usec as f64 / u,
+                *usec as f64 / (*calls).max(1) as f64
+            ));
+        }
+    }
     lines
 }
 
@@ -137,24 +292,33 @@ pub fn report(before: &Snapshot, after: &Snapshot, units: u64, label: &str) -> V
 pub struct RedisWatch {
     url: Option<String>,
     before: Snapshot,
+    slowlog: bool,
 }
 
 impl RedisWatch {
-    pub async fn start(url: Option<&str>) -> Result<RedisWatch> {
+    /// Read the counters before a run; with `script_times`, also time
+    /// every command and script over it ([`start_slowlog`]).
+    pub async fn start(url: Option<&str>, script_times: bool) -> Result<RedisWatch> {
         let before = match url {
-            Some(u) => snapshot(u).await?,
+            Some(u) => {
+                if script_times {
+                    start_slowlog(u).await?;
+                }
+                snapshot(u).await?
+            }
             None => Snapshot::default(),
         };
         Ok(RedisWatch {
             url: url.map(str::to_string),
             before,
+            slowlog: script_times,
         })
     }
 
     /// The counters now, against the start.
     pub async fn finish(&self) -> Result<Option<Snapshot>> {
         match &self.url {
-            Some(u) => Ok(Some(snapshot(u).await?)),
+            Some(u) => Ok(Some(snapshot_with(u, self.slowlog).await?)),
             None => Ok(None),
         }
     }
@@ -192,6 +356,51 @@ mod tests {
         assert!(lines[0].contains("200.0 us of Redis CPU"), "{lines:?}");
         assert!(lines[0].contains("3.00 commands per match"), "{lines:?}");
         assert!(lines[1].trim_start().starts_with("get"), "{lines:?}");
+    }
+
+    /// Against a real Redis: every command and script of the run is
+    /// timed, a script by its SHA1 and key count, and nothing from before
+    /// the start.
+    #[tokio::test]
+    async fn script_times_name_each_script_run_during_the_run() {
+        let redis = testkit::RedisServer::start();
+        let url = redis.url();
+        let mut stream = BufReader::new(TcpStream::connect(address(&url).unwrap()).await.unwrap());
+        command(&mut stream, &["SET", "before", "1"]).await.unwrap();
+        let watch = RedisWatch::start(Some(&url), true).await.unwrap();
+        let script = "redis.call('SET', KEYS[1], ARGV[1]) return 1";
+        let Reply::Text(sha) = command(&mut stream, &["SCRIPT", "LOAD", script])
+            .await
+            .unwrap()
+        else {
+            panic!("no sha");
+        };
+        let sha = String::from_utf8(sha).unwrap();
+        for i in 0..3 {
+            let v = i.to_string();
+            let reply = command(&mut stream, &["EVALSHA", &sha, "1", "k", &v])
+                .await
+                .unwrap();
+            assert_eq!(reply, Reply::Int(1));
+        }
+        command(&mut stream, &["GET", "k"]).await.unwrap();
+        let after = watch.finish().await.unwrap().unwrap();
+        let name = format!("evalsha {} (1 keys)", &sha[..8]);
+        assert_eq!(
+            after.slowlog.get(&name).map(|r| r.0),
+            Some(3),
+            "{:?}",
+            after.slowlog
+        );
+        assert_eq!(
+            after.slowlog.get("set").map(|r| r.0),
+            Some(3),
+            "{:?}",
+            after.slowlog
+        );
+        assert_eq!(after.slowlog.get("get").map(|r| r.0), Some(1));
+        let lines = watch.report(&Some(after), 3, "match");
+        assert!(lines.iter().any(|l| l.contains(&name)), "{lines:?}");
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct SignallerArgs {
     /// after the run, for the Redis cost per relayed message.
     #[arg(long)]
     pub redis: Option<String>,
+
+    /// Also time every command and script Redis runs during the run
+    /// (its SLOWLOG at threshold 0), printed per unit: which script the
+    /// Redis time goes to. Costs Redis some work itself.
+    #[arg(long)]
+    pub redis_script_times: bool,
 }
 
 /// How long in-flight messages are awaited after the last send.
@@ -203,7 +209,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
     let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref()).await?;
+    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
     let cpu = CpuWatch::start(&args.watch)?;
     let window_end = cpu_start + Duration::from_secs(args.secs);
     tokio::time::sleep_until(window_end).await;
