@@ -25,6 +25,8 @@ pub struct Snapshot {
     /// Wall time per command or script over the run, from `SLOWLOG` (only
     /// with script times on): name → (calls, µs).
     pub slowlog: BTreeMap<String, (u64, u64)>,
+    /// Why the script times could not be read, when they were asked for.
+    pub slowlog_error: Option<String>,
 }
 
 /// `redis://host:port` (or `host:port`) → `host:port`.
@@ -99,34 +101,84 @@ async fn command(stream: &mut BufReader<TcpStream>, args: &[&str]) -> Result<Rep
     read_reply(stream).await
 }
 
+/// Most entries the log keeps over a run: Redis drops the oldest beyond
+/// it (each entry holds up to 32 arguments of up to 128 bytes, so this
+/// bounds the memory it takes too). A run that fills it is reported as cut
+/// short rather than divided as if whole.
+const SLOWLOG_MAX: u64 = 1_000_000;
+
+/// The two settings [`start_slowlog`] changes, as they were.
+#[derive(Debug, Clone)]
+struct SlowlogSettings {
+    max_len: String,
+    slower_than: String,
+}
+
+/// Read one setting (`CONFIG GET name`).
+async fn config_get(stream: &mut BufReader<TcpStream>, name: &str) -> Result<String> {
+    match command(stream, &["CONFIG", "GET", name]).await? {
+        Reply::Array(items) if items.len() == 2 => match &items[1] {
+            Reply::Text(v) => Ok(String::from_utf8_lossy(v).into_owned()),
+            other => bail!("CONFIG GET {name}: unexpected {other:?}"),
+        },
+        other => bail!("CONFIG GET {name}: unexpected {other:?}"),
+    }
+}
+
 /// Log every command from now on in Redis's `SLOWLOG` (threshold 0), to
 /// time each script (`INFO commandstats` has one line for every
 /// `EVALSHA`). This costs Redis some work per command: a run with it on
-/// reads a little slower.
-pub async fn start_slowlog(url: &str) -> Result<()> {
+/// reads a little slower. Returns the settings to put back.
+async fn start_slowlog(url: &str) -> Result<SlowlogSettings> {
     let mut stream = BufReader::new(TcpStream::connect(address(url)?).await?);
-    command(
-        &mut stream,
-        &["CONFIG", "SET", "slowlog-max-len", "4000000"],
-    )
-    .await?;
+    let saved = SlowlogSettings {
+        max_len: config_get(&mut stream, "slowlog-max-len").await?,
+        slower_than: config_get(&mut stream, "slowlog-log-slower-than").await?,
+    };
+    let max = SLOWLOG_MAX.to_string();
+    command(&mut stream, &["CONFIG", "SET", "slowlog-max-len", &max]).await?;
     command(&mut stream, &["SLOWLOG", "RESET"]).await?;
     command(
         &mut stream,
         &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
     )
     .await?;
-    Ok(())
+    Ok(saved)
 }
 
-/// Stop logging and read the log: per command, or per script for
-/// `EVALSHA` (`evalsha <sha1 prefix> (<n> keys)`), calls and µs.
-async fn read_slowlog(stream: &mut BufReader<TcpStream>) -> Result<BTreeMap<String, (u64, u64)>> {
+/// Stop logging, read the log, and put Redis's settings back: per command,
+/// or per script for `EVALSHA` (`evalsha <sha1 prefix> (<n> keys)`), calls
+/// and µs. Fails when the log filled up (its oldest entries are gone).
+async fn read_slowlog(url: &str, saved: &SlowlogSettings) -> Result<BTreeMap<String, (u64, u64)>> {
+    let mut stream = BufReader::new(TcpStream::connect(address(url)?).await?);
+    let stream = &mut stream;
     command(stream, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).await?;
-    let Reply::Array(entries) = command(stream, &["SLOWLOG", "GET", "-1"]).await? else {
+    let entries = command(stream, &["SLOWLOG", "GET", "-1"]).await;
+    command(stream, &["SLOWLOG", "RESET"]).await?;
+    command(
+        stream,
+        &["CONFIG", "SET", "slowlog-max-len", &saved.max_len],
+    )
+    .await?;
+    command(
+        stream,
+        &[
+            "CONFIG",
+            "SET",
+            "slowlog-log-slower-than",
+            &saved.slower_than,
+        ],
+    )
+    .await?;
+    let Reply::Array(entries) = entries? else {
         bail!("SLOWLOG GET did not return a list");
     };
-    command(stream, &["SLOWLOG", "RESET"]).await?;
+    if entries.len() as u64 >= SLOWLOG_MAX {
+        bail!(
+            "the run ran more than {SLOWLOG_MAX} commands: Redis's log dropped the oldest \
+             (shorten the run to time its scripts)"
+        );
+    }
     Ok(tally_slowlog(&entries))
 }
 
@@ -181,28 +233,21 @@ async fn info(stream: &mut BufReader<TcpStream>, section: &str) -> Result<String
 
 /// Read the counters now; fails (naming the URL) if Redis is unreachable.
 pub async fn snapshot(url: &str) -> Result<Snapshot> {
-    snapshot_with(url, false).await
-}
-
-/// [`snapshot`], and with `slowlog` the log [`start_slowlog`] began.
-async fn snapshot_with(url: &str, slowlog: bool) -> Result<Snapshot> {
     let addr = address(url)?;
     let read = async {
         let mut stream = BufReader::new(TcpStream::connect(addr).await?);
         let commands = info(&mut stream, "commandstats").await?;
         let cpu = info(&mut stream, "cpu").await?;
-        let mut snapshot = parse(&commands, &cpu);
-        if slowlog {
-            snapshot.slowlog = read_slowlog(&mut stream).await?;
-        }
-        anyhow::Ok(snapshot)
+        anyhow::Ok(parse(&commands, &cpu))
     };
-    let timeout = if slowlog { TIMEOUT * 12 } else { TIMEOUT };
-    tokio::time::timeout(timeout, read)
+    tokio::time::timeout(TIMEOUT, read)
         .await
-        .map_err(|_| anyhow!("Redis at {url} did not answer INFO within {timeout:?}"))?
+        .map_err(|_| anyhow!("Redis at {url} did not answer INFO within {TIMEOUT:?}"))?
         .with_context(|| format!("reading INFO from Redis at {url}"))
 }
+
+/// How long reading the script times may take (a long run logs a lot).
+const SLOWLOG_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn parse(commands: &str, cpu: &str) -> Snapshot {
     let mut s = Snapshot::default();
@@ -269,6 +314,9 @@ pub fn report(before: &Snapshot, after: &Snapshot, units: u64, label: &str) -> V
             usec as f64 / u
         ));
     }
+    if let Some(e) = &after.slowlog_error {
+        lines.push(format!("Redis script times: not available ({e})"));
+    }
     if !after.slowlog.is_empty() {
         lines.push(format!(
             "Redis wall time per {label} by command and by script (SLOWLOG at threshold 0, \
@@ -292,35 +340,54 @@ pub fn report(before: &Snapshot, after: &Snapshot, units: u64, label: &str) -> V
 pub struct RedisWatch {
     url: Option<String>,
     before: Snapshot,
-    slowlog: bool,
+    /// With script times on: Redis's log settings to put back.
+    slowlog: Option<SlowlogSettings>,
 }
 
 impl RedisWatch {
     /// Read the counters before a run; with `script_times`, also time
     /// every command and script over it ([`start_slowlog`]).
     pub async fn start(url: Option<&str>, script_times: bool) -> Result<RedisWatch> {
-        let before = match url {
+        let (before, slowlog) = match url {
             Some(u) => {
-                if script_times {
-                    start_slowlog(u).await?;
-                }
-                snapshot(u).await?
+                let slowlog = if script_times {
+                    Some(
+                        tokio::time::timeout(TIMEOUT, start_slowlog(u))
+                            .await
+                            .map_err(|_| anyhow!("Redis at {u} did not answer CONFIG in time"))?
+                            .with_context(|| format!("starting Redis's SLOWLOG at {u}"))?,
+                    )
+                } else {
+                    None
+                };
+                (snapshot(u).await?, slowlog)
             }
-            None => Snapshot::default(),
+            None => (Snapshot::default(), None),
         };
         Ok(RedisWatch {
             url: url.map(str::to_string),
             before,
-            slowlog: script_times,
+            slowlog,
         })
     }
 
-    /// The counters now, against the start.
+    /// The counters now, against the start. Script times that cannot be
+    /// read are reported as such, and do not cost the run's other figures.
     pub async fn finish(&self) -> Result<Option<Snapshot>> {
-        match &self.url {
-            Some(u) => Ok(Some(snapshot_with(u, self.slowlog).await?)),
-            None => Ok(None),
+        let Some(u) = &self.url else {
+            return Ok(None);
+        };
+        let mut after = snapshot(u).await?;
+        if let Some(saved) = &self.slowlog {
+            match tokio::time::timeout(SLOWLOG_TIMEOUT, read_slowlog(u, saved)).await {
+                Ok(Ok(times)) => after.slowlog = times,
+                Ok(Err(e)) => after.slowlog_error = Some(format!("{e:#}")),
+                Err(_) => {
+                    after.slowlog_error = Some(format!("not read within {SLOWLOG_TIMEOUT:?}"))
+                }
+            }
         }
+        Ok(Some(after))
     }
 
     pub fn report(&self, after: &Option<Snapshot>, units: u64, label: &str) -> Vec<String> {
@@ -401,6 +468,17 @@ mod tests {
         assert_eq!(after.slowlog.get("get").map(|r| r.0), Some(1));
         let lines = watch.report(&Some(after), 3, "match");
         assert!(lines.iter().any(|l| l.contains(&name)), "{lines:?}");
+        // Redis's own settings are back as they were.
+        assert_eq!(
+            config_get(&mut stream, "slowlog-log-slower-than")
+                .await
+                .unwrap(),
+            "10000"
+        );
+        assert_eq!(
+            config_get(&mut stream, "slowlog-max-len").await.unwrap(),
+            "128"
+        );
     }
 
     #[test]

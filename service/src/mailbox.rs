@@ -113,17 +113,36 @@ impl<T> Sender<T> {
         Posted::Queued
     }
 
-    /// Queue `message` even if the queue holds its capacity: for a marker
-    /// that must keep its place in the order (a "read back now" between
-    /// what came before and what comes after), which a full queue would
-    /// otherwise turn into an out-of-order request. The caller bounds how
-    /// often it does this.
-    pub fn post_past_capacity(&self, message: T) -> Posted {
+    /// [`Sender::post`] without raising the mailbox when it is full: for a
+    /// sender that tries again later itself.
+    pub fn try_post(&self, message: T) -> Posted {
         let mut queue = self.shared.queue.lock().unwrap();
         if queue.closed {
             return Posted::Closed;
         }
+        if queue.messages.len() >= self.shared.capacity {
+            return Posted::Full;
+        }
         queue.messages.push_back(message);
+        drop(queue);
+        self.shared.ready.notify_one();
+        Posted::Queued
+    }
+
+    /// Queue `marker` even if the queue holds its capacity, unless the last
+    /// message queued is already one (`is_marker`): for a marker that must
+    /// keep its place in the order (a "read back now" between what came
+    /// before and what comes after), which a full queue would otherwise
+    /// turn into an out-of-order request. Two in a row would do the same
+    /// as one, so a queue that is not read grows by one marker at most.
+    pub fn post_marker(&self, marker: T, is_marker: impl Fn(&T) -> bool) -> Posted {
+        let mut queue = self.shared.queue.lock().unwrap();
+        if queue.closed {
+            return Posted::Closed;
+        }
+        if !queue.messages.back().is_some_and(is_marker) {
+            queue.messages.push_back(marker);
+        }
         drop(queue);
         self.shared.ready.notify_one();
         Posted::Queued
@@ -232,11 +251,17 @@ mod tests {
         assert!(rx.raised().now_or_never().is_none(), "cleared once seen");
         assert_eq!(rx.try_recv(), Some(1));
         assert_eq!(tx.post(3), Posted::Queued);
-        // A marker keeps its place after what is queued, full or not.
-        assert_eq!(tx.post_past_capacity(9), Posted::Queued);
+        // Full: try_post refuses without raising.
+        assert_eq!(tx.try_post(4), Posted::Full);
+        assert!(rx.raised().now_or_never().is_none());
+        // A marker keeps its place after what is queued, full or not, and
+        // is not stacked on one already last.
+        assert_eq!(tx.post_marker(9, |m| *m == 9), Posted::Queued);
+        assert_eq!(tx.post_marker(9, |m| *m == 9), Posted::Queued);
         assert_eq!(rx.try_recv(), Some(2));
         assert_eq!(rx.try_recv(), Some(3));
         assert_eq!(rx.try_recv(), Some(9));
+        assert_eq!(rx.try_recv(), None);
     }
 
     #[tokio::test]

@@ -70,7 +70,7 @@ impl Mailbox {
 
     /// Queue a notice; whether it was queued (the caller retries if not).
     pub fn notify_node_lost(&self, node: &Arc<str>) -> bool {
-        self.tx.post(Delivery::NodeLost(node.clone())) == Posted::Queued
+        self.tx.try_post(Delivery::NodeLost(node.clone())) == Posted::Queued
     }
 
     /// Ask the connection to read its room log again.
@@ -82,9 +82,11 @@ impl Mailbox {
     /// now and before anything queued later ([`Delivery::Resync`]). Queued
     /// even when the queue is full: a request beside the queue could be
     /// served after a later live entry moved the connection's cursor past
-    /// what it missed. (Only a room subscribed again queues one.)
+    /// what it missed. (Only a room subscribed again queues one, and not
+    /// on top of one already last in the queue.)
     pub fn queue_resync(&self) {
-        self.tx.post_past_capacity(Delivery::Resync);
+        self.tx
+            .post_marker(Delivery::Resync, |d| matches!(d, Delivery::Resync));
     }
 
     /// Whether the connection is gone.
@@ -153,10 +155,12 @@ mod tests {
             mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event());
         }
         mailbox.queue_resync();
+        mailbox.queue_resync();
         for i in 0..CAPACITY as u64 {
             assert!(matches!(inbox.try_recv(), Some(Delivery::Event(id, _)) if id.ms == 10 + i));
         }
         assert!(matches!(inbox.try_recv(), Some(Delivery::Resync)));
+        assert!(inbox.try_recv().is_none(), "one read-back, not two");
     }
 
     #[tokio::test]
