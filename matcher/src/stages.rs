@@ -26,8 +26,7 @@ pub struct Stages {
 pub fn stages() -> &'static Stages {
     static STAGES: OnceLock<Stages> = OnceLock::new();
     STAGES.get_or_init(|| {
-        let stage =
-            |name: &'static str| metrics::histogram!(service::metrics::STAGE, "stage" => name);
+        use service::metrics::stage;
         Stages {
             register: stage("register"),
             stream_wait: stage("stream_wait"),
@@ -36,9 +35,4 @@ pub fn stages() -> &'static Stages {
             deliver: stage("deliver"),
         }
     })
-}
-
-/// Seconds from `stamp_us` to `now_us` (0 when the clocks disagree).
-pub fn since(stamp_us: u64, now_us: u64) -> f64 {
-    now_us.saturating_sub(stamp_us) as f64 / 1e6
 }

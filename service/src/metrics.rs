@@ -30,6 +30,12 @@ pub const RELAY_LATENCY: &str = "rvc_relay_latency_seconds";
 /// goes ([`MATCHER_STAGES`], [`SIGNALLER_STAGES`]). Finer buckets than the
 /// other histograms: most stages take microseconds.
 pub const STAGE: &str = "rvc_stage_seconds";
+
+/// The [`STAGE`] histogram of stage `name` (look it up once and keep it: a
+/// labelled lookup hashes its key and searches the registry every call).
+pub fn stage(name: &'static str) -> metrics::Histogram {
+    metrics::histogram!(STAGE, "stage" => name)
+}
 /// The matcher's stages, in the order a registration goes through them:
 /// `register` (register frame read → register script replied, gateway),
 /// `stream_wait` (register accepted → a worker read it from the stream),

@@ -8,7 +8,6 @@
 //! decisions are the session's; this file only does I/O.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,7 +148,7 @@ impl Connection {
             // of the largest state it can be in, so the writes, Redis calls
             // and timers of handling a frame are allocated only while a
             // frame is handled, not held by every idle socket.
-            let grace = grace_timer(self.grace_at);
+            let grace = service::clock::deadline(self.grace_at);
             let flow = tokio::select! {
                 // A native session told to reconnect is served on until it
                 // has moved (its newer socket replaces this one) or closes.
@@ -817,17 +816,6 @@ async fn next_delivery(mailbox: &mut Option<(Mailbox, Inbox)>) -> Woken {
     tokio::select! {
         delivery = inbox.recv() => Woken::Delivery(delivery),
         _ = inbox.resync_wanted() => Woken::Resync,
-    }
-}
-
-/// A timer for the peer's grace deadline, boxed only while one is armed
-/// (see the select in [`Connection::serve`]).
-fn grace_timer(
-    at: Option<tokio::time::Instant>,
-) -> futures_util::future::Either<Pin<Box<tokio::time::Sleep>>, std::future::Pending<()>> {
-    match at {
-        Some(at) => futures_util::future::Either::Left(Box::pin(tokio::time::sleep_until(at))),
-        None => futures_util::future::Either::Right(std::future::pending()),
     }
 }
 

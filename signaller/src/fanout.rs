@@ -59,7 +59,6 @@ type Registry = Arc<Mutex<HashMap<String, HashMap<ConnId, Local>>>>;
 /// room channel (both members' nodes subscribe it); they are not handed
 /// back to it, since its session would only drop them, and waking the
 /// socket for nothing doubled the node's work per message.
-#[derive(Clone)]
 struct Local {
     mailbox: Mailbox,
     user: Option<Arc<str>>,
@@ -454,6 +453,7 @@ fn route(registry: &Registry, message: &Message, metrics: &RelayMetrics) {
         }
     };
     if stamp_us > 0 {
+        // (0: an unstamped publication, not timed)
         metrics.fanout(stamp_us, service::clock::now_us());
     }
     // Only a signal or chat: the sender's own `Joined`, `Away` or `Left`

@@ -35,8 +35,7 @@ impl Default for RelayMetrics {
 impl RelayMetrics {
     /// Look the handles up (after the recorder is installed).
     pub fn new() -> RelayMetrics {
-        let stage =
-            |name: &'static str| metrics::histogram!(service::metrics::STAGE, "stage" => name);
+        use service::metrics::stage;
         RelayMetrics {
             append: stage("append"),
             fanout: stage("fanout"),
@@ -50,13 +49,11 @@ impl RelayMetrics {
         self.append.record(took.as_secs_f64());
     }
 
-    /// A publication stamped `sent_us` (µs since the Unix epoch) by the
-    /// sender's node reached this node at `now_us`.
+    /// A publication stamped `sent_us` (µs since the Unix epoch, not 0) by
+    /// the sender's node reached this node at `now_us`.
     pub fn fanout(&self, sent_us: u64, now_us: u64) {
-        if sent_us > 0 {
-            self.fanout
-                .record(now_us.saturating_sub(sent_us) as f64 / 1_000_000.0);
-        }
+        self.fanout
+            .record(service::clock::secs_since_us(sent_us, now_us));
     }
 
     /// A delivery the dispatcher got at `received_us` ([`mono_us`]) was

@@ -45,7 +45,7 @@ fn route(gw: &SharedGateway, message: GatewayMessage) {
             let now_us = service::clock::now_us();
             let inbox = &crate::stages::stages().inbox;
             for m in matches {
-                inbox.record(crate::stages::since(at_us, now_us));
+                inbox.record(service::clock::secs_since_us(at_us, now_us));
                 let msg = match m.notice {
                     Some(notice) => SocketMsg::Pushed(Box::new(notice)),
                     None => SocketMsg::NoticeWaiting,

@@ -5,7 +5,6 @@
 //! back. All protocol decisions are the session's; this file only does I/O.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
@@ -175,8 +174,8 @@ impl Connection {
             return why;
         }
         loop {
-            let until_drained = timer(self.drain_deadline);
-            let until_retry = timer(
+            let until_drained = service::clock::deadline(self.drain_deadline);
+            let until_retry = service::clock::deadline(
                 self.locate_retry
                     .map(|(at, _)| tokio::time::Instant::from_std(at)),
             );
@@ -185,8 +184,9 @@ impl Connection {
                 (Some(_), None) => Some(tokio::time::Instant::now() + WAIT_REFRESH),
                 (Some(_), at) => at,
             };
-            let until_refresh = timer(self.refresh_at);
-            let until_ice_refresh = timer(self.ice_refresh.as_ref().map(|(_, at)| *at));
+            let until_refresh = service::clock::deadline(self.refresh_at);
+            let until_ice_refresh =
+                service::clock::deadline(self.ice_refresh.as_ref().map(|(_, at)| *at));
             let actions = tokio::select! {
                 inbound = self.socket.next() => match inbound {
                     Inbound::Text(text) => self.session.on_text(text.as_str()),
@@ -479,17 +479,6 @@ impl Connection {
             }
         }
         Flow::Continue
-    }
-}
-
-/// Sleep until `at`, or forever; the timer is allocated only while armed
-/// (see [`Connection::serve`]).
-fn timer(
-    at: Option<tokio::time::Instant>,
-) -> futures_util::future::Either<Pin<Box<tokio::time::Sleep>>, std::future::Pending<()>> {
-    match at {
-        Some(at) => futures_util::future::Either::Left(Box::pin(tokio::time::sleep_until(at))),
-        None => futures_util::future::Either::Right(std::future::pending()),
     }
 }
 

@@ -229,6 +229,6 @@ fn record_stream_wait(entries: &[RegisterEntry]) {
     let now_us = service::clock::now_us();
     let stage = &crate::stages::stages().stream_wait;
     for stamp in entries.iter().filter_map(|e| e.stamp_us) {
-        stage.record(crate::stages::since(stamp, now_us));
+        stage.record(service::clock::secs_since_us(stamp, now_us));
     }
 }
