@@ -98,19 +98,11 @@ impl<T> Sender<T> {
     /// raises the mailbox: the receiver decides what a sender that could
     /// not get through means.
     pub fn post(&self, message: T) -> Posted {
-        let mut queue = self.shared.queue.lock().unwrap();
-        if queue.closed {
-            return Posted::Closed;
-        }
-        if queue.messages.len() >= self.shared.capacity {
-            drop(queue);
+        let posted = self.try_post(message);
+        if posted == Posted::Full {
             self.raise();
-            return Posted::Full;
         }
-        queue.messages.push_back(message);
-        drop(queue);
-        self.shared.ready.notify_one();
-        Posted::Queued
+        posted
     }
 
     /// [`Sender::post`] without raising the mailbox when it is full: for a
@@ -267,13 +259,13 @@ mod tests {
     #[tokio::test]
     async fn a_message_posted_while_waiting_wakes_the_receiver() {
         let (tx, rx) = bounded(4);
-        let waiting = tokio::spawn(async move { rx.recv().await });
-        tokio::task::yield_now().await;
+        let mut waiting = Box::pin(rx.recv());
+        // The receiver is waiting (found nothing) before the post.
+        assert!(futures_util::poll!(&mut waiting).is_pending());
         tx.post(7);
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
             .await
-            .expect("woken")
-            .unwrap();
+            .expect("woken");
         assert_eq!(got, 7);
     }
 }

@@ -220,8 +220,7 @@ impl Connection {
     /// ends once it is written).
     fn on_delivery(&mut self, delivery: Delivery, received: &mut Vec<u64>) -> Vec<Action> {
         let (id, event, at) = match delivery {
-            Delivery::Event(id, event) => (id, event, None),
-            Delivery::Live(id, event, at) => (id, event, Some(at)),
+            Delivery::Event(id, event, at) => (id, event, at),
             Delivery::NodeLost(node) => return self.session.on_node_lost(&node),
             // Taken in its turn by `deliver`, never passed here.
             Delivery::Resync => return Vec::new(),
@@ -230,7 +229,7 @@ impl Connection {
         if relays(&actions) {
             let age_ms = service::clock::now_ms().saturating_sub(event.sent_ms);
             self.shared.metrics.relayed(age_ms);
-            received.extend(at);
+            received.push(at);
         }
         actions
     }
@@ -815,7 +814,7 @@ async fn next_delivery(mailbox: &mut Option<(Mailbox, Inbox)>) -> Woken {
     // Not `biased`, as the socket's own select.
     tokio::select! {
         delivery = inbox.recv() => Woken::Delivery(delivery),
-        _ = inbox.resync_wanted() => Woken::Resync,
+        _ = inbox.raised() => Woken::Resync,
     }
 }
 

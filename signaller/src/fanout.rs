@@ -464,7 +464,7 @@ fn route(registry: &Registry, message: &Message, metrics: &RelayMetrics) {
             if echo && local.user.as_deref() == Some(event.from.as_str()) {
                 continue;
             }
-            local.mailbox.deliver_live(id, event.clone(), received_us);
+            local.mailbox.deliver(id, event.clone(), received_us);
         }
     }
 }

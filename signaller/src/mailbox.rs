@@ -21,11 +21,10 @@ pub const CAPACITY: usize = 1024;
 /// One item for a connection.
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    /// An entry of the connection's room log, published live.
-    Event(StreamId, Arc<RoomEvent>),
-    /// The same, with when the node's dispatcher received it
-    /// ([`crate::stages::mono_us`], for the dispatch stage).
-    Live(StreamId, Arc<RoomEvent>, u64),
+    /// An entry of the connection's room log, published live, with when
+    /// the node's dispatcher received it ([`crate::stages::mono_us`], for
+    /// the dispatch stage).
+    Event(StreamId, Arc<RoomEvent>, u64),
     /// A signaller node stopped heartbeating.
     NodeLost(Arc<str>),
     /// Read the room log back now, before anything queued after this:
@@ -39,33 +38,28 @@ pub enum Delivery {
 /// registry and the presence watch list. A [`service::mailbox`]: nothing
 /// is allocated for it until something is queued (a joined socket mostly
 /// idles), and a full queue *raises* it, which this connection takes as
-/// "read the room log back" ([`Inbox::resync_wanted`]).
+/// "read the room log back" ([`Inbox`]).
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     tx: mailbox::Sender<Delivery>,
 }
 
-/// The receiving side, owned by the connection.
-#[derive(Debug)]
-pub struct Inbox {
-    rx: mailbox::Receiver<Delivery>,
-}
+/// The receiving side, owned by the connection: a raised inbox
+/// ([`mailbox::Receiver::raised`]) means "read the room log back" (a
+/// delivery did not fit, or a resync was requested).
+pub type Inbox = mailbox::Receiver<Delivery>;
 
 /// A new queue for one connection.
 pub fn new() -> (Mailbox, Inbox) {
     let (tx, rx) = mailbox::bounded(CAPACITY);
-    (Mailbox { tx }, Inbox { rx })
+    (Mailbox { tx }, rx)
 }
 
 impl Mailbox {
-    /// Queue a room event; if the queue is full, ask for a resync instead.
-    pub fn deliver(&self, id: StreamId, event: Arc<RoomEvent>) {
-        self.tx.post(Delivery::Event(id, event));
-    }
-
-    /// [`Mailbox::deliver`], with when the dispatcher received it.
-    pub fn deliver_live(&self, id: StreamId, event: Arc<RoomEvent>, received_us: u64) {
-        self.tx.post(Delivery::Live(id, event, received_us));
+    /// Queue a room event the dispatcher received at `received_us`; if the
+    /// queue is full, ask for a resync instead.
+    pub fn deliver(&self, id: StreamId, event: Arc<RoomEvent>, received_us: u64) {
+        self.tx.post(Delivery::Event(id, event, received_us));
     }
 
     /// Queue a notice; whether it was queued (the caller retries if not).
@@ -95,24 +89,6 @@ impl Mailbox {
     }
 }
 
-impl Inbox {
-    /// The next delivery, once there is one (cancel-safe).
-    pub async fn recv(&self) -> Delivery {
-        self.rx.recv().await
-    }
-
-    /// The next delivery, if one is queued.
-    pub fn try_recv(&self) -> Option<Delivery> {
-        self.rx.try_recv()
-    }
-
-    /// Resolves when a resync was requested, or a delivery did not fit
-    /// (and clears the request). Cancel-safe.
-    pub async fn resync_wanted(&self) {
-        self.rx.raised().await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,31 +109,31 @@ mod tests {
     async fn a_full_queue_turns_into_a_resync_request() {
         let (mailbox, inbox) = new();
         for i in 0..CAPACITY as u64 + 5 {
-            mailbox.deliver(StreamId { ms: i, seq: 0 }, event());
+            mailbox.deliver(StreamId { ms: i, seq: 0 }, event(), 0);
         }
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.raised())
             .await
             .expect("resync requested");
-        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 0));
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _, _) if id.ms == 0));
     }
 
     #[tokio::test]
     async fn a_queued_read_back_comes_after_what_was_queued_before_it() {
         let (mailbox, inbox) = new();
-        mailbox.deliver(StreamId { ms: 1, seq: 0 }, event());
+        mailbox.deliver(StreamId { ms: 1, seq: 0 }, event(), 0);
         mailbox.queue_resync();
-        mailbox.deliver(StreamId { ms: 2, seq: 0 }, event());
-        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 1));
+        mailbox.deliver(StreamId { ms: 2, seq: 0 }, event(), 0);
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _, _) if id.ms == 1));
         assert!(matches!(inbox.recv().await, Delivery::Resync));
-        assert!(matches!(inbox.recv().await, Delivery::Event(id, _) if id.ms == 2));
+        assert!(matches!(inbox.recv().await, Delivery::Event(id, _, _) if id.ms == 2));
         // Full: still queued in its place, after what came before.
         for i in 0..CAPACITY as u64 {
-            mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event());
+            mailbox.deliver(StreamId { ms: 10 + i, seq: 0 }, event(), 0);
         }
         mailbox.queue_resync();
         mailbox.queue_resync();
         for i in 0..CAPACITY as u64 {
-            assert!(matches!(inbox.try_recv(), Some(Delivery::Event(id, _)) if id.ms == 10 + i));
+            assert!(matches!(inbox.try_recv(), Some(Delivery::Event(id, _, _)) if id.ms == 10 + i));
         }
         assert!(matches!(inbox.try_recv(), Some(Delivery::Resync)));
         assert!(inbox.try_recv().is_none(), "one read-back, not two");
@@ -167,7 +143,7 @@ mod tests {
     async fn resync_request_before_waiting_is_not_lost() {
         let (mailbox, inbox) = new();
         mailbox.request_resync();
-        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.resync_wanted())
+        tokio::time::timeout(std::time::Duration::from_secs(1), inbox.raised())
             .await
             .expect("resync requested");
     }

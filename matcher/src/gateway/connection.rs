@@ -213,7 +213,7 @@ impl Connection {
                     self.session.on_tick()
                 }
                 _ = until_ice_refresh => self.refresh_ice_servers(),
-                _ = mailbox.overflowed() => {
+                _ = mailbox.raised() => {
                     Box::pin(self.socket.close(CloseCode::Policy)).await;
                     return "not keeping up with its messages";
                 }

@@ -45,10 +45,9 @@ pub struct SocketHandle {
 
 /// The receiving end of a socket's mailbox: a [`service::mailbox`], which
 /// allocates nothing until a message comes (most sockets idle for minutes
-/// and never get one), and is *raised* when it overflows.
-pub struct Mailbox {
-    rx: mailbox::Receiver<SocketMsg>,
-}
+/// and never get one). A raised mailbox ([`mailbox::Receiver::raised`])
+/// overflowed: its socket is not keeping up (see [`SocketHandle::post`]).
+pub type Mailbox = mailbox::Receiver<SocketMsg>;
 
 impl SocketHandle {
     pub fn new(socket_id: String) -> (SocketHandle, Mailbox) {
@@ -58,7 +57,7 @@ impl SocketHandle {
                 socket_id,
                 mailbox: tx,
             },
-            Mailbox { rx },
+            rx,
         )
     }
 
@@ -68,24 +67,6 @@ impl SocketHandle {
     /// was told was relayed to a live socket).
     pub fn post(&self, msg: SocketMsg) -> bool {
         self.mailbox.post(msg) == Posted::Queued
-    }
-}
-
-impl Mailbox {
-    /// The next message, once there is one. Cancel-safe: a message is
-    /// taken from the queue only when it is returned.
-    pub async fn recv(&self) -> SocketMsg {
-        self.rx.recv().await
-    }
-
-    /// The next message, if one is queued.
-    pub fn try_recv(&self) -> Option<SocketMsg> {
-        self.rx.try_recv()
-    }
-
-    /// Resolves when the mailbox overflowed (see [`SocketHandle::post`]).
-    pub async fn overflowed(&self) {
-        self.rx.raised().await
     }
 }
 
@@ -196,14 +177,7 @@ mod tests {
     fn an_idle_mailbox_is_small() {
         assert!(std::mem::size_of::<SocketMsg>() <= 16);
         let (_h, mailbox) = SocketHandle::new("c".into());
-        assert_eq!(mailbox.rx.buffer_capacity(), 0);
-    }
-
-    #[test]
-    fn a_closed_mailbox_takes_nothing() {
-        let (h, mailbox) = SocketHandle::new("c".into());
-        drop(mailbox);
-        assert!(!h.post(SocketMsg::NoticeWaiting));
+        assert_eq!(mailbox.buffer_capacity(), 0);
     }
 
     #[test]
@@ -214,7 +188,7 @@ mod tests {
         }
         assert!(!h.post(SocketMsg::NoticeWaiting));
         assert!(matches!(mailbox.try_recv(), Some(SocketMsg::NoticeWaiting)));
-        let fired = mailbox.overflowed();
+        let fired = mailbox.raised();
         tokio::pin!(fired);
         assert!(futures_util::FutureExt::now_or_never(fired).is_some());
     }
