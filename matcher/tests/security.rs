@@ -314,8 +314,8 @@ async fn a_restore_racing_a_pairing_never_matches_a_user_twice() {
         socket_grace: Duration::from_secs(10),
         notice_ttl: Duration::from_secs(60),
     };
-    store.enqueue(&entries, &settings).await.unwrap();
-    assert_eq!(store.pair(&settings).await.unwrap().pairs.len(), 1);
+    let run = store.enqueue_and_pair(&entries, &settings).await.unwrap();
+    assert_eq!(run.pairs.len(), 1);
     // The gateway's restore now registers A again with the same registration
     // (it had not seen the notice yet): refused, the notice waits instead.
     assert_eq!(

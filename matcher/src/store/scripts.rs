@@ -9,7 +9,6 @@ use fred::types::scripts::Script;
 /// Every script, loaded once per process.
 pub struct Scripts {
     pub register: Script,
-    pub enqueue: Script,
     pub pair: Script,
     pub locate: Script,
     pub release: Script,
@@ -31,10 +30,9 @@ const POOL_LIB: &str = include_str!("lua/pool.lua");
 
 /// The body of every script, by name (for the key-discipline test); `pool`
 /// is the library, not a script of its own.
-pub const SOURCES: [(&str, &str); 17] = [
+pub const SOURCES: [(&str, &str); 16] = [
     ("pool", POOL_LIB),
     ("register", include_str!("lua/register.lua")),
-    ("enqueue", include_str!("lua/enqueue.lua")),
     ("pair", include_str!("lua/pair.lua")),
     ("locate", include_str!("lua/locate.lua")),
     ("release", include_str!("lua/release.lua")),
@@ -72,7 +70,6 @@ impl Default for Scripts {
         };
         Scripts {
             register: script("register"),
-            enqueue: script("enqueue"),
             pair: script("pair"),
             locate: script("locate"),
             release: script("release"),

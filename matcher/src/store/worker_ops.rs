@@ -54,41 +54,11 @@ impl Store {
         }
     }
 
-    /// Move a batch of read entries into the pool (with the users' wishes,
-    /// and when they relax under `s`) and acknowledge them, in one script.
-    /// On failure the entries stay pending, to be taken over. Returns the
-    /// number of users added.
-    pub async fn enqueue(
-        &self,
-        entries: &[RegisterEntry],
-        s: &PairSettings,
-    ) -> Result<i64, StoreError> {
-        let ms = |d: Duration| Value::from(d.as_millis().to_string());
-        let mut args: Vec<Value> = vec![
-            keys::WORKER_GROUP.into(),
-            ms(s.region_wait),
-            ms(s.interest_wait),
-            ms(s.rematch_after),
-        ];
-        push_entries(&mut args, entries);
-        run(
-            &self.scripts.enqueue,
-            &self.redis,
-            vec![keys::pool(), keys::register_stream()],
-            args,
-        )
-        .await
-    }
-
-    /// One run of the pairing script: up to `pairs_per_call` pairs.
-    pub async fn pair(&self, s: &PairSettings) -> Result<PairRun, StoreError> {
-        self.enqueue_and_pair(&[], s).await
-    }
-
-    /// Move `entries` into the pool and acknowledge them (as
-    /// [`Store::enqueue`]), then make up to `pairs_per_call` pairs, in one
-    /// script run: one round trip per batch. On failure the entries stay
-    /// pending, to be taken over.
+    /// Move `entries` into the pool (with the users' wishes, and when they
+    /// relax under `s`) and acknowledge them, then make up to
+    /// `pairs_per_call` pairs, in one script run: one round trip per batch
+    /// (no entries: pairing only). On failure the entries stay pending, to
+    /// be taken over.
     pub async fn enqueue_and_pair(
         &self,
         entries: &[RegisterEntry],

@@ -139,14 +139,6 @@ impl Worker {
         tracing::info!(consumer = %self.consumer, "worker stopped");
     }
 
-    /// Enqueue a batch and acknowledge it. A failure leaves the entries
-    /// pending, to be taken over (by this or another worker).
-    async fn enqueue(&self, entries: &[RegisterEntry]) {
-        if let Err(e) = self.store.enqueue(entries, &self.settings.pairing).await {
-            tracing::warn!(error = %e, "enqueue failed; entries stay pending");
-        }
-    }
-
     /// Move `entries` into the pool (the first call does it, acknowledging
     /// them too), then make pairs until every fresh user was tried; the
     /// pairs made, and when a run is due again because wishes relax.
@@ -212,7 +204,11 @@ impl Worker {
                 .await?;
             if !entries.is_empty() {
                 tracing::info!(count = entries.len(), "took over pending register entries");
-                self.enqueue(&entries).await;
+                // Into the pool and paired, as a batch read is; a failure
+                // leaves them pending, to be taken over again.
+                if let Err(e) = self.pair_all(&entries).await {
+                    tracing::warn!(error = %e, "pairing taken-over entries failed; they stay pending");
+                }
             }
             if next == "0-0" || next.is_empty() {
                 break;

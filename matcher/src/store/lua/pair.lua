@@ -2,7 +2,8 @@
 -- two, create their room, store both `matched` notices and tell their
 -- gateways, in one step no other client can interleave. First, the
 -- register entries the worker just read go into the pool and are
--- acknowledged (as enqueue.lua does), so a worker's batch costs one call.
+-- acknowledged (P.enqueue, P.ack), so a worker's batch costs one call;
+-- entries taken over from a dead worker come through here too.
 --
 -- KEYS[1] pool (sorted set of waiting user keys; its indexes are in pool.lua)
 -- KEYS[2] register stream
@@ -23,7 +24,7 @@
 --         follow (0: nothing to enqueue)
 -- ARGV[12+u .. 11+u+n] register entry ids to acknowledge
 -- ARGV[12+u+n ..] quadruples of (user key, registration id, wishes, when
---         it first entered the pool or ''), as for enqueue.lua
+--         it first entered the pool or ''), for P.enqueue
 --
 -- Returns { ms until the next relaxation (-1: none), fresh users left,
 --           initiator1, responder1, initiator2, ... }.

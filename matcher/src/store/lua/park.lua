@@ -33,12 +33,7 @@ P.leave(ARGV[2], {
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('PEXPIRE', KEYS[4], ARGV[3])
 end
-if ARGV[4] ~= '' then
-  local delivered = redis.call('GET', K.notice(ARGV[2]))
-  if delivered and cmsgpack.unpack(delivered).reg == ARGV[4] then
-    redis.call('DEL', K.notice(ARGV[2]))
-  end
-end
+P.forget_delivered(K.notice(ARGV[2]), ARGV[4])
 redis.call('SET', KEYS[5], cmsgpack.pack({
   since = since and tonumber(since) or nil, prefs = prefs or nil,
 }), 'PX', ARGV[3])

@@ -189,13 +189,29 @@ function P.ban(id, subjects, reason, by, now, ms)
   redis.call('ZREMRANGEBYSCORE', K.bans, '-inf', now)
 end
 
--- Milliseconds until the longest ban of `subjects` lifts (0: none).
+-- Milliseconds until the longest ban of `subjects` lifts (0: none). One
+-- look at every ban key; how long is left only when one exists.
 function P.ban_left(subjects)
+  local keys = {}
+  for i, subject in ipairs(subjects) do keys[i] = K.ban(subject) end
+  if #keys == 0 or redis.call('EXISTS', unpack(keys)) == 0 then return 0 end
   local left = 0
-  for _, subject in ipairs(subjects) do
-    left = math.max(left, redis.call('PTTL', K.ban(subject)))
+  for _, key in ipairs(keys) do
+    left = math.max(left, redis.call('PTTL', key))
   end
   return left
+end
+
+-- The registration the `matched` notice stored at `key` is for, or nil.
+function P.notice_reg(key)
+  local notice = redis.call('GET', key)
+  return notice and cmsgpack.unpack(notice).reg or nil
+end
+
+-- Forget the stored copy of the notice at `key` if it is the one for
+-- registration `reg`, which its socket delivered ('' : none delivered).
+function P.forget_delivered(key, reg)
+  if reg ~= '' and P.notice_reg(key) == reg then redis.call('DEL', key) end
 end
 
 -- Lift ban `id`; 1 when it was there.

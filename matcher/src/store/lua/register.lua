@@ -29,20 +29,14 @@
 --
 -- The stream is never trimmed here: workers delete the entries they have
 -- moved into the pool, so no entry is dropped before a worker reads it.
--- One look at both ban keys; how long is left only when banned.
-if redis.call('EXISTS', K.ban(ARGV[9]), K.ban(ARGV[10])) > 0 then
-  local ban = P.ban_left({ ARGV[9], ARGV[10] })
-  if ban > 0 then return { -2, ban } end
-end
+local ban = P.ban_left({ ARGV[9], ARGV[10] })
+if ban > 0 then return { -2, ban } end
 local legacy = ARGV[6] == '1'
 if legacy then
   local bound = redis.call('GET', KEYS[3])
   if bound and bound ~= ARGV[2] then return { -1 } end
 end
-if ARGV[8] == '1' then
-  local notice = redis.call('GET', KEYS[4])
-  if notice and cmsgpack.unpack(notice).reg == ARGV[1] then return { 2 } end
-end
+if ARGV[8] == '1' and P.notice_reg(KEYS[4]) == ARGV[1] then return { 2 } end
 local value = V.waiting(ARGV[1], ARGV[2], ARGV[9], ARGV[10], ARGV[3])
 if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[5]) then
   return { 0 }
@@ -54,11 +48,6 @@ end
 -- a little while more, not for the rest of the room's life (LT: only
 -- ever shortened).
 redis.call('PEXPIRE', KEYS[5], ARGV[11], 'LT')
-if ARGV[13] ~= '' then
-  local delivered = redis.call('GET', KEYS[4])
-  if delivered and cmsgpack.unpack(delivered).reg == ARGV[13] then
-    redis.call('DEL', KEYS[4])
-  end
-end
+P.forget_delivered(KEYS[4], ARGV[13])
 redis.call('XADD', KEYS[2], '*', V.register_field, ARGV[4], V.register_stamp_field, ARGV[12])
 return { 1 }
