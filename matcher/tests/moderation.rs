@@ -484,11 +484,7 @@ async fn a_banned_user_cannot_resume_its_matching_session_from_elsewhere() {
     let device = hello["device"].as_str().unwrap().to_string();
     register(&mut ws, "w").await;
     ws.close().await;
-    let parked = wire::keys::parked(&wire::user::UserKey::native(&session));
-    testkit::eventually(testkit::STEP, "the session is parked", || async {
-        (redis.command(&["EXISTS", &parked]) == "1").then_some(())
-    })
-    .await;
+    common::until_parked(&redis, &wire::user::UserKey::native(&session)).await;
     // Banned while away (by identity).
     let identity = format!("d:{}", device.split('.').next().unwrap());
     let (status, created) = admin_post(

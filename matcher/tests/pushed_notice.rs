@@ -29,11 +29,10 @@ async fn a_pushed_match_is_not_delivered_again_to_the_session_resuming_after_a_d
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
     common::matched_together(&mut ann, &mut bob).await;
     let ann_key = UserKey::native(&session);
+    // Pushed, and stored too (by the same pairing run, before the push).
+    assert!(notice_stored(&redis, &ann_key));
     ann.close().await;
-    testkit::eventually(testkit::STEP, "ann parked", || async {
-        (redis.command(&["EXISTS", &keys::parked(&ann_key)]) == "1").then_some(())
-    })
-    .await;
+    common::until_parked(&redis, &ann_key).await;
     // The park forgot the copy of what the socket delivered.
     assert!(!notice_stored(&redis, &ann_key));
     let url = common::ws_url(
@@ -57,6 +56,7 @@ async fn the_next_register_forgets_the_stored_copy_of_a_pushed_match() {
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
     common::matched_together(&mut ann, &mut bob).await;
     let ann_key = UserKey::native(&ann_session);
+    assert!(notice_stored(&redis, &ann_key));
     ann.send_json(&serde_json::json!({"event": "register", "name": "ann"}))
         .await;
     ann.recv_event("queued").await;

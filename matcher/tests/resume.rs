@@ -23,19 +23,6 @@ async fn resume(addr: std::net::SocketAddr, session: &str) -> (WsClient, Value) 
     (ws, hello)
 }
 
-fn in_pool(redis: &RedisServer, user: &UserKey) -> bool {
-    !redis
-        .command(&["ZSCORE", &keys::pool(), user.as_str()])
-        .is_empty()
-}
-
-async fn until_in_pool(redis: &RedisServer, user: &UserKey) {
-    testkit::eventually(testkit::STEP, "the user enters the pool", || async {
-        in_pool(redis, user).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_waiting_user_dropped_and_back_within_the_grace_is_matched_exactly_once() {
     let _panics = testkit::panics::guard();
@@ -44,10 +31,10 @@ async fn a_waiting_user_dropped_and_back_within_the_grace_is_matched_exactly_onc
     let two = common::start(&redis.url(), "gateway", &[]).await;
     let (ann, session) = common::native_waiting(one.gateway_addr().unwrap(), "ann").await;
     let ann_key = UserKey::native(&session);
-    until_in_pool(&redis, &ann_key).await;
+    common::until_in_pool(&redis, &ann_key).await;
     ann.close().await;
     testkit::eventually(testkit::STEP, "ann out of the pool while away", || async {
-        (!in_pool(&redis, &ann_key)).then_some(())
+        (!common::in_pool(&redis, &ann_key)).then_some(())
     })
     .await;
     // Bob arrives while ann is away: he is not handed a ghost.
@@ -77,10 +64,7 @@ async fn a_match_made_before_the_drop_is_delivered_once_to_the_returning_socket(
     let (ann, session) = common::native_waiting(one.gateway_addr().unwrap(), "ann").await;
     let ann_key = UserKey::native(&session);
     ann.close().await;
-    testkit::eventually(testkit::STEP, "ann parked", || async {
-        (redis.command(&["EXISTS", &keys::parked(&ann_key)]) == "1").then_some(())
-    })
-    .await;
+    common::until_parked(&redis, &ann_key).await;
     // The pairing script's notice, made before ann's gateway could hand it
     // over (no worker runs in this test: it is written as pair.lua does).
     let notice = wire::internal::MatchedNotice {
@@ -136,7 +120,7 @@ async fn a_dropped_user_that_never_comes_back_is_never_paired() {
     let addr = m.gateway_addr().unwrap();
     let (ghost, session) = common::native_waiting(addr, "ghost").await;
     let ghost_key = UserKey::native(&session);
-    until_in_pool(&redis, &ghost_key).await;
+    common::until_in_pool(&redis, &ghost_key).await;
     ghost.close().await;
     let (mut bob, _) = common::native_waiting(addr, "bob").await;
     // The window passes: the ghost's registration is gone for good.
@@ -153,7 +137,7 @@ async fn a_dropped_user_that_never_comes_back_is_never_paired() {
         (&b["peer_name"], &c["peer_name"]),
         (&json!("carol"), &json!("bob"))
     );
-    assert!(!in_pool(&redis, &ghost_key));
+    assert!(!common::in_pool(&redis, &ghost_key));
     // Too late to come back: told so, and closed.
     let (mut late, _) = resume(addr, &session).await;
     let error = late.recv_event("error").await;

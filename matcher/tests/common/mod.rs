@@ -248,6 +248,16 @@ pub async fn until_in_pool(redis: &impl TestRedis, user: &wire::user::UserKey) {
     .await;
 }
 
+/// Wait (bounded) until `user`'s session is parked (its socket dropped and
+/// the gateway kept its place for the grace window).
+pub async fn until_parked(redis: &impl TestRedis, user: &wire::user::UserKey) {
+    let parked = wire::keys::parked(user);
+    testkit::eventually(testkit::STEP, "the session is parked", || async {
+        (redis.command(&["EXISTS", &parked]) == "1").then_some(())
+    })
+    .await;
+}
+
 /// A free address on 127.0.0.1 for a process's `--listen`.
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], testkit::free_port()))
