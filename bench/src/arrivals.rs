@@ -28,9 +28,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::matcher_load::{close_all, print_summary, register_frame, MatcherArgs};
-use crate::procfs::CpuWatch;
-use crate::redis_stats::RedisWatch;
-use crate::scrape::StageWatch;
+use crate::run_costs::RunWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
 
@@ -69,7 +67,7 @@ pub fn gap(process: Process, rate: f64, seed: u64, k: u64) -> f64 {
     }
 }
 
-pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result<usize> {
+pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result<()> {
     let rate = args.arrival_rate;
     let window = args.arrival_secs as f64;
     println!(
@@ -86,9 +84,13 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     let (stop_tx, stop_rx) = watch::channel(false);
     let outstanding = Arc::new(AtomicUsize::new(0));
     let round_timeout = Duration::from_secs(args.round_timeout_secs);
-    let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
-    let cpu = CpuWatch::start(&args.watch)?;
+    let watch = RunWatch::start(
+        &args.metrics,
+        args.redis.as_deref(),
+        args.redis_script_times,
+        &args.watch,
+    )
+    .await?;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let t0 = now() + 50_000_000;
     let mut offset = 0.0f64;
@@ -156,9 +158,7 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     for h in handles {
         arrivals.push(h.await?);
     }
-    let cpu_lines = cpu.report();
-    let redis_after = redis.finish().await?;
-    let stage_lines = stages.finish().await?;
+    let costs = watch.finish().await?;
     drop(free_tx);
     let mut pool = Vec::new();
     while let Ok(ws) = free_rx.try_recv() {
@@ -176,16 +176,8 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     if !strays.is_empty() {
         println!("frames on idle pool sockets: {strays:?}");
     }
-    crate::run_costs::print(
-        "CPU during the run:",
-        cpu_lines,
-        &redis,
-        &redis_after,
-        pairs as u64,
-        "match",
-        stage_lines,
-    );
-    Ok(pairs)
+    costs.print("CPU during the run:", pairs as u64, "match");
+    Ok(())
 }
 
 /// What an arrival's task needs.

@@ -17,9 +17,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::procfs::{self, CpuWatch};
-use crate::redis_stats::RedisWatch;
-use crate::scrape::StageWatch;
+use crate::procfs;
+use crate::run_costs::RunWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
 
@@ -129,11 +128,6 @@ pub struct MatcherArgs {
     /// Redis time goes to. Costs Redis some work itself.
     #[arg(long)]
     pub redis_script_times: bool,
-
-    /// Write the number of pairs matched to this file (for scripts/bench's
-    /// Redis cost per match).
-    #[arg(long)]
-    pub pairs_file: Option<std::path::PathBuf>,
 }
 
 /// How long a user who is the last one cycling still waits for a `matched`
@@ -273,8 +267,7 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
         bail!("fewer than two users connected");
     }
     if args.arrival_rate > 0.0 {
-        let pairs = crate::arrivals::run(&args, sockets, epoch).await?;
-        write_pairs(&args, pairs)?;
+        crate::arrivals::run(&args, sockets, epoch).await?;
         if let Some(pid) = args.idle_cpu_pid {
             procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;
         }
@@ -301,9 +294,13 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     }
     // Let every task reach its start line before the gun.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
-    let cpu = CpuWatch::start(&args.watch)?;
+    let watch = RunWatch::start(
+        &args.metrics,
+        args.redis.as_deref(),
+        args.redis_script_times,
+        &args.watch,
+    )
+    .await?;
     let t0 = shared.now();
     go_tx.send_replace(true);
 
@@ -318,9 +315,7 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
         }
     };
     let t_end = shared.now();
-    let cpu_lines = cpu.report();
-    let redis_after = redis.finish().await?;
-    let stage_lines = stages.finish().await?;
+    let costs = watch.finish().await?;
 
     let mut reports = Vec::new();
     let mut sockets = Vec::new();
@@ -333,27 +328,10 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     }
     let strays = close_all(sockets).await;
     let pairs = summarize(&args, t0, t_end, &reports, &strays);
-    write_pairs(&args, pairs)?;
-    crate::run_costs::print(
-        "CPU during the run:",
-        cpu_lines,
-        &redis,
-        &redis_after,
-        pairs as u64,
-        "match",
-        stage_lines,
-    );
+    costs.print("CPU during the run:", pairs as u64, "match");
 
     if let Some(pid) = args.idle_cpu_pid {
         procfs::idle_cpu(pid, args.idle_cpu_secs, args.idle_settle_secs).await?;
-    }
-    Ok(())
-}
-
-fn write_pairs(args: &MatcherArgs, pairs: usize) -> Result<()> {
-    if let Some(path) = &args.pairs_file {
-        std::fs::write(path, format!("{pairs}\n"))
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -217,18 +217,10 @@ fn tally_slowlog(entries: &[Reply]) -> BTreeMap<String, (u64, u64)> {
 
 /// One `INFO <section>`.
 async fn info(stream: &mut BufReader<TcpStream>, section: &str) -> Result<String> {
-    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
-    stream.get_mut().write_all(cmd.as_bytes()).await?;
-    let mut header = String::new();
-    stream.read_line(&mut header).await?;
-    let len: usize = header
-        .strip_prefix('$')
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| anyhow!("unexpected reply to INFO: {header:?}"))?;
-    let mut body = vec![0u8; len + 2];
-    stream.read_exact(&mut body).await?;
-    body.truncate(len);
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    match command(stream, &["INFO", section]).await? {
+        Reply::Text(body) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        other => bail!("unexpected reply to INFO {section}: {other:?}"),
+    }
 }
 
 /// Read the counters now; fails (naming the URL) if Redis is unreachable.
@@ -434,6 +426,15 @@ mod tests {
         let url = redis.url();
         let mut stream = BufReader::new(TcpStream::connect(address(&url).unwrap()).await.unwrap());
         command(&mut stream, &["SET", "before", "1"]).await.unwrap();
+        // Settings of its own (not Redis's defaults), which must come back.
+        for (name, value) in [
+            ("slowlog-log-slower-than", "777"),
+            ("slowlog-max-len", "4321"),
+        ] {
+            command(&mut stream, &["CONFIG", "SET", name, value])
+                .await
+                .unwrap();
+        }
         let watch = RedisWatch::start(Some(&url), true).await.unwrap();
         let script = "redis.call('SET', KEYS[1], ARGV[1]) return 1";
         let Reply::Text(sha) = command(&mut stream, &["SCRIPT", "LOAD", script])
@@ -473,11 +474,11 @@ mod tests {
             config_get(&mut stream, "slowlog-log-slower-than")
                 .await
                 .unwrap(),
-            "10000"
+            "777"
         );
         assert_eq!(
             config_get(&mut stream, "slowlog-max-len").await.unwrap(),
-            "128"
+            "4321"
         );
     }
 

@@ -16,9 +16,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::procfs::{self, CpuWatch};
-use crate::redis_stats::RedisWatch;
-use crate::scrape::StageWatch;
+use crate::procfs;
+use crate::run_costs::RunWatch;
 use crate::stats::Summary;
 use crate::tickets::Rooms;
 use crate::ws::{self, Ws};
@@ -208,12 +207,16 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let cpu_start =
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
-    let stages = StageWatch::start(&args.metrics).await?;
-    let redis = RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?;
-    let cpu = CpuWatch::start(&args.watch)?;
+    let mut watch = RunWatch::start(
+        &args.metrics,
+        args.redis.as_deref(),
+        args.redis_script_times,
+        &args.watch,
+    )
+    .await?;
     let window_end = cpu_start + Duration::from_secs(args.secs);
     tokio::time::sleep_until(window_end).await;
-    let cpu_lines = cpu.report();
+    watch.stop_cpu();
 
     let mut send = SendReport::default();
     let mut sinks = Vec::with_capacity(n);
@@ -225,8 +228,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         sinks.push(sink);
     }
     tokio::time::sleep(DRAIN).await;
-    let redis_after = redis.finish().await?;
-    let stage_lines = stages.finish().await?;
+    let costs = watch.finish().await?;
     stop_tx.send_replace(true);
     let mut recv = RecvReport::default();
     for r in readers {
@@ -276,15 +278,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     } else {
         println!("errors: {errors:?}");
     }
-    crate::run_costs::print(
-        "CPU during the measured window:",
-        cpu_lines,
-        &redis,
-        &redis_after,
-        measured,
-        "message",
-        stage_lines,
-    );
+    costs.print("CPU during the measured window:", measured, "message");
     Ok(())
 }
 
