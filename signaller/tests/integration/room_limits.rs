@@ -355,10 +355,12 @@ async fn a_live_room_lives_its_full_lifetime_after_its_last_message() {
     let (mut b, _) = join_native(&n, &ticket(&room, "s:B", "bob", Role::Responder)).await;
     assert_eq!(a.recv().await["event"], "peer-joined");
     let keys = [wire::keys::room_log(&room), wire::keys::room_members(&room)];
+    let mut first_sent = None;
     for i in 0..3 {
         // Well within one refresh period (1 s) of the first message.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let sent = std::time::Instant::now();
+        let first = *first_sent.get_or_insert(sent);
         a.send_json(&signal(&room, &json!({ "n": i }))).await;
         assert_eq!(b.recv().await["data"], json!({ "n": i }));
         for key in &keys {
@@ -367,6 +369,14 @@ async fn a_live_room_lives_its_full_lifetime_after_its_last_message() {
             assert!(
                 ttl >= ttl_ms - since && ttl <= ttl_ms + ttl_ms / 8,
                 "message {i}: {key} PTTL {ttl} ms, {since} ms after it was sent"
+            );
+            // Only the first message set the lifetime: the later ones left
+            // it counting down from then (100 ms of slack for the clocks).
+            let since_first = first.elapsed().as_millis() as i64;
+            assert!(
+                i == 0 || ttl <= ttl_ms + ttl_ms / 8 - since_first + 100,
+                "message {i} set {key}'s lifetime again: PTTL {ttl} ms, \
+                 {since_first} ms after the first message"
             );
         }
     }
