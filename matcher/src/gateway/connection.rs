@@ -59,11 +59,11 @@ struct Connection {
     /// credentials (only when credentials are issued).
     ice_refresh: Option<(String, tokio::time::Instant)>,
     unflushed: bool,
-    /// When word of a match reached this socket's mailbox, until it is
-    /// delivered (then kept in `delivered_from` until the write is flushed),
-    /// for the `deliver` stage.
+    /// When word of a match reached this socket's mailbox, for the
+    /// `deliver` stage; recorded when the `perform` of that word delivered
+    /// a `matched` (`delivered`) and flushed it, and cleared either way.
     delivering: Option<Instant>,
-    delivered_from: Option<Instant>,
+    delivered: bool,
 }
 
 /// Serve one upgraded socket until it closes (or the gateway is killed:
@@ -135,7 +135,7 @@ pub fn run(
         ice_refresh,
         unflushed: false,
         delivering: None,
-        delivered_from: None,
+        delivered: false,
     };
     async move {
         let user = &conn.user;
@@ -260,7 +260,8 @@ impl Connection {
                 return Flow::End(gone.0.as_str());
             }
         }
-        if let Some(from) = self.delivered_from.take() {
+        let delivered = std::mem::take(&mut self.delivered);
+        if let Some(from) = self.delivering.take().filter(|_| delivered) {
             crate::stages::stages()
                 .deliver
                 .record(from.elapsed().as_secs_f64());
@@ -432,7 +433,7 @@ impl Connection {
                     queue.extend(self.session.on_blocked(result));
                 }
                 Action::CountMatch { since } => {
-                    self.delivered_from = self.delivering.take();
+                    self.delivered = true;
                     metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
                     if let Some(since) = since {
                         metrics::histogram!(service::metrics::TIME_TO_MATCH)
