@@ -109,8 +109,8 @@ pub enum GatewayMessage {
 /// A [`GatewayMessage`] as read: the `kind` and the fields of every kind,
 /// decoded in one pass. (Serde reads an internally tagged enum by
 /// buffering the whole message first and decoding it again from the
-/// buffer: for a pairing run's `matches`, every push twice, a fifth of the
-/// time the gateway spends decoding.)
+/// buffer: for a pairing run's `matches`, every push twice. One pass
+/// halves the time a gateway spends decoding them.)
 #[derive(Deserialize)]
 struct GatewayEnvelope {
     kind: String,
