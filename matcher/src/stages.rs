@@ -7,11 +7,12 @@
 //!
 //! The handles are looked up once per process (a `histogram!` with a label
 //! hashes its key and searches the registry on every call): recording is
-//! a few atomic adds.
+//! a few atomic adds. So are those of the other metrics a gateway records
+//! for every user it matches ([`per_user`]).
 
 use std::sync::OnceLock;
 
-use metrics::Histogram;
+use metrics::{Counter, Histogram};
 
 /// The stage histograms, one per stage.
 pub struct Stages {
@@ -34,5 +35,26 @@ pub fn stages() -> &'static Stages {
             inbox: stage("inbox"),
             deliver: stage("deliver"),
         }
+    })
+}
+
+/// The metrics a gateway records for every registration and every match
+/// it delivers.
+pub struct PerUser {
+    /// [`service::metrics::REGISTRATIONS`]: registrations queued.
+    pub registrations: Counter,
+    /// [`service::metrics::MATCHED_DELIVERED`]: `matched` notices delivered.
+    pub matched_delivered: Counter,
+    /// [`service::metrics::TIME_TO_MATCH`]: from register to `matched`.
+    pub time_to_match: Histogram,
+}
+
+/// The handles (looked up at first use, once the recorder is installed).
+pub fn per_user() -> &'static PerUser {
+    static PER_USER: OnceLock<PerUser> = OnceLock::new();
+    PER_USER.get_or_init(|| PerUser {
+        registrations: metrics::counter!(service::metrics::REGISTRATIONS),
+        matched_delivered: metrics::counter!(service::metrics::MATCHED_DELIVERED),
+        time_to_match: metrics::histogram!(service::metrics::TIME_TO_MATCH),
     })
 }

@@ -339,7 +339,7 @@ impl Connection {
                                 .register
                                 .record(started.elapsed().as_secs_f64());
                             if outcome == Registered::Queued {
-                                metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+                                crate::stages::per_user().registrations.increment(1);
                             }
                             Ok((
                                 outcome,
@@ -434,9 +434,10 @@ impl Connection {
                 }
                 Action::CountMatch { since } => {
                     self.delivered = true;
-                    metrics::counter!(service::metrics::MATCHED_DELIVERED).increment(1);
+                    crate::stages::per_user().matched_delivered.increment(1);
                     if let Some(since) = since {
-                        metrics::histogram!(service::metrics::TIME_TO_MATCH)
+                        crate::stages::per_user()
+                            .time_to_match
                             .record(since.elapsed().as_secs_f64());
                     }
                     tracing::info!(%user, "matched");

@@ -190,7 +190,7 @@ impl Gateway {
             )
             .await?;
         if outcome == Registered::Queued {
-            metrics::counter!(service::metrics::REGISTRATIONS).increment(1);
+            crate::stages::per_user().registrations.increment(1);
             if let Some(socket) = self.sockets.get(&user) {
                 socket.post(SocketMsg::RegisteredElsewhere(Box::new(Waiting {
                     reg,
