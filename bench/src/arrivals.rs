@@ -84,13 +84,7 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     let (stop_tx, stop_rx) = watch::channel(false);
     let outstanding = Arc::new(AtomicUsize::new(0));
     let round_timeout = Duration::from_secs(args.round_timeout_secs);
-    let watch = RunWatch::start(
-        &args.metrics,
-        args.redis.as_deref(),
-        args.redis_script_times,
-        &args.watch,
-    )
-    .await?;
+    let watch = RunWatch::start(&args.costs).await?;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let t0 = now() + 50_000_000;
     let mut offset = 0.0f64;

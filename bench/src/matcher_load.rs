@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procfs;
-use crate::run_costs::RunWatch;
+use crate::run_costs::{RunCostArgs, RunWatch};
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
 
@@ -68,10 +68,10 @@ pub struct MatcherArgs {
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
 
-    /// Report the CPU use of this process during the run (LABEL=PID or PID,
-    /// repeatable), e.g. `--watch gateway=1234 --watch redis=1200`.
-    #[arg(long = "watch", value_parser = procfs::parse_labelled_pid)]
-    pub watch: Vec<(String, u32)>,
+    /// What the run's costs are read from (`--watch`, `--metrics`,
+    /// `--redis`, `--redis-script-times`).
+    #[command(flatten)]
+    pub costs: RunCostArgs,
 
     /// After the run (all sockets closed), measure this process's idle CPU
     /// use, e.g. the matcher worker's pid.
@@ -110,24 +110,6 @@ pub struct MatcherArgs {
     /// round trips on a user's path.
     #[arg(long)]
     pub redis_delay_ms: Option<u64>,
-
-    /// A service's Prometheus endpoint (http://HOST:PORT/metrics), scraped
-    /// before and after the run for the per-stage breakdown; repeat for
-    /// every gateway and worker.
-    #[arg(long = "metrics")]
-    pub metrics: Vec<String>,
-
-    /// Redis the services use (redis://HOST:PORT, directly, not through a
-    /// delay proxy): its INFO commandstats and CPU are read before and
-    /// after the run, for the Redis cost per match.
-    #[arg(long)]
-    pub redis: Option<String>,
-
-    /// Also time every command and script Redis runs during the run
-    /// (its SLOWLOG at threshold 0), printed per unit: which script the
-    /// Redis time goes to. Costs Redis some work itself.
-    #[arg(long)]
-    pub redis_script_times: bool,
 }
 
 /// How long a user who is the last one cycling still waits for a `matched`
@@ -294,13 +276,7 @@ pub async fn run(args: MatcherArgs) -> Result<()> {
     }
     // Let every task reach its start line before the gun.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let watch = RunWatch::start(
-        &args.metrics,
-        args.redis.as_deref(),
-        args.redis_script_times,
-        &args.watch,
-    )
-    .await?;
+    let watch = RunWatch::start(&args.costs).await?;
     let t0 = shared.now();
     go_tx.send_replace(true);
 

@@ -4,9 +4,38 @@
 
 use anyhow::Result;
 
-use crate::procfs::CpuWatch;
+use crate::procfs::{self, CpuWatch};
 use crate::redis_stats::{RedisWatch, Snapshot};
 use crate::scrape::StageWatch;
+
+/// What a load mode reads its run's costs from: the same flags in every
+/// mode.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunCostArgs {
+    /// Report the CPU use of this process during the run (LABEL=PID or PID,
+    /// repeatable), e.g. `--watch gateway=1234 --watch redis=1200`.
+    #[arg(long = "watch", value_parser = procfs::parse_labelled_pid)]
+    pub watch: Vec<(String, u32)>,
+
+    /// A service's Prometheus endpoint (http://HOST:PORT/metrics), scraped
+    /// at the start of the measured run and at its end (once the work in
+    /// flight has drained), for the per-stage breakdown; repeat for every
+    /// process.
+    #[arg(long = "metrics")]
+    pub metrics: Vec<String>,
+
+    /// Redis the services use (redis://HOST:PORT, directly, not through a
+    /// delay proxy): its INFO commandstats and CPU are read before and
+    /// after the run, for the Redis cost per match or relayed message.
+    #[arg(long)]
+    pub redis: Option<String>,
+
+    /// Also time every command and script Redis runs during the run
+    /// (its SLOWLOG at threshold 0), printed per unit: which script the
+    /// Redis time goes to. Costs Redis some work itself.
+    #[arg(long)]
+    pub redis_script_times: bool,
+}
 
 /// The counters read at the start of a measured run.
 pub struct RunWatch {
@@ -26,19 +55,14 @@ pub struct RunCosts {
 }
 
 impl RunWatch {
-    /// Read every counter now: the services' stage histograms (`metrics`
-    /// URLs), Redis (`redis`, with per-script times if `script_times`), and
-    /// the CPU of the `watch`ed processes.
-    pub async fn start(
-        metrics: &[String],
-        redis: Option<&str>,
-        script_times: bool,
-        watch: &[(String, u32)],
-    ) -> Result<RunWatch> {
+    /// Read every counter `args` names now: the services' stage
+    /// histograms, Redis (with per-script times if asked), and the CPU of
+    /// the watched processes.
+    pub async fn start(args: &RunCostArgs) -> Result<RunWatch> {
         Ok(RunWatch {
-            stages: StageWatch::start(metrics).await?,
-            redis: RedisWatch::start(redis, script_times).await?,
-            cpu: CpuWatch::start(watch)?,
+            stages: StageWatch::start(&args.metrics).await?,
+            redis: RedisWatch::start(args.redis.as_deref(), args.redis_script_times).await?,
+            cpu: CpuWatch::start(&args.watch)?,
             cpu_lines: None,
         })
     }

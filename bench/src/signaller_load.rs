@@ -16,8 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::procfs;
-use crate::run_costs::RunWatch;
+use crate::run_costs::{RunCostArgs, RunWatch};
 use crate::stats::Summary;
 use crate::tickets::Rooms;
 use crate::ws::{self, Ws};
@@ -60,27 +59,10 @@ pub struct SignallerArgs {
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
 
-    /// Report the CPU use of this process during the run (LABEL=PID or PID, repeatable).
-    #[arg(long = "watch", value_parser = procfs::parse_labelled_pid)]
-    pub watch: Vec<(String, u32)>,
-
-    /// A node's Prometheus endpoint (http://HOST:PORT/metrics), scraped at
-    /// the start of the measured window and after the last message's
-    /// delivery, for the per-stage breakdown; repeat for every node.
-    #[arg(long = "metrics")]
-    pub metrics: Vec<String>,
-
-    /// Redis the services use (redis://HOST:PORT, directly, not through a
-    /// delay proxy): its INFO commandstats and CPU are read before and
-    /// after the run, for the Redis cost per relayed message.
-    #[arg(long)]
-    pub redis: Option<String>,
-
-    /// Also time every command and script Redis runs during the run
-    /// (its SLOWLOG at threshold 0), printed per unit: which script the
-    /// Redis time goes to. Costs Redis some work itself.
-    #[arg(long)]
-    pub redis_script_times: bool,
+    /// What the measured window's costs are read from (`--watch`,
+    /// `--metrics`, `--redis`, `--redis-script-times`).
+    #[command(flatten)]
+    pub costs: RunCostArgs,
 }
 
 /// How long in-flight messages are awaited after the last send.
@@ -207,13 +189,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let cpu_start =
         tokio::time::Instant::from_std(epoch) + start + Duration::from_secs(args.warmup_secs);
     tokio::time::sleep_until(cpu_start).await;
-    let mut watch = RunWatch::start(
-        &args.metrics,
-        args.redis.as_deref(),
-        args.redis_script_times,
-        &args.watch,
-    )
-    .await?;
+    let mut watch = RunWatch::start(&args.costs).await?;
     let window_end = cpu_start + Duration::from_secs(args.secs);
     tokio::time::sleep_until(window_end).await;
     watch.stop_cpu();
