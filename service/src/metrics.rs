@@ -36,6 +36,7 @@ pub const STAGE: &str = "rvc_stage_seconds";
 pub fn stage(name: &'static str) -> metrics::Histogram {
     metrics::histogram!(STAGE, "stage" => name)
 }
+
 /// The matcher's stages, in the order a registration goes through them:
 /// `register` (register frame read → register script replied, gateway),
 /// `stream_wait` (register accepted → a worker read it from the stream),
