@@ -332,17 +332,22 @@ impl Store {
             prefs: prefs.cloned(),
             since_ms: None,
         });
+        let waiting = wire::stored::WaitingValue {
+            reg: reg.to_string(),
+            addr: addr.to_string(),
+            identity: who.identity.clone(),
+            address: who.address.clone(),
+            name: name.to_string(),
+        };
         let args: Vec<Value> = vec![
             reg.into(),
             addr.into(),
-            name.into(),
+            waiting.encode().into(),
             Value::Bytes(request.into()),
             WAITING_TTL.as_millis().to_string().into(),
             flag(user.is_legacy()).into(),
             BINDING_TTL.as_millis().to_string().into(),
             flag(again).into(),
-            who.identity.as_str().into(),
-            who.address.as_str().into(),
             REPORT_AFTER_SKIP.as_millis().to_string().into(),
             service::clock::now_us().to_string().into(),
             delivered.unwrap_or("").into(),
@@ -356,6 +361,8 @@ impl Store {
                 keys::binding(user),
                 keys::notice(user),
                 keys::met(user),
+                keys::ban(&who.identity),
+                keys::ban(&who.address),
             ],
             args,
         )

@@ -189,11 +189,16 @@ function P.ban(id, subjects, reason, by, now, ms)
   redis.call('ZREMRANGEBYSCORE', K.bans, '-inf', now)
 end
 
--- Milliseconds until the longest ban of `subjects` lifts (0: none). One
--- look at every ban key; how long is left only when one exists.
+-- Milliseconds until the longest ban of `subjects` lifts (0: none).
 function P.ban_left(subjects)
   local keys = {}
   for i, subject in ipairs(subjects) do keys[i] = K.ban(subject) end
+  return P.ban_left_of_keys(keys)
+end
+
+-- Milliseconds until the longest of the bans stored at `keys` lifts (0:
+-- none). One look at every ban key; how long is left only when one exists.
+function P.ban_left_of_keys(keys)
   if #keys == 0 or redis.call('EXISTS', unpack(keys)) == 0 then return 0 end
   local left = 0
   for _, key in ipairs(keys) do
