@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -16,6 +17,18 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest a connection handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client's read buffer. tungstenite zero-fills the free part of its
+/// read buffer, up to this size, before every read: with its default of
+/// 128 KiB that memset was a quarter of the load generator's CPU, taken
+/// from the two cores it shares with the services it measures, and it
+/// delayed every frame it received. The frames here are at most a few
+/// KiB (a bigger one grows the buffer as needed).
+const READ_BUFFER: usize = 4 * 1024;
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
 
 /// Open a WebSocket to `url` with Nagle off: the frames are small and the
 /// point is to measure latency, not to let the kernel batch writes.
@@ -25,7 +38,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (`--ip-rate-limit 0 --max-sockets-per-ip 0`, as `scripts/bench` starts
 /// them); a `429` says so instead of counting as a failed user.
 pub async fn connect(url: &str) -> Result<Ws> {
-    let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config()), true);
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| anyhow!("connecting to {url} timed out"))?;
@@ -72,7 +85,7 @@ pub async fn connect_from(url: &str, source: Ipv4Addr) -> Result<Ws> {
             tokio_tungstenite::client_async_with_config(
                 request,
                 tokio_tungstenite::MaybeTlsStream::Plain(stream),
-                None,
+                Some(config()),
             )
             .await,
         )
