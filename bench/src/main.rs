@@ -8,6 +8,7 @@ mod delay_proxy;
 mod fd_limit;
 mod idle_sockets;
 mod matcher_load;
+mod pacer;
 mod procfs;
 mod redis_stats;
 mod run_costs;

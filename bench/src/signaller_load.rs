@@ -1,6 +1,7 @@
 //! `bench signaller`: P pairs in synthetic rooms, user A of each pair on the
 //! first signaller node and user B on the second, sending `signal`s to each
-//! other at a fixed total rate. Each payload carries its send time (ns since
+//! other at a fixed total rate (Poisson by default: `--send-process`, timed
+//! by [`crate::pacer`]). Each payload carries its send time (ns since
 //! one `Instant` of this process, which both ends share), so the receiver
 //! measures the one-way relay latency: client → node 1 → Redis → node 2 →
 //! client.
@@ -13,9 +14,10 @@ use anyhow::{bail, Result};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::pacer::Pacer;
 use crate::run_costs::{RunCostArgs, RunWatch};
 use crate::stats::Summary;
 use crate::tickets::Rooms;
@@ -42,6 +44,16 @@ pub struct SignallerArgs {
     /// Target total rate of `signal` messages, both directions together, per second.
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
+
+    /// How the sends are spread in time: `poisson` (exponential gaps, as
+    /// from independent users) or `even` (exactly 1 / rate apart). Either
+    /// way each send goes to the next socket in turn.
+    #[arg(long, value_enum, default_value_t = crate::arrivals::Process::Poisson)]
+    pub send_process: crate::arrivals::Process,
+
+    /// Seed of the send times (`--send-process poisson`).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 
     /// Measured sending time, s.
     #[arg(long, default_value_t = 10)]
@@ -132,8 +144,8 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let node_a = args.nodes[0].clone();
     let node_b = args.nodes[1 % args.nodes.len()].clone();
     println!(
-        "signaller bench: {} pairs, A on {node_a}, B on {node_b}, {} msgs/s total, {} s measured after {} s warm-up, {} B padding",
-        args.pairs, args.rate, args.secs, args.warmup_secs, args.payload_bytes
+        "signaller bench: {} pairs, A on {node_a}, B on {node_b}, {} msgs/s total ({:?}), {} s measured after {} s warm-up, {} B padding",
+        args.pairs, args.rate, args.send_process, args.secs, args.warmup_secs, args.payload_bytes
     );
     if node_a == node_b {
         println!("note: both users of each pair are on the same node (no cross-node relay)");
@@ -166,22 +178,26 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         measure_from: (start + Duration::from_secs(args.warmup_secs)).as_nanos() as u64,
         send_until: (start + Duration::from_secs(args.warmup_secs + args.secs)).as_nanos() as u64,
     });
-    // Each socket sends every `period`; their phases are spread evenly so
-    // that the total is a steady `rate`, not bursts.
-    let period = Duration::from_secs_f64(n as f64 / args.rate as f64);
+    // `rate` sends a second in all, spread as `--send-process` says, each
+    // to the next socket in turn (see `pacer`).
+    let (pacer, tokens) = Pacer::start(
+        epoch + start,
+        epoch + Duration::from_nanos(clock.send_until),
+        args.rate,
+        args.send_process,
+        args.seed,
+        n,
+    );
     let pad = "x".repeat(args.payload_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut senders = Vec::with_capacity(n);
     let mut readers = Vec::with_capacity(n);
-    for (k, ws) in sockets.into_iter().enumerate() {
+    for (ws, tokens) in sockets.into_iter().zip(tokens) {
         let (sink, stream) = ws.split();
-        let first =
-            tokio::time::Instant::from_std(epoch) + start + period.mul_f64(k as f64 / n as f64);
         senders.push(tokio::spawn(sender(
             sink,
             clock.clone(),
-            first,
-            period,
+            tokens,
             pad.clone(),
         )));
         readers.push(tokio::spawn(reader(stream, clock.clone(), stop_rx.clone())));
@@ -203,6 +219,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
         merge(&mut send.errors, report.errors);
         sinks.push(sink);
     }
+    tokio::task::spawn_blocking(move || pacer.join()).await?;
     tokio::time::sleep(DRAIN).await;
     let costs = watch.finish().await?;
     stop_tx.send_replace(true);
@@ -291,21 +308,16 @@ async fn join_all(
     joined.into_iter().collect()
 }
 
+/// Send one signal per token from the pacer, until the tokens end.
 async fn sender(
     mut sink: SplitSink<Ws, Message>,
     clock: Arc<Clock>,
-    first: tokio::time::Instant,
-    period: Duration,
+    mut tokens: mpsc::UnboundedReceiver<()>,
     pad: String,
 ) -> (SendReport, SplitSink<Ws, Message>) {
     let mut report = SendReport::default();
-    let mut ticks = tokio::time::interval_at(first, period);
-    // A late tick is sent at once (and the next ones follow on schedule), so
-    // a slow client does not quietly lower the offered rate.
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut seq = 0u64;
-    loop {
-        ticks.tick().await;
+    while tokens.recv().await.is_some() {
         let t = clock.now();
         if t >= clock.send_until {
             break;
