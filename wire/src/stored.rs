@@ -30,25 +30,29 @@ pub struct WaitingValue {
 }
 
 impl WaitingValue {
-    /// (Built by hand, not with `format!`: a gateway builds one per
-    /// register, and this takes a fifth of the time.)
     pub fn encode(&self) -> String {
-        let parts = [
+        WaitingValue::encode_parts(
             &self.reg,
             &self.addr,
             &self.identity,
             &self.address,
             &self.name,
-        ];
-        let len = parts.iter().map(|p| p.len() + 1).sum::<usize>();
-        let mut value = String::with_capacity(len);
-        for (i, part) in parts.into_iter().enumerate() {
-            if i > 0 {
-                value.push(FIELD_SEP);
-            }
-            value.push_str(part);
-        }
-        value
+        )
+    }
+
+    /// The value [`WaitingValue::encode`] makes of these parts, without an
+    /// owned `WaitingValue` first (a gateway builds one per register). One
+    /// allocation of the exact size; `format!` took about four times as long.
+    pub fn encode_parts(
+        reg: &str,
+        addr: &str,
+        identity: &str,
+        address: &str,
+        name: &str,
+    ) -> String {
+        let mut sep = [0; 4];
+        let sep: &str = FIELD_SEP.encode_utf8(&mut sep);
+        [reg, addr, identity, address, name].join(sep)
     }
 
     pub fn parse(v: &str) -> Option<WaitingValue> {

@@ -332,17 +332,11 @@ impl Store {
             prefs: prefs.cloned(),
             since_ms: None,
         });
-        let waiting = wire::stored::WaitingValue {
-            reg: reg.to_string(),
-            addr: addr.to_string(),
-            identity: who.identity.clone(),
-            address: who.address.clone(),
-            name: name.to_string(),
-        };
         let args: Vec<Value> = vec![
             reg.into(),
             addr.into(),
-            waiting.encode().into(),
+            wire::stored::WaitingValue::encode_parts(reg, addr, &who.identity, &who.address, name)
+                .into(),
             Value::Bytes(request.into()),
             WAITING_TTL.as_millis().to_string().into(),
             flag(user.is_legacy()).into(),
