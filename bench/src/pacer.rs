@@ -91,11 +91,21 @@ mod tests {
         assert_eq!(us, [0, 200, 400, 600]);
     }
 
+    /// Poisson gaps keep the rate on average and vary as exponential gaps
+    /// do (their spread as large as their mean); evenly spaced sends would
+    /// keep the rate too, with no spread at all.
     #[test]
-    fn poisson_sends_keep_the_rate_on_average() {
-        let last = offsets(5000, Process::Poisson, 7).nth(50_000).unwrap();
-        let secs = last.as_secs_f64();
-        assert!((9.7..10.3).contains(&secs), "50,000 sends took {secs} s");
+    fn poisson_sends_keep_the_rate_and_vary_like_independent_users() {
+        let due: Vec<f64> = offsets(5000, Process::Poisson, 7)
+            .take(50_001)
+            .map(|d| d.as_secs_f64())
+            .collect();
+        let gaps: Vec<f64> = due.windows(2).map(|w| w[1] - w[0]).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        let spread = var.sqrt() / mean;
+        assert!((190e-6..210e-6).contains(&mean), "mean gap {mean} s");
+        assert!((0.95..1.05).contains(&spread), "spread / mean {spread}");
     }
 
     #[test]
