@@ -15,7 +15,8 @@
 //! Time-to-match of a pair: the later of the two `matched` receipts minus
 //! the later of the two `register` sends (the closed loop's definition);
 //! also printed from the later of the two scheduled arrival times, which
-//! adds the bench's own lateness (tokio's millisecond timer: up to ~1 ms).
+//! adds the bench's own lateness (the pacer thread's wake-up, then the
+//! runtime's: see `crate::pacer`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +29,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::matcher_load::{close_all, print_summary, register_frame, MatcherArgs};
+use crate::pacer::{offsets, Pacer};
 use crate::run_costs::RunWatch;
 use crate::stats::Summary;
 use crate::ws::{self, Ws};
@@ -85,31 +87,31 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
     let outstanding = Arc::new(AtomicUsize::new(0));
     let round_timeout = Duration::from_secs(args.round_timeout_secs);
     let watch = RunWatch::start(&args.costs).await?;
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let t0 = now() + 50_000_000;
-    let mut offset = 0.0f64;
+    // The arrival times, timed to the microsecond by the pacer (tokio's
+    // timer would bunch those due within one millisecond), and the same
+    // times again for each arrival's schedule.
+    let start = Instant::now() + Duration::from_millis(50);
+    let t0 = (start - epoch).as_nanos() as u64;
+    let bound = Duration::from_secs(args.max_secs);
+    let span = Duration::from_secs_f64(window).min(bound);
+    let (pacer, mut tokens) = Pacer::start(
+        start,
+        start + span,
+        rate,
+        args.arrival_process,
+        args.seed,
+        1,
+    );
+    let mut tokens = tokens.pop().expect("the one socket's tokens");
     let mut handles = Vec::new();
     let mut waited_for_socket = 0u64;
     let mut no_socket = 0u64;
-    let max_end = start + Duration::from_secs(args.max_secs);
     // Arrivals until the window ends (a Poisson process over a fixed time,
     // so their number varies around rate x secs).
-    for k in 0.. {
-        if k > 0 {
-            offset += gap(args.arrival_process, rate, args.seed, k);
-        }
-        if offset >= window {
+    for (k, offset) in (0u64..).zip(offsets(rate, args.arrival_process, args.seed)) {
+        if tokens.recv().await.is_none() {
             break;
         }
-        let due = start + Duration::from_secs_f64(offset);
-        if due > max_end {
-            println!(
-                "time bound of {} s reached: no more arrivals",
-                args.max_secs
-            );
-            break;
-        }
-        tokio::time::sleep_until(due).await;
         let ws = match free_rx.try_recv() {
             Ok(ws) => ws,
             Err(_) => {
@@ -123,7 +125,7 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
                 }
             }
         };
-        let scheduled = t0 + (offset * 1e9) as u64;
+        let scheduled = t0 + offset.as_nanos() as u64;
         outstanding.fetch_add(1, Ordering::AcqRel);
         handles.push(tokio::spawn(arrive(
             k,
@@ -141,6 +143,13 @@ pub async fn run(args: &MatcherArgs, sockets: Vec<Ws>, epoch: Instant) -> Result
         )));
     }
     let last_arrival = now();
+    if span < Duration::from_secs_f64(window) {
+        println!(
+            "time bound of {} s reached: no more arrivals",
+            args.max_secs
+        );
+    }
+    tokio::task::spawn_blocking(move || pacer.join()).await?;
     // Those still waiting get a bounded time to be paired; one may be left
     // over with nobody to pair with.
     let drain_until = tokio::time::Instant::now() + DRAIN;

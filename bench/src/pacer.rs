@@ -17,11 +17,11 @@ use crate::arrivals::{gap, Process};
 
 /// When each send is due, from the start: `rate` a second, spread as
 /// `process` says (seeded by `seed`), to the nanosecond.
-pub fn offsets(rate: u64, process: Process, seed: u64) -> impl Iterator<Item = Duration> {
+pub fn offsets(rate: f64, process: Process, seed: u64) -> impl Iterator<Item = Duration> {
     let mut offset = 0.0;
     (0u64..).map(move |k| {
         let due = Duration::from_secs_f64(offset);
-        offset += gap(process, rate as f64, seed, k);
+        offset += gap(process, rate, seed, k);
         due
     })
 }
@@ -44,7 +44,7 @@ impl Pacer {
     pub fn start(
         start: Instant,
         until: Instant,
-        rate: u64,
+        rate: f64,
         process: Process,
         seed: u64,
         n: usize,
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn even_sends_are_spaced_finer_than_a_millisecond() {
-        let first: Vec<Duration> = offsets(5000, Process::Even, 1).take(4).collect();
+        let first: Vec<Duration> = offsets(5000.0, Process::Even, 1).take(4).collect();
         let us: Vec<u128> = first.iter().map(|d| d.as_micros()).collect();
         assert_eq!(us, [0, 200, 400, 600]);
     }
@@ -96,7 +96,7 @@ mod tests {
     /// keep the rate too, with no spread at all.
     #[test]
     fn poisson_sends_keep_the_rate_and_vary_like_independent_users() {
-        let due: Vec<f64> = offsets(5000, Process::Poisson, 7)
+        let due: Vec<f64> = offsets(5000.0, Process::Poisson, 7)
             .take(50_001)
             .map(|d| d.as_secs_f64())
             .collect();
@@ -114,7 +114,7 @@ mod tests {
         // k-th to socket k mod 3.
         let start = Instant::now();
         let until = start + Duration::from_millis(50);
-        let (pacer, mut tokens) = Pacer::start(start, until, 1000, Process::Even, 1, 3);
+        let (pacer, mut tokens) = Pacer::start(start, until, 1000.0, Process::Even, 1, 3);
         pacer.join();
         let counts: Vec<usize> = tokens
             .iter_mut()

@@ -183,7 +183,7 @@ pub async fn run(args: SignallerArgs) -> Result<()> {
     let (pacer, tokens) = Pacer::start(
         epoch + start,
         epoch + Duration::from_nanos(clock.send_until),
-        args.rate,
+        args.rate as f64,
         args.send_process,
         args.seed,
         n,
